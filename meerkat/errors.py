@@ -1,0 +1,228 @@
+"""One error table for every surface.
+
+Every failure a user can see is a :class:`MeerkatError` carrying an
+:class:`ErrorCode`. The code decides, in one place, what each surface shows:
+
+* the JSON-RPC error code (``rkat-rpc``, matching upstream meerkat 0.9.6),
+* the HTTP status (``rkat-rest``),
+* the process exit code (``rkat``),
+* an MCP tool error naming the code (``rkat-mcp``).
+
+Exception tree::
+
+    MeerkatError
+     +-- SessionNotFound        SESSION_NOT_FOUND
+     +-- SessionBusy            SESSION_BUSY (names the running turn)
+     +-- RequestCancelled       REQUEST_CANCELLED (the turn was interrupted)
+     +-- InvalidParams          INVALID_PARAMS (bad input, named field)
+     +-- ConfigGenerationConflict  CONFIG_GENERATION_CONFLICT
+     +-- ProviderError          PROVIDER_ERROR
+     +-- BudgetExhausted        BUDGET_EXHAUSTED
+     +-- StoreError             STORE_ERROR
+     +-- InternalError          INTERNAL_ERROR
+
+Storage and provider exceptions are mapped to these at the boundary; nothing
+else should leak to a surface.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ErrorCode",
+    "ErrorSpec",
+    "ERROR_TABLE",
+    "MeerkatError",
+    "SessionNotFound",
+    "SessionBusy",
+    "RequestCancelled",
+    "InvalidParams",
+    "ConfigGenerationConflict",
+    "ProviderError",
+    "BudgetExhausted",
+    "StoreError",
+    "InternalError",
+    "error_from_code",
+]
+
+
+class ErrorCode(str, enum.Enum):
+    """Stable error codes, named as upstream names them on the wire."""
+
+    SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+    SESSION_BUSY = "SESSION_BUSY"
+    SESSION_NOT_RUNNING = "SESSION_NOT_RUNNING"
+    DUPLICATE_INPUT = "DUPLICATE_INPUT"
+    REQUEST_CANCELLED = "REQUEST_CANCELLED"
+    PROVIDER_ERROR = "PROVIDER_ERROR"
+    BUDGET_EXHAUSTED = "BUDGET_EXHAUSTED"
+    HOOK_DENIED = "HOOK_DENIED"
+    AGENT_ERROR = "AGENT_ERROR"
+    CAPABILITY_UNAVAILABLE = "CAPABILITY_UNAVAILABLE"
+    INVALID_PARAMS = "INVALID_PARAMS"
+    CONFIG_GENERATION_CONFLICT = "CONFIG_GENERATION_CONFLICT"
+    PARSE_ERROR = "PARSE_ERROR"
+    INVALID_REQUEST = "INVALID_REQUEST"
+    METHOD_NOT_FOUND = "METHOD_NOT_FOUND"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    STORE_ERROR = "STORE_ERROR"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorSpec:
+    """How one error code appears on each surface."""
+
+    jsonrpc_code: int
+    http_status: int
+    exit_code: int
+
+
+#: The table. JSON-RPC codes follow upstream ``meerkat-contracts``; a generation
+#: conflict is -32602 there (the published SDK sees ``"-32602"``), which we keep.
+#: Exit codes: busy 11, cancelled 14, provider 20, budget 21 as upstream documents;
+#: the rest fill the same scheme (1x session, 2x run, 1 generic, 2 usage).
+ERROR_TABLE: dict[ErrorCode, ErrorSpec] = {
+    ErrorCode.SESSION_NOT_FOUND: ErrorSpec(-32001, 404, 10),
+    ErrorCode.SESSION_BUSY: ErrorSpec(-32002, 409, 11),
+    ErrorCode.SESSION_NOT_RUNNING: ErrorSpec(-32003, 409, 12),
+    ErrorCode.DUPLICATE_INPUT: ErrorSpec(-32004, 409, 13),
+    ErrorCode.REQUEST_CANCELLED: ErrorSpec(-32005, 499, 14),
+    ErrorCode.PROVIDER_ERROR: ErrorSpec(-32010, 502, 20),
+    ErrorCode.BUDGET_EXHAUSTED: ErrorSpec(-32011, 429, 21),
+    ErrorCode.HOOK_DENIED: ErrorSpec(-32012, 403, 22),
+    ErrorCode.AGENT_ERROR: ErrorSpec(-32013, 500, 23),
+    ErrorCode.CAPABILITY_UNAVAILABLE: ErrorSpec(-32020, 501, 24),
+    ErrorCode.INVALID_PARAMS: ErrorSpec(-32602, 400, 2),
+    ErrorCode.CONFIG_GENERATION_CONFLICT: ErrorSpec(-32602, 409, 15),
+    ErrorCode.PARSE_ERROR: ErrorSpec(-32700, 400, 2),
+    ErrorCode.INVALID_REQUEST: ErrorSpec(-32600, 400, 2),
+    ErrorCode.METHOD_NOT_FOUND: ErrorSpec(-32601, 404, 2),
+    ErrorCode.PAYLOAD_TOO_LARGE: ErrorSpec(-32600, 413, 2),
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: ErrorSpec(-32600, 415, 2),
+    ErrorCode.UNAUTHORIZED: ErrorSpec(-32600, 401, 3),
+    ErrorCode.STORE_ERROR: ErrorSpec(-32603, 500, 1),
+    ErrorCode.INTERNAL_ERROR: ErrorSpec(-32603, 500, 1),
+}
+
+
+class MeerkatError(Exception):
+    """Base of every error a surface may show. ``code`` picks the row of the table."""
+
+    code: ErrorCode = ErrorCode.INTERNAL_ERROR
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    @property
+    def spec(self) -> ErrorSpec:
+        """This error's row of :data:`ERROR_TABLE`."""
+        return ERROR_TABLE[self.code]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``{error, code, details?}`` body used by REST and MCP."""
+        body: dict[str, Any] = {"error": self.message, "code": self.code.value}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class SessionNotFound(MeerkatError):
+    """No live session with this id in the realm (unknown or archived)."""
+
+    code = ErrorCode.SESSION_NOT_FOUND
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"Session not found: {session_id}", details={"session_id": session_id})
+        self.session_id = session_id
+
+
+class SessionBusy(MeerkatError):
+    """A turn is already running on the session; ``running_run_id`` names it."""
+
+    code = ErrorCode.SESSION_BUSY
+
+    def __init__(self, session_id: str, running_run_id: str) -> None:
+        super().__init__(
+            f"Session {session_id} is busy: turn {running_run_id} is running",
+            details={"session_id": session_id, "running_run_id": running_run_id},
+        )
+        self.session_id = session_id
+        self.running_run_id = running_run_id
+
+
+class RequestCancelled(MeerkatError):
+    """The turn this request started was interrupted."""
+
+    code = ErrorCode.REQUEST_CANCELLED
+
+
+class InvalidParams(MeerkatError):
+    """The request was malformed; the message names the bad field."""
+
+    code = ErrorCode.INVALID_PARAMS
+
+
+class ConfigGenerationConflict(MeerkatError):
+    """A compare-and-swap config write saw another generation than expected."""
+
+    code = ErrorCode.CONFIG_GENERATION_CONFLICT
+
+    def __init__(self, expected: int, current: int) -> None:
+        super().__init__(
+            f"Generation conflict: expected {expected}, current {current}",
+            details={"expected_generation": expected, "current_generation": current},
+        )
+        self.expected = expected
+        self.current = current
+
+
+class ProviderError(MeerkatError):
+    """The model provider failed or could not be used (missing key, bad model...)."""
+
+    code = ErrorCode.PROVIDER_ERROR
+
+
+class BudgetExhausted(MeerkatError):
+    """The session's token budget is used up."""
+
+    code = ErrorCode.BUDGET_EXHAUSTED
+
+
+class StoreError(MeerkatError):
+    """The session store failed (disk, database); nothing committed was damaged."""
+
+    code = ErrorCode.STORE_ERROR
+
+
+class InternalError(MeerkatError):
+    """A bug or an unexpected failure inside the host."""
+
+    code = ErrorCode.INTERNAL_ERROR
+
+
+_CLASSES: dict[ErrorCode, type[MeerkatError]] = {
+    cls.code: cls
+    for cls in (RequestCancelled, InvalidParams, ProviderError, BudgetExhausted, StoreError, InternalError)
+}
+
+
+def error_from_code(code: ErrorCode | str, message: str, details: dict[str, Any] | None = None) -> MeerkatError:
+    """Build an error of the right class from a code and a message (used across process lines)."""
+    code = ErrorCode(code)
+    cls = _CLASSES.get(code)
+    if cls is not None:
+        return cls(message, details=details)
+    err = MeerkatError(message, details=details)
+    err.code = code
+    return err
