@@ -1,0 +1,29 @@
+"""Session stores: ``sqlite`` (default), ``jsonl`` and ``memory`` behind one interface."""
+
+from __future__ import annotations
+
+from .base import (
+    MAX_LIST_LIMIT as MAX_LIST_LIMIT,
+    RunCommit as RunCommit,
+    RunRecord as RunRecord,
+    RunStatus as RunStatus,
+    SessionRecord as SessionRecord,
+    SessionStore as SessionStore,
+    current_owner as current_owner,
+    owner_is_alive as owner_is_alive,
+)
+from .memory import MemoryStore as MemoryStore
+from .factory import open_store as open_store
+
+__all__ = [
+    "MAX_LIST_LIMIT",
+    "RunCommit",
+    "RunRecord",
+    "RunStatus",
+    "SessionRecord",
+    "SessionStore",
+    "MemoryStore",
+    "current_owner",
+    "owner_is_alive",
+    "open_store",
+]

@@ -1,0 +1,166 @@
+"""The session store interface every backend implements.
+
+A store keeps sessions (metadata and usage), their transcript rows and their
+runs. Its methods are synchronous and may block on disk; the actors call them
+from a worker thread unless :attr:`SessionStore.blocking` is False.
+
+Commit model: a run is recorded when it starts (:meth:`SessionStore.begin_run`)
+and everything it produced is written in one atomic step when it ends
+(:meth:`SessionStore.commit_run`). A process killed at any instant therefore
+leaves either the whole run or none of its rows, plus a run record still marked
+``running`` that the next process closes as interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, Literal, Protocol
+
+import msgspec
+
+from ..transcript import Message
+from ..usage import Usage
+
+__all__ = [
+    "RunStatus",
+    "SessionRecord",
+    "RunRecord",
+    "RunCommit",
+    "SessionStore",
+    "current_owner",
+    "owner_is_alive",
+    "MAX_LIST_LIMIT",
+]
+
+RunStatus = Literal["running", "completed", "failed", "interrupted"]
+
+#: Upper bound on one page of ``list_sessions`` / ``read_messages``.
+MAX_LIST_LIMIT = 1000
+
+
+class SessionRecord(msgspec.Struct, kw_only=True):
+    """A session's durable metadata (everything but its transcript rows)."""
+
+    session_id: str
+    created_at_ms: int
+    updated_at_ms: int
+    model: str
+    provider: str
+    system_prompt: str | None = None
+    max_tokens: int | None = None
+    provider_params: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+    instance_id: str | None = None
+    budget_max_tokens: int | None = None
+    usage: Usage = Usage()
+    message_count: int = 0
+    last_assistant_text: str | None = None
+    last_seq: int = 0
+    archived: bool = False
+    active_run_id: str | None = None
+
+
+class RunRecord(msgspec.Struct, kw_only=True):
+    """One run: one user input processed to completion (or not)."""
+
+    run_id: str
+    session_id: str
+    status: RunStatus
+    started_at_ms: int
+    owner: str
+    prompt: str | list[dict[str, Any]]
+    finished_at_ms: int | None = None
+    error: str | None = None
+
+
+class RunCommit(msgspec.Struct, kw_only=True):
+    """Everything a finished run writes, applied in one transaction."""
+
+    run_id: str
+    session_id: str
+    status: RunStatus
+    messages: list[Message]
+    usage: Usage
+    last_assistant_text: str | None
+    last_seq: int
+    finished_at_ms: int
+    model: str
+    provider: str
+    error: str | None = None
+
+
+class SessionStore(Protocol):
+    """What the realm supervisor and session actors need from storage."""
+
+    #: True when calls may block on I/O (run them in a worker thread).
+    blocking: bool
+    #: The backend name: ``sqlite``, ``jsonl`` or ``memory``.
+    backend: str
+
+    def create_session(self, record: SessionRecord, messages: list[Message]) -> None:
+        """Insert a new session with its initial rows (e.g. the system prompt)."""
+
+    def get_session(self, session_id: str, *, include_archived: bool = False) -> SessionRecord | None:
+        """The session, or None if unknown (or archived, unless asked for)."""
+
+    def list_sessions(
+        self, *, limit: int, offset: int, labels: dict[str, str] | None = None
+    ) -> list[SessionRecord]:
+        """Live sessions, most recently updated first, whose labels contain every pair given."""
+
+    def read_messages(self, session_id: str, *, offset: int = 0, limit: int | None = None) -> list[Message]:
+        """Transcript rows oldest first (archived sessions included)."""
+
+    def begin_run(self, run: RunRecord) -> None:
+        """Record a run in flight; raises SessionBusy if another run is active on the session."""
+
+    def commit_run(self, commit: RunCommit) -> SessionRecord:
+        """Append the run's rows, update the session, close the run; all or nothing."""
+
+    def open_runs(self) -> list[RunRecord]:
+        """Runs still marked ``running`` (candidates for crash reconciliation)."""
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """One run record."""
+
+    def archive_session(self, session_id: str) -> bool:
+        """Hide the session from list and read; False if unknown or already archived."""
+
+    def close(self) -> None:
+        """Release files and connections."""
+
+
+def current_owner() -> str:
+    """This process as a run owner: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_is_alive(owner: str) -> bool:
+    """Whether the process that owns a run may still be running.
+
+    An owner on another host can't be checked and counts as alive; its runs are
+    left for that host (or a lease expiry) to close.
+    """
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); treat it as dead.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+        return state != b"Z"
+    except (OSError, IndexError):
+        return True

@@ -1,0 +1,105 @@
+"""The ``memory`` backend: sessions in dicts, gone when the process exits."""
+
+from __future__ import annotations
+
+import threading
+
+import msgspec
+
+from ..errors import SessionBusy
+from ..transcript import Message
+from .base import RunCommit, RunRecord, SessionRecord
+from .query import labels_match, page
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """A process-local store; thread-safe so it behaves like the disk backends."""
+
+    blocking = False
+    backend = "memory"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[str, SessionRecord] = {}
+        self._messages: dict[str, list[Message]] = {}
+        self._runs: dict[str, RunRecord] = {}
+
+    def create_session(self, record: SessionRecord, messages: list[Message]) -> None:
+        with self._lock:
+            if record.session_id in self._sessions:
+                raise ValueError(f"session {record.session_id} already exists")
+            self._sessions[record.session_id] = msgspec.structs.replace(
+                record, message_count=len(messages)
+            )
+            self._messages[record.session_id] = list(messages)
+
+    def get_session(self, session_id: str, *, include_archived: bool = False) -> SessionRecord | None:
+        with self._lock:
+            record = self._sessions.get(session_id)
+        if record is None or (record.archived and not include_archived):
+            return None
+        return msgspec.structs.replace(record)
+
+    def list_sessions(self, *, limit: int, offset: int, labels: dict[str, str] | None = None) -> list[SessionRecord]:
+        with self._lock:
+            live = [r for r in self._sessions.values() if not r.archived and labels_match(r.labels, labels)]
+        live.sort(key=lambda r: (r.updated_at_ms, r.session_id), reverse=True)
+        return [msgspec.structs.replace(r) for r in page(live, offset, limit)]
+
+    def read_messages(self, session_id: str, *, offset: int = 0, limit: int | None = None) -> list[Message]:
+        with self._lock:
+            rows = self._messages.get(session_id, [])
+            return page(rows, offset, limit)
+
+    def begin_run(self, run: RunRecord) -> None:
+        with self._lock:
+            record = self._sessions[run.session_id]
+            if record.active_run_id is not None:
+                raise SessionBusy(run.session_id, record.active_run_id)
+            record.active_run_id = run.run_id
+            record.updated_at_ms = max(record.updated_at_ms, run.started_at_ms)
+            self._runs[run.run_id] = msgspec.structs.replace(run)
+
+    def commit_run(self, commit: RunCommit) -> SessionRecord:
+        with self._lock:
+            record = self._sessions[commit.session_id]
+            rows = self._messages.setdefault(commit.session_id, [])
+            rows.extend(commit.messages)
+            record.usage = commit.usage
+            record.message_count = len(rows)
+            if commit.last_assistant_text is not None:
+                record.last_assistant_text = commit.last_assistant_text
+            record.last_seq = max(record.last_seq, commit.last_seq)
+            record.updated_at_ms = max(record.updated_at_ms, commit.finished_at_ms)
+            record.model = commit.model
+            record.provider = commit.provider
+            if record.active_run_id == commit.run_id:
+                record.active_run_id = None
+            run = self._runs.get(commit.run_id)
+            if run is not None:
+                run.status = commit.status
+                run.finished_at_ms = commit.finished_at_ms
+                run.error = commit.error
+            return msgspec.structs.replace(record)
+
+    def open_runs(self) -> list[RunRecord]:
+        with self._lock:
+            return [msgspec.structs.replace(r) for r in self._runs.values() if r.status == "running"]
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            return None if run is None else msgspec.structs.replace(run)
+
+    def archive_session(self, session_id: str) -> bool:
+        with self._lock:
+            record = self._sessions.get(session_id)
+            if record is None or record.archived:
+                return False
+            record.archived = True
+            return True
+
+    def close(self) -> None:
+        pass

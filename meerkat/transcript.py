@@ -1,0 +1,132 @@
+"""The typed transcript: the rows a session's history is made of.
+
+Rows are tagged by ``role`` exactly as ``session/history`` shows them to the
+published SDK: ``system``, ``user``, ``block_assistant`` and ``tool_results``.
+An assistant row holds blocks (``text``, ``reasoning``, ``tool_use``), each
+``{"block_type": ..., "data": {...}}``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Union
+
+import msgspec
+
+from .events import StopReason
+
+__all__ = [
+    "AssistantBlock",
+    "ToolResult",
+    "SystemMessage",
+    "UserMessage",
+    "BlockAssistantMessage",
+    "ToolResultsMessage",
+    "Message",
+    "text_block",
+    "tool_use_block",
+    "reasoning_block",
+    "now_rfc3339",
+    "encode_message",
+    "decode_message",
+    "encode_messages",
+    "decode_messages",
+    "assistant_text",
+]
+
+_ROW = dict(tag_field="role", frozen=True, kw_only=True, omit_defaults=True)
+
+
+def now_rfc3339() -> str:
+    """The current UTC time as RFC 3339 with an explicit offset, as upstream writes it."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class AssistantBlock(msgspec.Struct, frozen=True):
+    """One block of an assistant row: ``block_type`` plus its ``data``."""
+
+    block_type: str
+    data: dict[str, Any]
+
+
+class ToolResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The result of one tool call, in the row that follows the call."""
+
+    tool_use_id: str
+    content: str | list[dict[str, Any]]
+    is_error: bool = False
+
+
+class SystemMessage(msgspec.Struct, tag="system", **_ROW):
+    content: str
+    created_at: str
+
+
+class UserMessage(msgspec.Struct, tag="user", **_ROW):
+    content: str | list[dict[str, Any]]
+    created_at: str
+    run_id: str | None = None
+
+
+class BlockAssistantMessage(msgspec.Struct, tag="block_assistant", **_ROW):
+    blocks: list[AssistantBlock]
+    stop_reason: StopReason
+    created_at: str
+    assistant_message_id: str | None = None
+    run_id: str | None = None
+
+
+class ToolResultsMessage(msgspec.Struct, tag="tool_results", **_ROW):
+    results: list[ToolResult]
+    created_at: str
+    run_id: str | None = None
+
+
+Message = Union[SystemMessage, UserMessage, BlockAssistantMessage, ToolResultsMessage]
+
+
+def text_block(text: str) -> AssistantBlock:
+    """A ``text`` block."""
+    return AssistantBlock("text", {"text": text})
+
+
+def reasoning_block(text: str) -> AssistantBlock:
+    """A ``reasoning`` block."""
+    return AssistantBlock("reasoning", {"text": text})
+
+
+def tool_use_block(call_id: str, name: str, args: dict[str, Any]) -> AssistantBlock:
+    """A ``tool_use`` block naming the call the next ``tool_results`` row answers."""
+    return AssistantBlock("tool_use", {"id": call_id, "name": name, "args": args})
+
+
+def assistant_text(message: Message) -> str:
+    """The concatenated text blocks of an assistant row ("" for other rows)."""
+    if not isinstance(message, BlockAssistantMessage):
+        return ""
+    return "".join(b.data.get("text", "") for b in message.blocks if b.block_type == "text")
+
+
+_encoder = msgspec.json.Encoder()
+_one = msgspec.json.Decoder(Message)
+_many = msgspec.json.Decoder(list[Message])
+
+
+def encode_message(message: Message) -> bytes:
+    """One row as JSON bytes."""
+    return _encoder.encode(message)
+
+
+def decode_message(data: bytes | str) -> Message:
+    """One row from JSON bytes."""
+    return _one.decode(data)
+
+
+def encode_messages(messages: list[Message]) -> bytes:
+    """Rows as a JSON array."""
+    return _encoder.encode(messages)
+
+
+def decode_messages(data: bytes | str) -> list[Message]:
+    """Rows from a JSON array."""
+    return _many.decode(data)
