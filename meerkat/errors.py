@@ -18,6 +18,7 @@ Exception tree::
      +-- ConfigGenerationConflict  CONFIG_GENERATION_CONFLICT
      +-- ProviderError          PROVIDER_ERROR
      +-- BudgetExhausted        BUDGET_EXHAUSTED
+     +-- AgentError             AGENT_ERROR
      +-- StoreError             STORE_ERROR
      +-- InternalError          INTERNAL_ERROR
 
@@ -43,6 +44,7 @@ __all__ = [
     "ConfigGenerationConflict",
     "ProviderError",
     "BudgetExhausted",
+    "AgentError",
     "StoreError",
     "InternalError",
     "error_from_code",
@@ -199,6 +201,12 @@ class BudgetExhausted(MeerkatError):
     code = ErrorCode.BUDGET_EXHAUSTED
 
 
+class AgentError(MeerkatError):
+    """The agent could not finish the run (turn limit, unknown tool, ...)."""
+
+    code = ErrorCode.AGENT_ERROR
+
+
 class StoreError(MeerkatError):
     """The session store failed (disk, database); nothing committed was damaged."""
 
@@ -213,7 +221,7 @@ class InternalError(MeerkatError):
 
 _CLASSES: dict[ErrorCode, type[MeerkatError]] = {
     cls.code: cls
-    for cls in (RequestCancelled, InvalidParams, ProviderError, BudgetExhausted, StoreError, InternalError)
+    for cls in (RequestCancelled, InvalidParams, ProviderError, BudgetExhausted, AgentError, StoreError, InternalError)
 }
 
 

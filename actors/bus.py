@@ -1,0 +1,225 @@
+"""The per-session event bus: sequence numbers, a replay ring and bounded fan-out.
+
+Each session actor owns one :class:`EventBus`. Publishing assigns the next
+``seq``, wraps the payload in its envelope once, keeps it in a bounded ring (for
+subscribers resuming from a cursor) and offers it to every subscriber without
+ever waiting. A subscriber whose queue is full loses events and then receives a
+``stream_truncated`` marker (seq 0) at the gap: a slow reader never slows the turn.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterable
+
+import trio
+
+from meerkat.events import TERMINAL_EVENT_TYPES, AgentEvent, EventEnvelope, lag_marker, make_envelope
+
+__all__ = ["EventBus", "Subscription", "BusStatistics", "SubscriptionStatistics"]
+
+
+class _Gap:
+    """Stands in a subscriber's queue where events were dropped."""
+
+    __slots__ = ("dropped",)
+
+    def __init__(self, dropped: int) -> None:
+        self.dropped = dropped
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionStatistics:
+    """One subscriber's queue depth, capacity and losses."""
+
+    queued: int
+    capacity: int
+    delivered: int
+    dropped: int
+    closed: bool
+
+
+class Subscription:
+    """An async iterator of envelopes from one session, live from its starting point.
+
+    Use it as ``async with`` (or call :meth:`close`) to detach it from the bus.
+    Iteration ends when the session closes the stream (archive, shutdown) or,
+    for a per-run subscription, after that run's terminal event.
+    """
+
+    def __init__(self, bus: "EventBus", capacity: int, until_terminal: bool) -> None:
+        self._bus = bus
+        self._capacity = capacity
+        self._queue: deque[EventEnvelope | _Gap] = deque()
+        self._waiter: trio.Event | None = None
+        self._closed = False
+        self._until_terminal = until_terminal
+        self._delivered = 0
+        self._dropped = 0
+
+    # -- bus side --
+
+    def _offer(self, envelope: EventEnvelope) -> None:
+        queue = self._queue
+        if len(queue) >= self._capacity:
+            self._dropped += 1
+            tail = queue[-1] if queue else None
+            if isinstance(tail, _Gap):
+                tail.dropped += 1
+            else:
+                queue.append(_Gap(1))
+        else:
+            queue.append(envelope)
+        if self._until_terminal and envelope.type in TERMINAL_EVENT_TYPES:
+            self._end()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None:
+            self._waiter.set()
+            self._waiter = None
+
+    def _end(self) -> None:
+        self._closed = True
+        self._bus._detach(self)
+        self._wake()
+
+    # -- reader side --
+
+    def receive_nowait(self) -> EventEnvelope:
+        """The next envelope if one is queued; trio.WouldBlock, or trio.EndOfChannel at the end."""
+        if self._queue:
+            item = self._queue.popleft()
+            self._delivered += 1
+            if isinstance(item, _Gap):
+                return lag_marker(self._bus.session_id, item.dropped)
+            return item
+        if self._closed:
+            raise trio.EndOfChannel()
+        raise trio.WouldBlock()
+
+    async def receive(self) -> EventEnvelope:
+        """The next envelope; raises trio.EndOfChannel when the stream has ended."""
+        while True:
+            try:
+                envelope = self.receive_nowait()
+            except trio.WouldBlock:
+                self._waiter = trio.Event()
+                await self._waiter.wait()
+                continue
+            await trio.lowlevel.checkpoint()
+            return envelope
+
+    def __aiter__(self) -> "Subscription":
+        return self
+
+    async def __anext__(self) -> EventEnvelope:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        """Detach from the bus; queued events can still be read, then iteration ends."""
+        if not self._closed:
+            self._end()
+
+    async def aclose(self) -> None:
+        """Async spelling of :meth:`close`."""
+        self.close()
+
+    async def __aenter__(self) -> "Subscription":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def statistics(self) -> SubscriptionStatistics:
+        """Queue depth and losses."""
+        return SubscriptionStatistics(
+            queued=len(self._queue), capacity=self._capacity, delivered=self._delivered,
+            dropped=self._dropped, closed=self._closed,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BusStatistics:
+    """The bus: last seq, ring fill and subscribers."""
+
+    last_seq: int
+    ring_size: int
+    ring_used: int
+    subscribers: int
+    published: int
+
+
+class EventBus:
+    """Sequence numbers, replay ring and fan-out for one session."""
+
+    def __init__(self, session_id: str, *, last_seq: int = 0, ring_size: int = 1024,
+                 subscriber_capacity: int = 256) -> None:
+        self.session_id = session_id
+        self.last_seq = last_seq
+        self._ring: deque[EventEnvelope] = deque(maxlen=ring_size)
+        self._ring_size = ring_size
+        self._subscriber_capacity = subscriber_capacity
+        self._subscribers: list[Subscription] = []
+        self._published = 0
+        self._closed = False
+
+    @property
+    def subscriber_count(self) -> int:
+        """How many subscribers are attached."""
+        return len(self._subscribers)
+
+    def publish(self, payload: AgentEvent) -> EventEnvelope:
+        """Assign the next seq, keep the event in the ring, offer it to every subscriber."""
+        self.last_seq += 1
+        envelope = make_envelope(self.session_id, self.last_seq, payload)
+        self._ring.append(envelope)
+        self._published += 1
+        for subscriber in tuple(self._subscribers):
+            subscriber._offer(envelope)
+        return envelope
+
+    def subscribe(self, *, after_seq: int | None = None, capacity: int | None = None,
+                  until_terminal: bool = False) -> Subscription:
+        """A new subscription: live from now, or replaying what the ring holds after ``after_seq``.
+
+        If the ring no longer holds every event after ``after_seq``, the stream
+        starts with a ``stream_truncated`` marker counting the missing events.
+        """
+        subscription = Subscription(self, capacity or self._subscriber_capacity, until_terminal)
+        if after_seq is not None and after_seq < self.last_seq:
+            oldest = self._ring[0].seq if self._ring else self.last_seq + 1
+            missing = max(0, oldest - after_seq - 1)
+            if missing:
+                subscription._queue.append(_Gap(missing))
+            for envelope in self._replay_after(after_seq):
+                subscription._queue.append(envelope)
+        if self._closed:
+            subscription._closed = True
+        else:
+            self._subscribers.append(subscription)
+        return subscription
+
+    def _replay_after(self, after_seq: int) -> Iterable[EventEnvelope]:
+        return [e for e in self._ring if e.seq > after_seq]
+
+    def _detach(self, subscription: Subscription) -> None:
+        try:
+            self._subscribers.remove(subscription)
+        except ValueError:
+            pass
+
+    def close(self) -> None:
+        """End every subscription (the session is archived or its actor stops)."""
+        self._closed = True
+        for subscriber in tuple(self._subscribers):
+            subscriber._end()
+
+    def statistics(self) -> BusStatistics:
+        """Seq, ring fill and subscriber count."""
+        return BusStatistics(last_seq=self.last_seq, ring_size=self._ring_size, ring_used=len(self._ring),
+                             subscribers=len(self._subscribers), published=self._published)

@@ -1,0 +1,325 @@
+"""RealmSupervisor: one per realm in a process.
+
+It owns the realm's store and config, starts session actors on demand and
+supervises them one-for-one: an actor that crashes fails only what it had
+pending, is dropped, and is rebuilt from the store by the next message for its
+session. On start it reconciles runs left ``running`` by a process that died,
+closing them as interrupted. Config writes go through its mailbox one at a time
+(one writer per process; the file lock orders processes).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable, TypeVar
+
+import trio
+
+from meerkat.agent import ToolRegistry
+from meerkat.config import Config, ConfigEnvelope, ConfigStore
+from meerkat.errors import InvalidParams, MeerkatError, SessionNotFound, StoreError
+from meerkat.ids import canonical_uuid, new_uuid7
+from meerkat.providers import resolve_model, validate_provider_params
+from meerkat.realm import RealmHandle
+from meerkat.store import RunCommit, SessionRecord, SessionStore, current_owner, owner_is_alive
+from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage
+from meerkat.validation import validate_labels, validate_optional_positive_int
+from meerkat.views import SessionSummary, session_ref
+
+from .mailbox import Mailbox, MailboxClosed
+from .messages import (
+    CreateSession,
+    GetConfig,
+    ListSessions,
+    PatchConfig,
+    RealmMessage,
+    SessionMessage,
+    SetConfig,
+)
+from .session import SessionActor
+
+__all__ = ["HostOptions", "RealmSupervisor", "RealmStatistics"]
+
+log = logging.getLogger("rkat.realm")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class HostOptions:
+    """Tunables of the actor runtime."""
+
+    #: Seconds an idle actor with no subscribers stays in memory before hibernating.
+    idle_timeout: float = 60.0
+    mailbox_capacity: int = 64
+    #: Events each session keeps for subscribers resuming from a cursor.
+    ring_size: int = 1024
+    #: Queue bound of a plain subscriber before it gets ``stream_truncated``.
+    subscriber_capacity: int = 256
+    #: Queue bound of the subscription that follows one streamed turn.
+    turn_stream_capacity: int = 4096
+    #: Seconds between checks for config changes made by other processes.
+    config_poll_interval: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class RealmStatistics:
+    """The realm: live actors, mailbox, lifetime counters."""
+
+    realm_id: str
+    live_actors: int
+    running_turns: int
+    actors_started: int
+    actors_retired: int
+    actors_crashed: int
+    mailbox_queued: int
+    mailbox_handled: int
+
+
+def _rfc3339(ms: int) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
+
+
+class RealmSupervisor:
+    """See the module docstring."""
+
+    def __init__(self, realm: RealmHandle, store: SessionStore, config_store: ConfigStore,
+                 tools: ToolRegistry, options: HostOptions | None = None) -> None:
+        self.realm = realm
+        self.realm_id = realm.realm_id
+        self.store = store
+        self.config_store = config_store
+        self.tools = tools
+        self.options = options or HostOptions()
+        self.owner = current_owner()
+        self.mailbox: Mailbox[RealmMessage] = Mailbox(self.options.mailbox_capacity)
+        self._actors: dict[str, SessionActor] = {}
+        self._nursery: trio.Nursery | None = None
+        self._config: ConfigEnvelope | None = None
+        self._config_stamp: tuple[int, int] | None = None
+        self._io_limiter = trio.CapacityLimiter(8)
+        self._started = self._retired = self._crashed = 0
+
+    # -- running ------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Reconcile, then serve the mailbox until cancelled."""
+        await self._refresh_config()
+        await self._reconcile()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            if self.realm.backend != "memory":
+                nursery.start_soon(self._watch_config)
+            task_status.started()
+            while True:
+                message = await self.mailbox.receive()
+                if isinstance(message, (SetConfig, PatchConfig)):
+                    await self._write_config(message)
+                else:
+                    nursery.start_soon(self._handle, message)
+
+    async def store_call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store method, in a worker thread when the backend blocks on I/O."""
+        if not self.store.blocking:
+            return fn(*args)
+        return await trio.to_thread.run_sync(partial(fn, *args), limiter=self._io_limiter)
+
+    async def _reconcile(self) -> None:
+        """Close runs whose owning process died as interrupted (user input kept)."""
+        for run in await self.store_call(self.store.open_runs):
+            if owner_is_alive(run.owner):
+                continue
+            record = await self.store_call(partial(self.store.get_session, run.session_id, include_archived=True))
+            if record is None:
+                continue
+            created = _rfc3339(run.started_at_ms)
+            rows: list[Message] = [
+                UserMessage(content=run.prompt, created_at=created, run_id=run.run_id),
+                BlockAssistantMessage(blocks=[], stop_reason="cancelled", created_at=created, run_id=run.run_id),
+            ]
+            await self.store_call(self.store.commit_run, RunCommit(
+                run_id=run.run_id, session_id=run.session_id, status="interrupted", messages=rows,
+                usage=record.usage, last_assistant_text=None, last_seq=record.last_seq,
+                finished_at_ms=time.time_ns() // 1_000_000, model=record.model, provider=record.provider,
+                error=f"interrupted: owner {run.owner} died"))
+            log.warning("closed run %s of session %s as interrupted (owner %s is gone)",
+                        run.run_id, run.session_id, run.owner)
+
+    # -- sessions -------------------------------------------------------------
+
+    def actor_for(self, session_id: str) -> SessionActor:
+        """The live actor of a session, started (and loaded from the store) if needed."""
+        actor = self._actors.get(session_id)
+        if actor is None:
+            actor = self._spawn(session_id, None)
+        return actor
+
+    def _spawn(self, session_id: str, record: SessionRecord | None) -> SessionActor:
+        assert self._nursery is not None, "the supervisor is not running"
+        actor = SessionActor(self, session_id, record)
+        self._actors[session_id] = actor
+        self._started += 1
+        self._nursery.start_soon(self._supervise, actor)
+        return actor
+
+    async def _supervise(self, actor: SessionActor) -> None:
+        try:
+            await actor.run()
+        except Exception as exc:  # one-for-one: only this actor's work fails
+            self._crashed += 1
+            log.exception("session actor %s crashed; it will be rebuilt on next use", actor.session_id)
+            actor.crash(exc)
+
+    def _forget(self, actor: SessionActor) -> None:
+        if self._actors.get(actor.session_id) is actor:
+            del self._actors[actor.session_id]
+            self._retired += 1
+
+    async def deliver(self, session_id: str, message: SessionMessage) -> None:
+        """Post a message to a session's actor, restarting it if it just hibernated."""
+        canonical = canonical_uuid(session_id) if isinstance(session_id, str) else None
+        if canonical is None:
+            raise SessionNotFound(str(session_id))
+        for _ in range(8):
+            actor = self.actor_for(canonical)
+            try:
+                actor.mailbox.post_nowait(message)
+                return
+            except trio.WouldBlock:
+                try:
+                    await actor.mailbox.post(message)
+                    return
+                except MailboxClosed:
+                    continue
+            except MailboxClosed:
+                continue
+        raise StoreError(f"could not reach the actor of session {canonical}")
+
+    async def ask(self, message: RealmMessage) -> Any:
+        """Post a message to the supervisor and wait for its reply."""
+        await self.mailbox.post(message)
+        return await message.reply.wait()
+
+    async def _handle(self, message: RealmMessage) -> None:
+        try:
+            if isinstance(message, CreateSession):
+                message.reply.send(await self._create(message))
+            elif isinstance(message, ListSessions):
+                message.reply.send(await self._list(message))
+            elif isinstance(message, GetConfig):
+                message.reply.send(await self._get_config())
+        except MeerkatError as exc:
+            message.reply.fail(exc)
+        except Exception as exc:
+            log.exception("realm request failed")
+            message.reply.fail(StoreError(f"{type(exc).__name__}: {exc}"))
+
+    async def _create(self, message: CreateSession) -> SessionRecord:
+        params = message.params
+        config = self.current_config()
+        model, provider = resolve_model(params.model, params.provider, config.agent.model)
+        provider_params = validate_provider_params(provider, params.provider_params)
+        if params.system_prompt is not None and not isinstance(params.system_prompt, str):
+            raise InvalidParams("system_prompt must be a string")
+        system_prompt = params.system_prompt if params.system_prompt is not None else config.agent.system_prompt
+        now = time.time_ns() // 1_000_000
+        record = SessionRecord(
+            session_id=new_uuid7(), created_at_ms=now, updated_at_ms=now, model=model, provider=provider,
+            system_prompt=system_prompt,
+            max_tokens=validate_optional_positive_int(params.max_tokens, "max_tokens"),
+            provider_params=provider_params, labels=validate_labels(params.labels),
+            instance_id=self.realm.instance_id,
+            budget_max_tokens=validate_optional_positive_int(params.budget_max_tokens, "budget_max_tokens"),
+        )
+        initial: list[Message] = []
+        if system_prompt:
+            initial.append(SystemMessage(content=system_prompt, created_at=_rfc3339(now)))
+        await self.store_call(self.store.create_session, record, initial)
+        record.message_count = len(initial)
+        self._spawn(record.session_id, record)
+        return record
+
+    async def _list(self, message: ListSessions) -> list[SessionSummary]:
+        records = await self.store_call(partial(self.store.list_sessions, limit=message.limit,
+                                                offset=message.offset, labels=message.labels))
+        summaries = []
+        for record in records:
+            live = self._actors.get(record.session_id)
+            running = live is not None and live.statistics().running_run_id is not None
+            summaries.append(SessionSummary(
+                session_id=record.session_id, created_at_ms=record.created_at_ms,
+                updated_at_ms=record.updated_at_ms, message_count=record.message_count,
+                total_tokens=record.usage.total_tokens, is_active=running or record.active_run_id is not None,
+                labels=dict(record.labels), model=record.model, provider=record.provider,
+                session_ref=session_ref(self.realm_id, record.session_id)))
+        return summaries
+
+    # -- config ---------------------------------------------------------------
+
+    def current_config(self) -> Config:
+        """The realm config as last read (kept fresh by a watcher for other processes' writes)."""
+        assert self._config is not None
+        return self._config.config
+
+    def _stamp(self) -> tuple[int, int] | None:
+        paths = self.realm.paths
+        if self.realm.backend == "memory" or paths is None:
+            return None
+        try:
+            st = os.stat(paths.root / "config_state.json")
+            return (st.st_mtime_ns, st.st_size)
+        except OSError:
+            return (0, 0)
+
+    async def _refresh_config(self) -> ConfigEnvelope:
+        stamp = self._stamp()
+        envelope = await self._config_io(self.config_store.get)
+        self._config, self._config_stamp = envelope, stamp
+        return envelope
+
+    async def _watch_config(self) -> None:
+        while True:
+            await trio.sleep(self.options.config_poll_interval)
+            if self._stamp() != self._config_stamp:
+                try:
+                    await self._refresh_config()
+                except MeerkatError as exc:
+                    log.warning("could not reload config: %s", exc)
+
+    async def _config_io(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.realm.backend == "memory":
+            return fn(*args)
+        return await trio.to_thread.run_sync(partial(fn, *args), limiter=self._io_limiter)
+
+    async def _get_config(self) -> ConfigEnvelope:
+        return await self._refresh_config()
+
+    async def _write_config(self, message: SetConfig | PatchConfig) -> None:
+        try:
+            if isinstance(message, SetConfig):
+                envelope = await self._config_io(self.config_store.set, message.config, message.expected_generation)
+            else:
+                envelope = await self._config_io(self.config_store.patch, message.patch, message.expected_generation)
+            self._config, self._config_stamp = envelope, self._stamp()
+            message.reply.send(envelope)
+        except MeerkatError as exc:
+            message.reply.fail(exc)
+        except Exception as exc:
+            log.exception("config write failed")
+            message.reply.fail(StoreError(f"config write failed: {exc}"))
+
+    # -- monitoring -------------------------------------------------------------
+
+    def statistics(self) -> RealmStatistics:
+        """A snapshot of the realm's actors and mailbox."""
+        mailbox = self.mailbox.statistics()
+        running = sum(1 for a in self._actors.values() if a.statistics().running_run_id is not None)
+        return RealmStatistics(
+            realm_id=self.realm_id, live_actors=len(self._actors), running_turns=running,
+            actors_started=self._started, actors_retired=self._retired, actors_crashed=self._crashed,
+            mailbox_queued=mailbox.queued, mailbox_handled=mailbox.handled)

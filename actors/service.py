@@ -1,0 +1,300 @@
+"""The in-process API: one typed facade over the actors.
+
+:class:`SessionService` is what every surface (CLI, JSON-RPC, REST, MCP) calls,
+and what a Python program embedding the host uses directly. Each method turns
+into a typed message to the realm supervisor or a session actor and waits for
+the one-shot reply. Open one with :func:`open_service`::
+
+    async with open_service(realm_id="team-alpha") as service:
+        result = await service.create_session("What is the capital of France?")
+        print(result.text)
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import trio
+
+from meerkat.agent import Tool, builtin_tools
+from meerkat.config import ConfigEnvelope, FileConfigStore, MemoryConfigStore
+from meerkat.errors import SessionNotFound
+from meerkat.events import EventEnvelope
+from meerkat.ids import canonical_uuid
+from meerkat.realm import RealmHandle, open_realm
+from meerkat.store import open_store
+from meerkat.usage import Usage
+from meerkat.validation import validate_labels, validate_page, validate_prompt
+from meerkat.views import HistoryPage, InterruptResult, RunResult, SessionSummary, SessionView, session_ref
+
+from .bus import Subscription
+from .messages import (
+    Archive,
+    CreateParams,
+    CreateSession,
+    GetConfig,
+    Interrupt,
+    ListSessions,
+    PatchConfig,
+    Read,
+    SetConfig,
+    StartTurn,
+    Subscribe,
+    TurnRequest,
+)
+from .realm import HostOptions, RealmStatistics, RealmSupervisor
+
+__all__ = ["SessionService", "TurnStream", "ConfigView", "open_service"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigView:
+    """The realm config with its generation and where it lives."""
+
+    config: dict[str, Any]
+    generation: int
+    realm_id: str
+    instance_id: str | None
+    backend: str
+    resolved_paths: dict[str, str] | None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The upstream ``ConfigEnvelope`` shape."""
+        body: dict[str, Any] = {
+            "config": self.config, "generation": self.generation, "realm_id": self.realm_id,
+            "instance_id": self.instance_id, "backend": self.backend,
+        }
+        if self.resolved_paths is not None:
+            body["resolved_paths"] = self.resolved_paths
+        return body
+
+
+class TurnStream:
+    """A running turn's events, live, ending after its terminal event; then :meth:`result`.
+
+    ::
+
+        stream = await service.start_turn_streaming(session_id, "Tell me a story")
+        async for envelope in stream:
+            if envelope.type == "text_delta":
+                print(envelope.payload.delta, end="")
+        result = await stream.result()   # raises RequestCancelled if interrupted
+    """
+
+    def __init__(self, session_id: str, run_id: str, subscription: Subscription, done: Any) -> None:
+        self.session_id = session_id
+        self.run_id = run_id
+        self._subscription = subscription
+        self._done = done
+
+    def __aiter__(self) -> "TurnStream":
+        return self
+
+    async def __anext__(self) -> EventEnvelope:
+        return await self._subscription.__anext__()
+
+    async def result(self) -> RunResult:
+        """The run's result once it has ended (raises the run's error)."""
+        return await self._done.wait()
+
+    async def aclose(self) -> None:
+        """Stop following events; the turn itself goes on."""
+        self._subscription.close()
+
+    async def __aenter__(self) -> "TurnStream":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._subscription.close()
+
+
+class SessionService:
+    """Create, continue, stream, list, read, interrupt and archive sessions of one realm."""
+
+    def __init__(self, supervisor: RealmSupervisor) -> None:
+        self._sup = supervisor
+
+    @property
+    def realm(self) -> RealmHandle:
+        """The realm this service serves."""
+        return self._sup.realm
+
+    @property
+    def supervisor(self) -> RealmSupervisor:
+        """The realm supervisor (for monitoring and tests)."""
+        return self._sup
+
+    # -- sessions -------------------------------------------------------------
+
+    async def create_session(self, prompt: Any = None, *, model: str | None = None, provider: str | None = None,
+                             system_prompt: str | None = None, max_tokens: int | None = None,
+                             provider_params: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
+                             budget_max_tokens: int | None = None, run_immediately: bool = True) -> RunResult:
+        """Create a session and (unless ``run_immediately=False`` or no prompt) run its first turn."""
+        if run_immediately and prompt is not None:
+            _, message = await self._create_and_start(prompt, stream=False, model=model, provider=provider,
+                                                      system_prompt=system_prompt, max_tokens=max_tokens,
+                                                      provider_params=provider_params, labels=labels,
+                                                      budget_max_tokens=budget_max_tokens)
+            return await message.done.wait()
+        record = await self._create(CreateParams(model, provider, system_prompt, max_tokens, provider_params,
+                                                 labels, budget_max_tokens))
+        return RunResult(session_id=record.session_id, run_id=None, text="", turns=0, tool_calls=0,
+                         usage=Usage(), run_usage=Usage(), session_ref=session_ref(self._sup.realm_id,
+                                                                                   record.session_id))
+
+    async def create_session_streaming(self, prompt: Any, **options: Any) -> TurnStream:
+        """Create a session and start its first turn; returns the live event stream."""
+        session_id, message = await self._create_and_start(prompt, stream=True, **options)
+        run_id, subscription = await message.accepted.wait()
+        assert subscription is not None
+        return TurnStream(session_id, run_id, subscription, message.done)
+
+    async def _create(self, params: CreateParams) -> Any:
+        return await self._sup.ask(CreateSession(params))
+
+    async def _create_and_start(self, prompt: Any, *, stream: bool, **options: Any) -> tuple[str, StartTurn]:
+        validate_prompt(prompt)  # before creating, so a bad prompt leaves no empty session behind
+        record = await self._create(CreateParams(**options))
+        message = StartTurn(TurnRequest(prompt=prompt), stream=stream)
+        await self._sup.deliver(record.session_id, message)
+        return record.session_id, message
+
+    async def start_turn(self, session_id: str, prompt: Any, *, model: str | None = None,
+                         provider: str | None = None, system_prompt: str | None = None,
+                         max_tokens: int | None = None, provider_params: dict[str, Any] | None = None) -> RunResult:
+        """Run one turn on an existing session and return its result."""
+        message = StartTurn(TurnRequest(prompt, model, provider, system_prompt, max_tokens, provider_params),
+                            stream=False)
+        await self._sup.deliver(session_id, message)
+        return await message.done.wait()
+
+    async def start_turn_streaming(self, session_id: str, prompt: Any, *, model: str | None = None,
+                                   provider: str | None = None, system_prompt: str | None = None,
+                                   max_tokens: int | None = None,
+                                   provider_params: dict[str, Any] | None = None) -> TurnStream:
+        """Start a turn and return its live events; raises SESSION_BUSY etc. at once."""
+        message = StartTurn(TurnRequest(prompt, model, provider, system_prompt, max_tokens, provider_params),
+                            stream=True)
+        await self._sup.deliver(session_id, message)
+        run_id, subscription = await message.accepted.wait()
+        assert subscription is not None
+        return TurnStream(_canonical(session_id), run_id, subscription, message.done)
+
+    async def list_sessions(self, *, limit: int | None = None, offset: int | None = None,
+                            labels: dict[str, str] | None = None) -> list[SessionSummary]:
+        """Live sessions, most recently updated first; ``labels`` keeps those having every pair."""
+        limit, offset = validate_page(limit, offset)
+        return await self._sup.ask(ListSessions(limit, offset, validate_labels(labels) or None))
+
+    async def read_session(self, session_id: str) -> SessionView:
+        """The session's state (SESSION_NOT_FOUND once archived)."""
+        message = Read()
+        await self._sup.deliver(session_id, message)
+        return await message.reply.wait()
+
+    async def read_history(self, session_id: str, *, offset: int = 0, limit: int | None = None) -> HistoryPage:
+        """A page of the transcript, oldest first; archived sessions stay readable here."""
+        page_limit, offset = validate_page(limit, offset)
+        sid = _canonical(session_id)
+        store = self._sup.store
+        record = await self._sup.store_call(partial(store.get_session, sid, include_archived=True))
+        if record is None:
+            raise SessionNotFound(session_id)
+        rows = await self._sup.store_call(partial(store.read_messages, sid, offset=offset, limit=page_limit))
+        total = record.message_count
+        return HistoryPage(session_id=sid, message_count=total, offset=offset, limit=limit,
+                           has_more=offset + len(rows) < total, messages=rows,
+                           session_ref=session_ref(self._sup.realm_id, sid))
+
+    async def archive(self, session_id: str) -> None:
+        """Hide the session from list and read; a running turn finishes first."""
+        message = Archive()
+        await self._sup.deliver(session_id, message)
+        await message.reply.wait()
+
+    async def interrupt(self, session_id: str) -> InterruptResult:
+        """Cancel the running turn and wait until it has ended; a no-op when idle."""
+        message = Interrupt()
+        await self._sup.deliver(session_id, message)
+        return await message.reply.wait()
+
+    async def subscribe(self, session_id: str, *, after_seq: int | None = None) -> Subscription:
+        """Follow the session's events, live, or from just after ``after_seq`` while the ring holds it."""
+        message = Subscribe(after_seq)
+        await self._sup.deliver(session_id, message)
+        return await message.reply.wait()
+
+    # -- config -----------------------------------------------------------------
+
+    def _config_view(self, envelope: ConfigEnvelope) -> ConfigView:
+        from meerkat.config import config_to_dict
+
+        realm = self._sup.realm
+        return ConfigView(config=config_to_dict(envelope.config), generation=envelope.generation,
+                          realm_id=realm.realm_id, instance_id=realm.instance_id, backend=realm.backend,
+                          resolved_paths=realm.paths.to_dict() if realm.paths else None)
+
+    async def get_config(self) -> ConfigView:
+        """The realm config and its generation."""
+        return self._config_view(await self._sup.ask(GetConfig()))
+
+    async def set_config(self, config: dict[str, Any], *, expected_generation: int | None = None) -> ConfigView:
+        """Replace the config; missing keys take their defaults."""
+        return self._config_view(await self._sup.ask(SetConfig(config, expected_generation)))
+
+    async def patch_config(self, patch: dict[str, Any], *, expected_generation: int | None = None) -> ConfigView:
+        """Apply an RFC 7396 merge patch (``null`` removes a key, restoring its default)."""
+        return self._config_view(await self._sup.ask(PatchConfig(patch, expected_generation)))
+
+    # -- tools and monitoring ------------------------------------------------------
+
+    def register_tool(self, tool: Tool) -> None:
+        """Make a tool available to the model from the next model call on."""
+        self._sup.tools.register(tool)
+
+    def statistics(self) -> RealmStatistics:
+        """Actors, mailboxes and counters of this realm."""
+        return self._sup.statistics()
+
+
+def _canonical(session_id: str) -> str:
+    canonical = canonical_uuid(session_id) if isinstance(session_id, str) else None
+    if canonical is None:
+        raise SessionNotFound(str(session_id))
+    return canonical
+
+
+@asynccontextmanager
+async def open_service(realm_id: str | None = None, *, state_root: str | Path | None = None,
+                       backend: str | None = None, isolated: bool = False, instance_id: str | None = None,
+                       options: HostOptions | None = None) -> AsyncIterator[SessionService]:
+    """Open a realm (creating it if new) and serve it until the block exits.
+
+    Without ``realm_id`` a fresh isolated realm is made. On exit, running turns
+    are interrupted and committed as interrupted, and the store is closed.
+    """
+    realm = await trio.to_thread.run_sync(partial(open_realm, realm_id, state_root=state_root, backend=backend,
+                                                  isolated=isolated, instance_id=instance_id))
+    if realm.backend == "memory" or realm.paths is None:
+        store = open_store("memory")
+        config_store: Any = MemoryConfigStore()
+    else:
+        store = await trio.to_thread.run_sync(partial(open_store, realm.backend,
+                                                      sqlite_path=realm.paths.sessions_sqlite_path,
+                                                      jsonl_dir=realm.paths.sessions_jsonl_dir))
+        config_store = FileConfigStore(realm.paths.root)
+    supervisor = RealmSupervisor(realm, store, config_store, builtin_tools(), options)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(supervisor.run)
+            try:
+                yield SessionService(supervisor)
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        store.close()

@@ -1,0 +1,457 @@
+"""SessionActor: one live session, its mailbox, its event bus and at most one turn.
+
+The actor keeps reading its mailbox while a turn runs, so interrupts, reads and
+subscriptions are served mid-turn. A turn runs in a child task under its own
+cancel scope; an interrupt cancels that scope, and the turn then commits what
+the user already saw (their message and the partial answer, stop reason
+``cancelled``) and ends with ``run_failed`` of class ``cancelled``: the
+acknowledgement. Every run ends in exactly one terminal event, published only
+after its commit. An idle actor with no subscribers hibernates: it leaves the
+supervisor's table and costs nothing but its row in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import trio
+
+from meerkat.agent import RunFailure, RunSettings, RunState, run_loop
+from meerkat.errors import (
+    BudgetExhausted,
+    InternalError,
+    InvalidParams,
+    MeerkatError,
+    RequestCancelled,
+    SessionBusy,
+    SessionNotFound,
+)
+from meerkat.events import (
+    ContentInput,
+    ErrorReport,
+    RunCompleted,
+    RunFailed,
+    RunIdentity,
+    RunStarted,
+)
+from meerkat.ids import new_uuid7
+from meerkat.providers import build_provider, resolve_model, validate_provider_params
+from meerkat.store import RunCommit, RunRecord, SessionRecord
+from meerkat.usage import Usage
+from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage, now_rfc3339
+from meerkat.validation import validate_prompt
+from meerkat.views import InterruptResult, RunResult, SessionView, session_ref
+
+from .bus import EventBus, Subscription
+from .mailbox import Mailbox, MailboxClosed
+from .messages import Archive, Interrupt, Read, SessionMessage, StartTurn, Subscribe, TurnRequest
+
+if TYPE_CHECKING:
+    from .realm import RealmSupervisor
+
+__all__ = ["SessionActor", "SessionActorStatistics", "is_cancellation"]
+
+log = logging.getLogger("rkat.session")
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """True for trio.Cancelled, alone or as the only kind inside an exception group."""
+    if isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        rest = exc.split(trio.Cancelled)[1]
+        return rest is None
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionActorStatistics:
+    """One actor: mailbox, bus, running turn and lifetime counters."""
+
+    session_id: str
+    running_run_id: str | None
+    mailbox_queued: int
+    mailbox_handled: int
+    bus_last_seq: int
+    subscribers: int
+    runs_completed: int
+    runs_failed: int
+    runs_interrupted: int
+
+
+@dataclass
+class _RunningTurn:
+    run_id: str
+    message: StartTurn
+    settings: RunSettings
+    user_row: UserMessage
+    subscription: Subscription | None
+    cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    interrupt_replies: list[Any] = field(default_factory=list)
+    start_usage: Usage = Usage()
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SessionActor:
+    """See the module docstring. Created and supervised by :class:`RealmSupervisor`."""
+
+    def __init__(self, supervisor: "RealmSupervisor", session_id: str, record: SessionRecord | None = None) -> None:
+        self.session_id = session_id
+        self.mailbox: Mailbox[SessionMessage] = Mailbox(supervisor.options.mailbox_capacity)
+        self._supervisor = supervisor
+        self._record = record
+        self._history: list[Message] | None = None
+        self._bus: EventBus | None = None
+        self._running: _RunningTurn | None = None
+        self._archived = False
+        self._retired = False
+        self._nursery: trio.Nursery | None = None
+        self._completed = self._failed = self._interrupted = 0
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def run(self) -> None:
+        """The actor's life: load, serve the mailbox, hibernate or retire."""
+        sup = self._supervisor
+        if self._record is None:
+            try:
+                self._record = await sup.store_call(sup.store.get_session, self.session_id)
+            except MeerkatError as exc:
+                self.retire(exc)
+                return
+            if self._record is None:
+                self.retire(SessionNotFound(self.session_id))
+                return
+        self._bus = EventBus(self.session_id, last_seq=self._record.last_seq,
+                             ring_size=sup.options.ring_size, subscriber_capacity=sup.options.subscriber_capacity)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self._serve()
+        finally:
+            if not self._retired:
+                self.retire(InternalError(f"session actor {self.session_id} stopped"))
+
+    async def _serve(self) -> None:
+        idle_timeout = self._supervisor.options.idle_timeout
+        while not self._retired:
+            message = None
+            with trio.move_on_after(idle_timeout):
+                try:
+                    message = await self.mailbox.receive()
+                except (trio.EndOfChannel, trio.ClosedResourceError):
+                    return
+            if message is None:
+                if self._can_hibernate():
+                    self.retire(None)
+                    return
+                continue
+            self._dispatch(message)
+
+    def _can_hibernate(self) -> bool:
+        assert self._bus is not None
+        return self._running is None and self._bus.subscriber_count == 0 and self.mailbox.is_empty()
+
+    def retire(self, error: MeerkatError | None) -> None:
+        """Leave the supervisor's table, refuse new mail, fail what is queued, end streams."""
+        if self._retired:
+            return
+        self._retired = True
+        self._supervisor._forget(self)
+        for message in self.mailbox.close():
+            _fail(message, error or MailboxClosedError(self.session_id))
+        if self._bus is not None:
+            self._bus.close()
+
+    def crash(self, exc: BaseException) -> None:
+        """Called by the supervisor when the actor itself failed: fail everything pending."""
+        error = InternalError(f"session actor {self.session_id} crashed: {exc!r}")
+        if self._running is not None:
+            self._running.message.accepted.fail(error)
+            self._running.message.done.fail(error)
+            for reply in self._running.interrupt_replies:
+                reply.fail(error)
+        self.retire(error)
+
+    # -- dispatch -------------------------------------------------------------
+
+    def _dispatch(self, message: SessionMessage) -> None:
+        if isinstance(message, StartTurn):
+            self._start_turn(message)
+        elif isinstance(message, Interrupt):
+            self._interrupt(message)
+        elif isinstance(message, Read):
+            self._read(message)
+        elif isinstance(message, Subscribe):
+            self._subscribe(message)
+        elif isinstance(message, Archive):
+            assert self._nursery is not None
+            self._nursery.start_soon(self._archive, message)
+        else:  # pragma: no cover - the union is closed
+            raise TypeError(f"unknown message {message!r}")
+
+    def _read(self, message: Read) -> None:
+        if self._archived:
+            message.reply.fail(SessionNotFound(self.session_id))
+            return
+        assert self._record is not None
+        running = self._running.run_id if self._running else None
+        message.reply.send(SessionView.from_record(self._record, running_run_id=running,
+                                                   realm_id=self._supervisor.realm_id))
+
+    def _subscribe(self, message: Subscribe) -> None:
+        if self._archived:
+            message.reply.fail(SessionNotFound(self.session_id))
+            return
+        assert self._bus is not None
+        message.reply.send(self._bus.subscribe(after_seq=message.after_seq))
+
+    def _interrupt(self, message: Interrupt) -> None:
+        if self._archived:
+            message.reply.fail(SessionNotFound(self.session_id))
+            return
+        turn = self._running
+        if turn is None:
+            message.reply.send(InterruptResult(session_id=self.session_id, interrupted=False))
+            return
+        turn.interrupt_replies.append(message.reply)
+        turn.cancel_scope.cancel()
+
+    async def _archive(self, message: Archive) -> None:
+        if self._archived:
+            message.reply.fail(SessionNotFound(self.session_id))
+            return
+        sup = self._supervisor
+        try:
+            changed = await sup.store_call(sup.store.archive_session, self.session_id)
+        except MeerkatError as exc:
+            message.reply.fail(exc)
+            return
+        if not changed:
+            message.reply.fail(SessionNotFound(self.session_id))
+            self.retire(SessionNotFound(self.session_id))
+            return
+        self._archived = True
+        message.reply.send(True)
+        if self._running is None:
+            self.retire(SessionNotFound(self.session_id))
+
+    # -- turns ----------------------------------------------------------------
+
+    def _start_turn(self, message: StartTurn) -> None:
+        if self._archived:
+            _fail(message, SessionNotFound(self.session_id))
+            return
+        if self._running is not None:
+            _fail(message, SessionBusy(self.session_id, self._running.run_id))
+            return
+        try:
+            settings = self._settings_for(message.request)
+            prompt = validate_prompt(message.request.prompt)
+        except MeerkatError as exc:
+            _fail(message, exc)
+            return
+        assert self._bus is not None and self._nursery is not None
+        run_id = new_uuid7()
+        subscription = self._bus.subscribe(capacity=self._supervisor.options.turn_stream_capacity,
+                                           until_terminal=True) if message.stream else None
+        user_row = UserMessage(content=prompt, created_at=now_rfc3339(), run_id=run_id)
+        self._running = _RunningTurn(run_id, message, settings, user_row, subscription)
+        self._nursery.start_soon(self._turn, self._running)
+
+    def _settings_for(self, request: TurnRequest) -> RunSettings:
+        assert self._record is not None
+        config = self._supervisor.current_config()
+        record = self._record
+        if request.model is not None or request.provider is not None:
+            model, provider = resolve_model(request.model, request.provider or (
+                None if request.model is not None else record.provider), config.agent.model)
+        else:
+            model, provider = record.model, record.provider
+        params = record.provider_params if request.provider_params is None else request.provider_params
+        params = validate_provider_params(provider, params)
+        max_tokens = request.max_tokens or record.max_tokens or config.agent.max_tokens_per_turn
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
+            raise InvalidParams("max_tokens must be a positive integer")
+        budget = record.budget_max_tokens
+        if budget is None:
+            budget = config.budget.max_tokens or config.limits.budget
+        return RunSettings(
+            model=model,
+            provider=provider,
+            system_prompt=request.system_prompt if request.system_prompt is not None else record.system_prompt,
+            max_tokens=max_tokens,
+            provider_params=params,
+            max_turns=config.agent.max_turns,
+            budget_max_tokens=budget,
+            tool_timeout_secs=config.tools.default_timeout_secs,
+            max_concurrent_tools=config.tools.max_concurrent,
+        )
+
+    async def _turn(self, turn: _RunningTurn) -> None:
+        sup = self._supervisor
+        assert self._record is not None and self._bus is not None
+        record = self._record
+        settings = turn.settings
+        try:
+            if settings.budget_max_tokens is not None and record.usage.total_tokens >= settings.budget_max_tokens:
+                raise BudgetExhausted(
+                    f"token budget exhausted: {record.usage.total_tokens} of {settings.budget_max_tokens} used",
+                    details={"used": record.usage.total_tokens, "limit": settings.budget_max_tokens})
+            config = sup.current_config()
+            provider = build_provider(settings.provider, {
+                "token_delay_ms": config.mock.token_delay_ms,
+                "first_token_latency_ms": config.mock.first_token_latency_ms,
+            } if settings.provider == "mock" else {})
+            if self._history is None:
+                rows = await sup.store_call(sup.store.read_messages, self.session_id)
+                self._history = [r for r in rows if not isinstance(r, SystemMessage)]
+            await sup.store_call(sup.store.begin_run, RunRecord(
+                run_id=turn.run_id, session_id=self.session_id, status="running", started_at_ms=_now_ms(),
+                owner=sup.owner, prompt=turn.user_row.content))
+        except BaseException as exc:
+            self._running = None
+            if turn.subscription is not None:
+                turn.subscription.close()
+            error = exc if isinstance(exc, MeerkatError) else InternalError(f"could not start the turn: {exc!r}")
+            _fail(turn.message, error)
+            for reply in turn.interrupt_replies:
+                reply.send(InterruptResult(session_id=self.session_id, interrupted=False))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        turn.start_usage = record.usage
+        turn.message.accepted.send((turn.run_id, turn.subscription))
+
+        state = RunState(session_id=self.session_id, run_id=turn.run_id, history=[*self._history, turn.user_row],
+                         new_rows=[], usage=record.usage, last_assistant_text=record.last_assistant_text)
+        self._bus.publish(RunStarted(session_id=self.session_id, input=ContentInput(turn.user_row.content),
+                                     identity=RunIdentity(run_id=turn.run_id)))
+        outcome: BaseException | None = None
+        pending: BaseException | None = None
+        try:
+            with turn.cancel_scope:
+                await run_loop(state, settings, provider, sup.tools, self._bus.publish)
+        except RunFailure as failure:
+            outcome = failure
+        except BaseException as exc:
+            if is_cancellation(exc) or isinstance(exc, KeyboardInterrupt):
+                outcome = RequestCancelled("request cancelled")
+                pending = exc
+            elif isinstance(exc, Exception):
+                log.exception("turn %s of session %s crashed", turn.run_id, self.session_id)
+                outcome = exc
+            else:
+                raise
+        if outcome is None and turn.cancel_scope.cancelled_caught:
+            outcome = RequestCancelled("request cancelled")
+        with trio.CancelScope(shield=True):
+            await self._finish(turn, state, outcome)
+        if pending is not None:
+            raise pending
+
+    async def _finish(self, turn: _RunningTurn, state: RunState, outcome: BaseException | None) -> None:
+        sup = self._supervisor
+        assert self._bus is not None and self._record is not None
+        rows: list[Message] = [turn.user_row, *state.new_rows]
+        if isinstance(outcome, RequestCancelled):
+            status = "interrupted"
+            partial = state.partial_row("cancelled")
+            rows.append(partial or BlockAssistantMessage(blocks=[], stop_reason="cancelled",
+                                                         created_at=now_rfc3339(), run_id=turn.run_id))
+            if partial is not None:
+                state.last_assistant_text = "".join(state.partial_text) or state.last_assistant_text
+        elif outcome is None:
+            status = "completed"
+        else:
+            status = "failed"
+        terminal_seq = self._bus.last_seq + 1
+        commit = RunCommit(
+            run_id=turn.run_id, session_id=self.session_id, status=status, messages=rows, usage=state.usage,
+            last_assistant_text=state.last_assistant_text, last_seq=terminal_seq, finished_at_ms=_now_ms(),
+            model=turn.settings.model, provider=turn.settings.provider,
+            error=None if outcome is None else str(outcome))
+        try:
+            self._record = await sup.store_call(sup.store.commit_run, commit)
+            self._history = (self._history or []) + [r for r in rows]
+        except BaseException as exc:  # the store failed: the run fails, the actor reloads next time
+            log.exception("commit of run %s failed", turn.run_id)
+            self._history = None
+            if outcome is None or isinstance(outcome, RequestCancelled):
+                outcome = exc if isinstance(exc, MeerkatError) else InternalError(f"commit failed: {exc!r}")
+            status = "failed"
+        identity = RunIdentity(run_id=turn.run_id)
+        run_usage = state.usage.minus(turn.start_usage)
+        if outcome is None:
+            self._completed += 1
+            self._bus.publish(RunCompleted(session_id=self.session_id, result=state.final_text, usage=state.usage,
+                                           terminal_cause_kind=state.terminal_cause_kind, identity=identity))
+            result = RunResult(session_id=self.session_id, run_id=turn.run_id, text=state.final_text,
+                               turns=state.turns, tool_calls=state.tool_calls, usage=state.usage,
+                               run_usage=run_usage, terminal_cause_kind=state.terminal_cause_kind,
+                               session_ref=session_ref(sup.realm_id, self.session_id))
+            turn.message.done.send(result)
+        else:
+            report, error, cause = _failure_report(outcome)
+            if isinstance(outcome, RequestCancelled):
+                self._interrupted += 1
+            else:
+                self._failed += 1
+            self._bus.publish(RunFailed(session_id=self.session_id, error_report=report,
+                                        terminal_cause_kind=cause, identity=identity))
+            turn.message.done.fail(error)
+        self._running = None
+        for reply in turn.interrupt_replies:
+            reply.send(InterruptResult(session_id=self.session_id, interrupted=True, run_id=turn.run_id))
+        if self._archived:
+            self.retire(SessionNotFound(self.session_id))
+
+    def statistics(self) -> SessionActorStatistics:
+        """A snapshot of this actor."""
+        mailbox = self.mailbox.statistics()
+        bus = self._bus.statistics() if self._bus else None
+        return SessionActorStatistics(
+            session_id=self.session_id,
+            running_run_id=self._running.run_id if self._running else None,
+            mailbox_queued=mailbox.queued,
+            mailbox_handled=mailbox.handled,
+            bus_last_seq=bus.last_seq if bus else 0,
+            subscribers=bus.subscribers if bus else 0,
+            runs_completed=self._completed,
+            runs_failed=self._failed,
+            runs_interrupted=self._interrupted,
+        )
+
+
+class MailboxClosedError(InternalError):
+    """A message reached an actor that was stopping; the caller retries on a fresh actor."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session actor {session_id} stopped")
+
+
+def _fail(message: SessionMessage, error: BaseException) -> None:
+    if isinstance(message, StartTurn):
+        message.accepted.fail(error)
+        message.done.fail(error)
+    else:
+        message.reply.fail(error)
+
+
+def _failure_report(outcome: BaseException) -> tuple[ErrorReport, MeerkatError, str | None]:
+    if isinstance(outcome, RunFailure):
+        return outcome.report, outcome.error, outcome.terminal_cause_kind
+    if isinstance(outcome, RequestCancelled):
+        return ErrorReport(error_class="cancelled", message="Run was cancelled"), outcome, None
+    if isinstance(outcome, MeerkatError):
+        return ErrorReport(error_class="store" if outcome.code.value == "STORE_ERROR" else "internal",
+                           message=outcome.message), outcome, "fatal_failure"
+    return (ErrorReport(error_class="internal", message=f"internal error: {outcome!r}"),
+            InternalError(f"internal error: {outcome!r}"), "fatal_failure")

@@ -1,0 +1,297 @@
+"""The turn loop: model call, tools, results back to the model, until a final answer.
+
+One *run* (a user input processed to completion) is one call of
+:func:`run_loop`. Each model call inside it is a *turn* in upstream's event
+vocabulary (``turn_started`` ... ``turn_completed``). The loop mutates a
+:class:`RunState` as it goes, so the caller always knows what was produced, even
+when the run is cancelled halfway: that is how an interrupt keeps the partial
+answer. It emits events through a plain callback and never touches storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import trio
+
+from ..errors import AgentError, MeerkatError, ProviderError
+from ..events import (
+    AgentEvent,
+    BudgetWarning,
+    ErrorReport,
+    ReasoningComplete,
+    ReasoningDelta,
+    TextComplete,
+    TextDelta,
+    ToolCallRequested,
+    ToolExecutionCompleted,
+    ToolExecutionStarted,
+    ToolResultReceived,
+    TurnCompleted,
+    TurnStarted,
+    TurnUsageAccountingUnmeasured,
+    UnmeasuredUsage,
+)
+from ..ids import new_uuid7
+from ..providers.base import (
+    Provider,
+    ProviderCallError,
+    ProviderRequest,
+    ReasoningChunk,
+    StopChunk,
+    TextChunk,
+    ToolCallChunk,
+    UsageReport,
+)
+from ..transcript import (
+    AssistantBlock,
+    BlockAssistantMessage,
+    Message,
+    ToolResult,
+    ToolResultsMessage,
+    now_rfc3339,
+    reasoning_block,
+    text_block,
+    tool_use_block,
+)
+from ..usage import TurnUsage, Usage
+from .tools import ToolOutput, ToolRegistry
+
+__all__ = ["RunSettings", "RunState", "RunFailure", "run_loop"]
+
+Emit = Callable[[AgentEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Everything fixed for the duration of one run."""
+
+    model: str
+    provider: str
+    system_prompt: str | None = None
+    max_tokens: int = 16384
+    provider_params: dict[str, Any] = field(default_factory=dict)
+    max_turns: int = 100
+    budget_max_tokens: int | None = None
+    tool_timeout_secs: float = 600.0
+    max_concurrent_tools: int = 10
+
+
+@dataclass
+class RunState:
+    """What a run has produced so far; readable at any moment, also after a cancel."""
+
+    session_id: str
+    run_id: str
+    history: list[Message]
+    new_rows: list[Message]
+    usage: Usage
+    last_assistant_text: str | None = None
+    turns: int = 0
+    tool_calls: int = 0
+    final_text: str = ""
+    terminal_cause_kind: str | None = None
+    #: Text of the model call in flight (not yet a transcript row).
+    partial_text: list[str] = field(default_factory=list)
+    partial_reasoning: list[str] = field(default_factory=list)
+    partial_message_id: str | None = None
+
+    def partial_row(self, stop_reason: str = "cancelled") -> BlockAssistantMessage | None:
+        """The in-flight answer as an assistant row, or None when nothing was said yet."""
+        text = "".join(self.partial_text)
+        reasoning = "".join(self.partial_reasoning)
+        if not text and not reasoning:
+            return None
+        blocks: list[AssistantBlock] = []
+        if reasoning:
+            blocks.append(reasoning_block(reasoning))
+        if text:
+            blocks.append(text_block(text))
+        return BlockAssistantMessage(
+            blocks=blocks,
+            stop_reason=stop_reason,  # type: ignore[arg-type]
+            created_at=now_rfc3339(),
+            assistant_message_id=self.partial_message_id,
+            run_id=self.run_id,
+        )
+
+
+class RunFailure(Exception):
+    """The run cannot finish; carries the ``run_failed`` report and the caller's error."""
+
+    def __init__(self, report: ErrorReport, error: MeerkatError, terminal_cause_kind: str | None = None) -> None:
+        super().__init__(report.message)
+        self.report = report
+        self.error = error
+        self.terminal_cause_kind = terminal_cause_kind
+
+
+@dataclass(slots=True)
+class _Response:
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCallChunk] = field(default_factory=list)
+    usage: TurnUsage | None = None
+    stop_reason: str = "end_turn"
+
+
+async def _call_model(state: RunState, provider: Provider, request: ProviderRequest, emit: Emit) -> _Response:
+    response = _Response()
+    message_id = state.partial_message_id
+    try:
+        async for item in provider.stream(request):
+            if isinstance(item, TextChunk):
+                state.partial_text.append(item.text)
+                emit(TextDelta(delta=item.text, assistant_message_id=message_id))
+            elif isinstance(item, ReasoningChunk):
+                state.partial_reasoning.append(item.text)
+                emit(ReasoningDelta(delta=item.text, assistant_message_id=message_id))
+            elif isinstance(item, ToolCallChunk):
+                response.tool_calls.append(item)
+            elif isinstance(item, UsageReport):
+                response.usage = item.usage
+            elif isinstance(item, StopChunk):
+                response.stop_reason = item.stop_reason
+    except ProviderCallError as exc:
+        raise RunFailure(
+            ErrorReport(error_class=exc.error_class, message=exc.message, reason=exc.reason),
+            ProviderError(exc.message),
+            "llm_failure",
+        ) from exc
+    except MeerkatError as exc:
+        raise RunFailure(ErrorReport(error_class="llm", message=exc.message), exc, "llm_failure") from exc
+    response.text = "".join(state.partial_text)
+    response.reasoning = "".join(state.partial_reasoning)
+    return response
+
+
+async def _run_tools(
+    calls: list[ToolCallChunk], tools: ToolRegistry, settings: RunSettings
+) -> list[tuple[ToolOutput, int]]:
+    results: list[tuple[ToolOutput, int] | None] = [None] * len(calls)
+    limiter = trio.CapacityLimiter(max(1, settings.max_concurrent_tools))
+
+    async def one(index: int, call: ToolCallChunk) -> None:
+        async with limiter:
+            results[index] = await tools.execute(call.name, call.args, settings.tool_timeout_secs)
+
+    async with trio.open_nursery() as nursery:
+        for index, call in enumerate(calls):
+            nursery.start_soon(one, index, call)
+    return [r for r in results if r is not None]
+
+
+def _budget_reached(state: RunState, settings: RunSettings) -> bool:
+    limit = settings.budget_max_tokens
+    return limit is not None and state.usage.total_tokens >= limit
+
+
+def _warn_budget(state: RunState, settings: RunSettings, emit: Emit) -> None:
+    assert settings.budget_max_tokens is not None
+    used = state.usage.total_tokens
+    emit(BudgetWarning(budget_type="tokens", used=used, limit=settings.budget_max_tokens,
+                       percent=round(used / settings.budget_max_tokens, 4)))
+    state.terminal_cause_kind = "budget_exhausted"
+
+
+async def run_loop(
+    state: RunState, settings: RunSettings, provider: Provider, tools: ToolRegistry, emit: Emit
+) -> None:
+    """Drive one run to its end, filling ``state``; raise :class:`RunFailure` on failure."""
+    while True:
+        if state.turns >= settings.max_turns:
+            raise RunFailure(
+                ErrorReport(error_class="max_turns", message=f"turn limit reached ({settings.max_turns} model calls)"),
+                AgentError(f"turn limit reached ({settings.max_turns} model calls)"),
+                "turn_limit_reached",
+            )
+        if _budget_reached(state, settings):
+            _warn_budget(state, settings, emit)
+            state.final_text = state.last_assistant_text or ""
+            return
+        state.partial_message_id = new_uuid7()
+        state.partial_text.clear()
+        state.partial_reasoning.clear()
+        emit(TurnStarted(turn_number=state.turns, assistant_message_id=state.partial_message_id))
+        request = ProviderRequest(
+            model=settings.model,
+            messages=state.history + state.new_rows,
+            system_prompt=settings.system_prompt,
+            tools=tools.specs(),
+            max_tokens=settings.max_tokens,
+            provider_params=settings.provider_params,
+        )
+        response = await _call_model(state, provider, request, emit)
+        message_id = state.partial_message_id
+        if response.usage is not None:
+            state.usage = state.usage.add(response.usage)
+        else:
+            emit(TurnUsageAccountingUnmeasured(
+                session_id=state.session_id, unmeasured=UnmeasuredUsage(settings.provider, settings.model)))
+        if response.reasoning:
+            emit(ReasoningComplete(content=response.reasoning, assistant_message_id=message_id))
+        if response.text:
+            emit(TextComplete(content=response.text, assistant_message_id=message_id))
+        budget_hit = _budget_reached(state, settings)
+        calls = response.tool_calls if response.stop_reason == "tool_use" and not budget_hit else []
+        blocks: list[AssistantBlock] = []
+        if response.reasoning:
+            blocks.append(reasoning_block(response.reasoning))
+        if response.text:
+            blocks.append(text_block(response.text))
+        if calls:
+            await _dispatch_tools(state, settings, tools, calls, blocks, response, emit)
+            continue
+        stop = "end_turn" if response.stop_reason == "tool_use" else response.stop_reason
+        state.new_rows.append(BlockAssistantMessage(
+            blocks=blocks, stop_reason=stop, created_at=now_rfc3339(),  # type: ignore[arg-type]
+            assistant_message_id=message_id, run_id=state.run_id))
+        state.partial_text.clear()
+        state.partial_reasoning.clear()
+        emit(TurnCompleted(stop_reason=stop, usage=response.usage, assistant_message_id=message_id))  # type: ignore[arg-type]
+        state.turns += 1
+        state.final_text = response.text
+        if response.text:
+            state.last_assistant_text = response.text
+        if budget_hit:
+            _warn_budget(state, settings, emit)
+        return
+
+
+async def _dispatch_tools(
+    state: RunState,
+    settings: RunSettings,
+    tools: ToolRegistry,
+    calls: list[ToolCallChunk],
+    blocks: list[AssistantBlock],
+    response: _Response,
+    emit: Emit,
+) -> None:
+    message_id = state.partial_message_id
+    for call in calls:
+        emit(ToolCallRequested(id=call.id, name=call.name, args=call.args))
+    unknown = [c.name for c in calls if tools.get(c.name) is None]
+    if unknown:
+        message = f"model called unknown tool: {', '.join(unknown)}"
+        raise RunFailure(ErrorReport(error_class="tool", message=message), AgentError(message), "tool_failure")
+    for call in calls:
+        emit(ToolExecutionStarted(id=call.id, name=call.name))
+    outputs = await _run_tools(calls, tools, settings)
+    results: list[ToolResult] = []
+    for call, (output, duration_ms) in zip(calls, outputs):
+        emit(ToolExecutionCompleted(id=call.id, name=call.name, is_error=output.is_error, duration_ms=duration_ms))
+        emit(ToolResultReceived(id=call.id, name=call.name, content=output.blocks(), is_error=output.is_error))
+        results.append(ToolResult(tool_use_id=call.id, content=output.content, is_error=output.is_error))
+    state.tool_calls += len(calls)
+    blocks.extend(tool_use_block(c.id, c.name, c.args) for c in calls)
+    state.new_rows.append(BlockAssistantMessage(
+        blocks=blocks, stop_reason="tool_use", created_at=now_rfc3339(),
+        assistant_message_id=message_id, run_id=state.run_id))
+    state.new_rows.append(ToolResultsMessage(results=results, created_at=now_rfc3339(), run_id=state.run_id))
+    state.partial_text.clear()
+    state.partial_reasoning.clear()
+    if response.text:
+        state.last_assistant_text = response.text
+    emit(TurnCompleted(stop_reason="tool_use", usage=response.usage, assistant_message_id=message_id))
+    state.turns += 1

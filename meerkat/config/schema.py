@@ -1,0 +1,193 @@
+"""The typed realm config: sections, defaults and validation.
+
+``Config()`` is the complete default config, and every section has defaults too, so
+a document that names only a few keys still yields a whole config ("missing sections
+and fields take their defaults"). That is what makes ``config set`` a replace and
+lets a ``null`` in ``config patch`` reset a key to its default.
+
+Unknown keys are ignored when a document is read and therefore dropped the next
+time it is written, as upstream does. Type checks are strict (no ``"3"`` for ``3``,
+no ``true`` for ``1``); range checks follow in :func:`config_from_dict`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+
+from meerkat.errors import InvalidParams
+
+__all__ = [
+    "AgentConfig",
+    "BudgetConfig",
+    "LimitsConfig",
+    "RetryConfig",
+    "ToolsConfig",
+    "RestConfig",
+    "MockConfig",
+    "Config",
+    "config_from_dict",
+    "config_to_dict",
+]
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of every section: immutable, keyword-only, unknown keys ignored."""
+
+
+class AgentConfig(_Section):
+    """``[agent]``: the model and how a turn runs."""
+
+    #: Empty means "resolve the default model" (catalog / ``[models]``).
+    model: str = ""
+    max_tokens_per_turn: int = 16384
+    system_prompt: str | None = None
+    temperature: float | None = None
+    max_turns: int = 100
+    budget_warning_threshold: float = 0.8
+    #: Passed through to the provider untouched (e.g. ``reasoning_effort``).
+    provider_params: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class BudgetConfig(_Section):
+    """``[budget]``: per-session limits. ``max_tokens`` is enforced by this host."""
+
+    max_tokens: int | None = None
+    max_duration: str | None = None
+    max_tool_calls: int | None = None
+
+
+class LimitsConfig(_Section):
+    """``[limits]``: run-level limits (token budget, wall clock, session count)."""
+
+    budget: int | None = None
+    max_duration: str | None = None
+    max_turn_duration: str | None = None
+    max_sessions: int | None = None
+
+
+class RetryConfig(_Section):
+    """``[retry]``: exponential backoff for provider calls."""
+
+    max_retries: int = 3
+    initial_delay_ms: int = 500
+    max_delay_ms: int = 30000
+    multiplier: float = 2.0
+
+
+class ToolsConfig(_Section):
+    """``[tools]``: built-in tools and tool-call concurrency."""
+
+    builtins_enabled: bool = True
+    default_timeout_secs: float = 600.0
+    max_concurrent: int = 10
+
+
+class RestConfig(_Section):
+    """``[rest]``: the fallback listen address of ``rkat-rest``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class MockConfig(_Section):
+    """``[mock]``: pacing of the offline mock provider's stream."""
+
+    token_delay_ms: float = 0.0
+    first_token_latency_ms: float = 0.0
+
+
+class Config(_Section):
+    """A whole realm config document; ``Config()`` is the default config."""
+
+    agent: AgentConfig = msgspec.field(default_factory=AgentConfig)
+    budget: BudgetConfig = msgspec.field(default_factory=BudgetConfig)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
+    tools: ToolsConfig = msgspec.field(default_factory=ToolsConfig)
+    rest: RestConfig = msgspec.field(default_factory=RestConfig)
+    #: Per-provider default model ids (``{"anthropic": "claude-..."}``) or custom model tables.
+    models: dict[str, Any] = msgspec.field(default_factory=dict)
+    self_hosted: dict[str, Any] = msgspec.field(default_factory=dict)
+    provider_tools: dict[str, Any] = msgspec.field(default_factory=dict)
+    mock: MockConfig = msgspec.field(default_factory=MockConfig)
+
+
+def config_from_dict(data: Any) -> Config:
+    """Build a validated :class:`Config` from a JSON/TOML object.
+
+    Raises :class:`InvalidParams` whose message names the offending key, e.g.
+    ``Invalid config: Expected `int`, got `str` - at `$.agent.max_tokens_per_turn```
+    or ``Invalid config: agent.max_turns must be > 0 (got 0)``.
+    """
+    if not isinstance(data, dict):
+        raise InvalidParams(f"Invalid config: expected an object at the top level, got {_kind(data)}")
+    try:
+        config = msgspec.convert(data, Config, strict=True)
+    except msgspec.ValidationError as exc:
+        raise InvalidParams(f"Invalid config: {exc}") from None
+    _validate(config)
+    return config
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """The full document, every default filled in; ``None`` stays ``None`` (JSON ``null``)."""
+    result = msgspec.to_builtins(config)
+    assert isinstance(result, dict)
+    return result
+
+
+def _validate(config: Config) -> None:
+    """Range checks the type system cannot express; the first failure wins."""
+    agent, retry, mock = config.agent, config.retry, config.mock
+    _positive("agent.max_tokens_per_turn", agent.max_tokens_per_turn)
+    _positive("agent.max_turns", agent.max_turns)
+    # Written so NaN fails too: every comparison with NaN is false.
+    if not 0 < agent.budget_warning_threshold <= 1:
+        _fail("agent.budget_warning_threshold", "must be in (0, 1]", agent.budget_warning_threshold)
+    if agent.temperature is not None and not (math.isfinite(agent.temperature) and agent.temperature >= 0):
+        _fail("agent.temperature", "must be a finite number >= 0", agent.temperature)
+    _positive("budget.max_tokens", config.budget.max_tokens)
+    _non_negative("budget.max_tool_calls", config.budget.max_tool_calls)
+    _positive("limits.budget", config.limits.budget)
+    _positive("limits.max_sessions", config.limits.max_sessions)
+    _non_negative("retry.max_retries", retry.max_retries)
+    _non_negative("retry.initial_delay_ms", retry.initial_delay_ms)
+    _non_negative("retry.max_delay_ms", retry.max_delay_ms)
+    if not (math.isfinite(retry.multiplier) and retry.multiplier > 0):
+        _fail("retry.multiplier", "must be a finite number > 0", retry.multiplier)
+    if not (math.isfinite(config.tools.default_timeout_secs) and config.tools.default_timeout_secs > 0):
+        _fail("tools.default_timeout_secs", "must be a finite number > 0", config.tools.default_timeout_secs)
+    if config.tools.max_concurrent < 1:
+        _fail("tools.max_concurrent", "must be >= 1", config.tools.max_concurrent)
+    if not 0 <= config.rest.port <= 65535:
+        _fail("rest.port", "must be in 0..65535", config.rest.port)
+    _non_negative("mock.token_delay_ms", mock.token_delay_ms)
+    _non_negative("mock.first_token_latency_ms", mock.first_token_latency_ms)
+
+
+def _positive(key: str, value: int | None) -> None:
+    """An optional count that, when set, must be above zero (upstream rejects a set 0)."""
+    if value is not None and value <= 0:
+        _fail(key, "must be > 0", value)
+
+
+def _non_negative(key: str, value: float | None) -> None:
+    """An optional amount that, when set, must be a finite number >= 0."""
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        _fail(key, "must be >= 0", value)
+
+
+def _fail(key: str, rule: str, value: object) -> None:
+    raise InvalidParams(f"Invalid config: {key} {rule} (got {value!r})", details={"key": key})
+
+
+def _kind(value: object) -> str:
+    """A JSON-ish name for a value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, list | tuple):
+        return "array"
+    return type(value).__name__

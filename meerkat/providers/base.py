@@ -1,0 +1,106 @@
+"""The provider interface: one streaming model call.
+
+A provider turns a :class:`ProviderRequest` (model, system prompt, transcript,
+tools, limits) into an async stream of :data:`ProviderItem`: text and reasoning
+deltas, complete tool calls, a usage report and exactly one stop. The turn loop
+knows nothing else about providers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Protocol, Union
+
+import msgspec
+
+from ..events import StopReason
+from ..transcript import Message
+from ..usage import TurnUsage
+
+__all__ = [
+    "ToolSpec",
+    "ProviderRequest",
+    "TextChunk",
+    "ReasoningChunk",
+    "ToolCallChunk",
+    "UsageReport",
+    "StopChunk",
+    "ProviderItem",
+    "Provider",
+    "ProviderCallError",
+]
+
+
+class ToolSpec(msgspec.Struct, frozen=True):
+    """What the model sees of a tool: name, description, JSON Schema of its input."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+class ProviderRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One model call."""
+
+    model: str
+    messages: list[Message]
+    system_prompt: str | None = None
+    tools: list[ToolSpec] = []
+    max_tokens: int = 16384
+    provider_params: dict[str, Any] = {}
+
+
+class TextChunk(msgspec.Struct, frozen=True):
+    """Visible text as it arrives."""
+
+    text: str
+
+
+class ReasoningChunk(msgspec.Struct, frozen=True):
+    """Thinking text as it arrives."""
+
+    text: str
+
+
+class ToolCallChunk(msgspec.Struct, frozen=True):
+    """A complete tool call (arguments are a JSON object)."""
+
+    id: str
+    name: str
+    args: dict[str, Any]
+
+
+class UsageReport(msgspec.Struct, frozen=True):
+    """The call's usage, when the provider reports it."""
+
+    usage: TurnUsage
+
+
+class StopChunk(msgspec.Struct, frozen=True):
+    """The last item of every stream."""
+
+    stop_reason: StopReason
+
+
+ProviderItem = Union[TextChunk, ReasoningChunk, ToolCallChunk, UsageReport, StopChunk]
+
+
+class ProviderCallError(Exception):
+    """A model call failed; ``error_class``/``reason`` feed ``run_failed.error_report``."""
+
+    def __init__(self, message: str, *, error_class: str = "llm", reason: dict[str, Any] | None = None,
+                 retryable: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error_class = error_class
+        self.reason = reason
+        self.retryable = retryable
+
+
+class Provider(Protocol):
+    """A model backend."""
+
+    #: The provider's name as users select it (``mock``, ``anthropic``...).
+    name: str
+
+    def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderItem]:
+        """Run one call, yielding items as they arrive; raise ProviderCallError on failure."""

@@ -1,0 +1,341 @@
+"""Realms: ids, state roots, the on-disk layout, and the backend-pinning manifest.
+
+A realm is a folder under a state root, ``<state_root>/<sanitised realm id>/``::
+
+    realm_manifest.json   the backend pin: {"realm_id", "backend", "origin", "created_at"}
+    config.toml           the realm's config document (see ``meerkat.config.store``)
+    config_state.json     its generation
+    sessions.sqlite3      sessions, for the sqlite backend
+    sessions_jsonl/       sessions, for the jsonl backend
+
+Realm ids are validated before any path is built from them, so a realm can never
+reach outside its state root (``../x``, ``a/b`` and ``.`` are refused). The
+``memory`` backend touches no disk at all: no directory, no manifest.
+
+:func:`open_realm` blocks (mkdir, flock, fsync); call it from a worker thread
+under trio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast, get_args
+
+from meerkat.config.store import LOCK_TIMEOUT_SECS, atomic_write_bytes, exclusive_file_lock
+from meerkat.errors import InvalidParams, StoreError
+from meerkat.ids import canonical_uuid, new_uuid7
+
+__all__ = [
+    "Backend",
+    "Origin",
+    "BACKENDS",
+    "DEFAULT_BACKEND",
+    "MANIFEST_FILE",
+    "RealmPaths",
+    "RealmManifest",
+    "RealmHandle",
+    "validate_realm_id",
+    "generated_realm_id",
+    "workspace_realm_id",
+    "default_state_root",
+    "parse_backend",
+    "realm_dir_name",
+    "read_manifest",
+    "open_realm",
+]
+
+Backend = Literal["sqlite", "jsonl", "memory"]
+#: How a realm came to exist. ``legacy_unknown`` is only ever read, never written.
+Origin = Literal["generated", "workspace", "explicit", "legacy_unknown"]
+
+BACKENDS: tuple[Backend, ...] = get_args(Backend)
+DEFAULT_BACKEND: Backend = "sqlite"
+MANIFEST_FILE = "realm_manifest.json"
+_MANIFEST_LOCK_FILE = ".realm_manifest.lock"
+#: Upstream's format 2 only adds fields we ignore; anything newer we refuse to guess at.
+_MAX_MANIFEST_FORMAT = 2
+_ORIGINS: tuple[str, ...] = get_args(Origin)
+
+_REALM_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_UNSAFE_DIR_CHARS_RE = re.compile(r"[^A-Za-z0-9_-]")
+_FNV_OFFSET_BASIS = 0xCBF29CE484222325
+_FNV_PRIME = 0x100000001B3
+_U64 = (1 << 64) - 1
+
+
+def validate_realm_id(realm_id: str) -> str:
+    """Return ``realm_id`` if it is a valid explicit realm id, else raise :class:`InvalidParams`.
+
+    Valid: 1-64 characters, an ASCII letter or digit first, then only ``[A-Za-z0-9_-]``,
+    and not something that parses as a UUID (it would be mistaken for a session id).
+    """
+    why = _realm_id_problem(realm_id)
+    if why is not None:
+        raise InvalidParams(f"invalid explicit realm id: {realm_id!r} ({why})", details={"realm_id": realm_id})
+    return realm_id
+
+
+def _realm_id_problem(realm_id: object) -> str | None:
+    """Why ``realm_id`` is not a valid explicit id, or ``None`` if it is."""
+    if not isinstance(realm_id, str):
+        return "must be a string"
+    if not 1 <= len(realm_id) <= 64:
+        return "must be 1-64 characters"
+    if not (realm_id[0].isascii() and realm_id[0].isalnum()):
+        return "must start with an ASCII letter or digit"
+    if _REALM_ID_RE.fullmatch(realm_id) is None:
+        return "only ASCII letters, digits, '_' and '-' are allowed"
+    if canonical_uuid(realm_id) is not None:
+        return "must not be a UUID"
+    return None
+
+
+def generated_realm_id() -> str:
+    """A fresh throw-away realm id: ``realm-<uuid7>`` (valid as an explicit id later)."""
+    return f"realm-{new_uuid7()}"
+
+
+def workspace_realm_id(path: str | Path) -> str:
+    """The CLI's default realm for a context directory: ``ws-`` + FNV-1a-64 of its real path.
+
+    Symlinked spellings of one directory converge. A path that does not exist is
+    hashed as given, as upstream does when canonicalisation fails.
+    """
+    try:
+        text = os.path.realpath(path, strict=True)
+    except (OSError, ValueError):
+        text = os.fspath(path)
+    digest = _FNV_OFFSET_BASIS
+    for byte in os.fsencode(text):  # UTF-8 on POSIX; undecodable names round-trip
+        digest = ((digest ^ byte) * _FNV_PRIME) & _U64
+    return f"ws-{digest:016x}"
+
+
+def default_state_root() -> Path:
+    """Where realms live by default: ``$RKAT_STATE_ROOT``, else ``<data dir>/meerkat/realms``.
+
+    The data dir is ``$XDG_DATA_HOME`` or ``~/.local/share``; empty variables count as unset.
+    """
+    override = os.environ.get("RKAT_STATE_ROOT", "")
+    if override:
+        return Path(override)
+    data_home = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(data_home) if data_home else Path.home() / ".local" / "share"
+    return base / "meerkat" / "realms"
+
+
+def parse_backend(value: str) -> Backend:
+    """``value`` as a :data:`Backend`, or :class:`InvalidParams` listing the allowed values."""
+    if value not in BACKENDS:
+        allowed = ", ".join(BACKENDS)
+        raise InvalidParams(f"invalid realm backend {value!r}: expected one of {allowed}")
+    return cast(Backend, value)
+
+
+def realm_dir_name(realm_id: str) -> str:
+    """The realm's folder name: every character outside ``[A-Za-z0-9_-]`` becomes ``_``."""
+    return _UNSAFE_DIR_CHARS_RE.sub("_", realm_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RealmPaths:
+    """Where a realm's files live (whether or not they exist yet)."""
+
+    root: Path
+    manifest_path: Path
+    config_path: Path
+    sessions_sqlite_path: Path
+    sessions_jsonl_dir: Path
+
+    @classmethod
+    def for_realm(cls, state_root: Path | str, realm_id: str) -> RealmPaths:
+        """The layout of ``realm_id`` under ``state_root``."""
+        root = Path(state_root) / realm_dir_name(realm_id)
+        return cls(
+            root=root,
+            manifest_path=root / MANIFEST_FILE,
+            config_path=root / "config.toml",
+            sessions_sqlite_path=root / "sessions.sqlite3",
+            sessions_jsonl_dir=root / "sessions_jsonl",
+        )
+
+    def to_dict(self) -> dict[str, str]:
+        """The ``resolved_paths`` object of config envelopes, paths as strings."""
+        return {
+            "root": str(self.root),
+            "manifest_path": str(self.manifest_path),
+            "config_path": str(self.config_path),
+            "sessions_sqlite_path": str(self.sessions_sqlite_path),
+            "sessions_jsonl_dir": str(self.sessions_jsonl_dir),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RealmManifest:
+    """The contents of ``realm_manifest.json``: which backend the realm is pinned to."""
+
+    realm_id: str
+    backend: Backend
+    origin: Origin
+    #: Unix seconds as a decimal string, as upstream writes it.
+    created_at: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON object written to disk."""
+        return {
+            "realm_id": self.realm_id,
+            "backend": self.backend,
+            "origin": self.origin,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RealmManifest:
+        """Parse a manifest object; raises ``ValueError`` describing what is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        fmt = data.get("manifest_format", 1)
+        if type(fmt) is not int or fmt > _MAX_MANIFEST_FORMAT:
+            raise ValueError(f"unsupported manifest_format {fmt!r}")
+        fields = {}
+        for key in ("realm_id", "backend", "origin", "created_at"):
+            value = data.get(key)
+            if not isinstance(value, str):
+                raise ValueError(f"missing or non-string {key!r}")
+            fields[key] = value
+        # "memory" never has a manifest, so one claiming it is as corrupt as an unknown name.
+        if fields["backend"] not in ("sqlite", "jsonl"):
+            raise ValueError(f"unknown backend {fields['backend']!r}")
+        if fields["origin"] not in _ORIGINS:
+            raise ValueError(f"unknown origin {fields['origin']!r}")
+        return cls(
+            realm_id=fields["realm_id"],
+            backend=cast(Backend, fields["backend"]),
+            origin=cast(Origin, fields["origin"]),
+            created_at=fields["created_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RealmHandle:
+    """An opened realm: its id, pinned backend, and where its files are.
+
+    ``paths`` is filled for ``memory`` realms too (for display); nothing exists there.
+    """
+
+    realm_id: str
+    backend: Backend
+    origin: Origin
+    instance_id: str | None
+    isolated: bool
+    paths: RealmPaths
+
+
+def read_manifest(path: Path) -> RealmManifest | None:
+    """The manifest at ``path``, ``None`` if absent; unreadable or corrupt is a :class:`StoreError`.
+
+    Only "file not found" counts as absent: any other I/O error could hide an
+    existing realm, and guessing "absent" would fork it.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read realm manifest {path}: {exc}") from None
+    try:
+        return RealmManifest.from_dict(json.loads(raw))
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise StoreError(f"corrupt realm manifest {path}: {exc}") from None
+
+
+def open_realm(
+    realm_id: str | None = None,
+    *,
+    state_root: Path | str | None = None,
+    backend: str | None = None,
+    isolated: bool = False,
+    instance_id: str | None = None,
+    origin: str | None = None,
+) -> RealmHandle:
+    """Open (creating on first use) a realm and return its handle. Blocking.
+
+    * ``realm_id=None`` or ``isolated=True`` opens a fresh generated realm;
+      ``isolated`` together with an explicit id is an error.
+    * ``backend`` is only a hint at creation: a new realm is pinned to it (default
+      ``sqlite``); an existing realm pinned to another backend is an error.
+    * ``origin`` defaults to ``generated`` or ``explicit``; pass ``workspace`` for
+      a :func:`workspace_realm_id`.
+    * ``memory`` writes nothing to disk (but still refuses a realm already pinned
+      on disk to another backend).
+
+    Concurrent first opens, from threads or processes, agree on one manifest: it
+    is read-or-created under an exclusive lock in the realm directory.
+    """
+    if isolated and realm_id is not None:
+        raise InvalidParams("--realm and --isolated cannot be combined")
+    requested = parse_backend(backend) if backend is not None else None
+    default_origin: Origin
+    if realm_id is None:
+        realm_id, default_origin = generated_realm_id(), "generated"
+    else:
+        realm_id, default_origin = validate_realm_id(realm_id), "explicit"
+    wanted_origin = _parse_origin(origin) if origin is not None else default_origin
+    paths = RealmPaths.for_realm(state_root if state_root is not None else default_state_root(), realm_id)
+
+    if requested == "memory":
+        existing = read_manifest(paths.manifest_path)
+        if existing is not None:
+            _check_manifest(existing, realm_id, requested, paths.manifest_path)
+        return RealmHandle(realm_id, "memory", wanted_origin, instance_id, isolated, paths)
+
+    manifest = _read_or_create_manifest(paths, realm_id, requested, wanted_origin)
+    return RealmHandle(realm_id, manifest.backend, manifest.origin, instance_id, isolated, paths)
+
+
+def _read_or_create_manifest(
+    paths: RealmPaths, realm_id: str, requested: Backend | None, origin: Origin
+) -> RealmManifest:
+    """The realm's manifest, written now if this is the realm's first open."""
+    try:
+        paths.root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create realm directory {paths.root}: {exc}") from None
+    lock_path = paths.root / _MANIFEST_LOCK_FILE
+    with exclusive_file_lock(lock_path, timeout=LOCK_TIMEOUT_SECS, what="realm manifest"):
+        existing = read_manifest(paths.manifest_path)
+        if existing is not None:
+            _check_manifest(existing, realm_id, requested, paths.manifest_path)
+            return existing
+        manifest = RealmManifest(
+            realm_id=realm_id,
+            backend=requested or DEFAULT_BACKEND,
+            origin=origin,
+            created_at=str(int(time.time())),
+        )
+        atomic_write_bytes(paths.manifest_path, json.dumps(manifest.to_dict()).encode())
+        return manifest
+
+
+def _check_manifest(existing: RealmManifest, realm_id: str, requested: Backend | None, path: Path) -> None:
+    """Refuse a manifest that belongs to another realm or pins another backend."""
+    if existing.realm_id != realm_id:
+        raise StoreError(
+            f"realm directory collision: {path} belongs to realm '{existing.realm_id}', not '{realm_id}'"
+        )
+    if requested is not None and requested != existing.backend:
+        raise InvalidParams(
+            f"realm backend mismatch for '{realm_id}': requested '{requested}', existing '{existing.backend}'"
+        )
+
+
+def _parse_origin(value: str) -> Origin:
+    """A requested origin; ``legacy_unknown`` is read from old manifests, never requested."""
+    if value not in ("generated", "workspace", "explicit"):
+        raise InvalidParams(f"invalid realm origin {value!r}: expected one of generated, workspace, explicit")
+    return cast(Origin, value)

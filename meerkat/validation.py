@@ -1,0 +1,60 @@
+"""Checks on user input shared by every entry point; each error names the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import InvalidParams
+from .store.base import MAX_LIST_LIMIT
+
+__all__ = ["validate_prompt", "validate_labels", "validate_optional_positive_int", "validate_page",
+           "MAX_OFFSET", "DEFAULT_LIMIT"]
+
+#: Largest accepted ``offset`` (upstream's bound).
+MAX_OFFSET = 1_000_000
+#: Page size when none is given.
+DEFAULT_LIMIT = 100
+
+
+def validate_prompt(prompt: Any) -> str | list[dict[str, Any]]:
+    """A non-empty string, or a non-empty list of content blocks that each have a ``type``."""
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise InvalidParams("prompt must not be empty")
+        return prompt
+    if isinstance(prompt, list) and prompt and all(
+        isinstance(b, dict) and isinstance(b.get("type"), str) for b in prompt
+    ):
+        return prompt
+    raise InvalidParams("prompt must be a non-empty string or a list of content blocks, each with a 'type'")
+
+
+def validate_labels(labels: Any, field: str = "labels") -> dict[str, str]:
+    """An object of string keys to string values (None means none)."""
+    if labels is None:
+        return {}
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise InvalidParams(f"{field} must be an object mapping strings to strings")
+    return dict(labels)
+
+
+def validate_optional_positive_int(value: Any, field: str) -> int | None:
+    """None, or an int > 0 (booleans are not ints here)."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InvalidParams(f"{field} must be a positive integer, got {value!r}")
+    return value
+
+
+def validate_page(limit: Any, offset: Any) -> tuple[int, int]:
+    """``(limit, offset)`` with defaults, within upstream's bounds."""
+    if limit is None:
+        limit = DEFAULT_LIMIT
+    if offset is None:
+        offset = 0
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_LIST_LIMIT:
+        raise InvalidParams(f"limit must be an integer between 0 and {MAX_LIST_LIMIT}, got {limit!r}")
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
+        raise InvalidParams(f"offset must be an integer between 0 and {MAX_OFFSET}, got {offset!r}")
+    return limit, offset
