@@ -3,8 +3,9 @@
 Each session actor owns one :class:`EventBus`. Publishing assigns the next
 ``seq``, wraps the payload in its envelope once, keeps it in a bounded ring (for
 subscribers resuming from a cursor) and offers it to every subscriber without
-ever waiting. A subscriber whose queue is full loses events and then receives a
-``stream_truncated`` marker (seq 0) at the gap: a slow reader never slows the turn.
+ever waiting. A subscriber whose queue is full loses its oldest queued events and
+reads a ``stream_truncated`` marker (seq 0) counting them before the newest ones,
+so a slow reader never slows the turn and still sees how the run ended.
 """
 
 from __future__ import annotations
@@ -62,15 +63,20 @@ class Subscription:
 
     def _offer(self, envelope: EventEnvelope) -> None:
         queue = self._queue
-        if len(queue) >= self._capacity:
+        gap = queue[0] if queue and isinstance(queue[0], _Gap) else None
+        if len(queue) - (gap is not None) >= self._capacity:
+            # Full: drop the oldest event, so the reader keeps the newest ones
+            # (the run's terminal event included) behind one marker at the front.
             self._dropped += 1
-            tail = queue[-1] if queue else None
-            if isinstance(tail, _Gap):
-                tail.dropped += 1
+            if gap is not None:
+                queue.popleft()
+                queue.popleft()
+                gap.dropped += 1
+                queue.appendleft(gap)
             else:
-                queue.append(_Gap(1))
-        else:
-            queue.append(envelope)
+                queue.popleft()
+                queue.appendleft(_Gap(1))
+        queue.append(envelope)
         if self._until_terminal and envelope.type in TERMINAL_EVENT_TYPES:
             self._end()
         self._wake()

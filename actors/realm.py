@@ -172,8 +172,12 @@ class RealmSupervisor:
             await actor.run()
         except Exception as exc:  # one-for-one: only this actor's work fails
             self._crashed += 1
-            log.exception("session actor %s crashed; it will be rebuilt on next use", actor.session_id)
+            log.error("session actor %s crashed; it will be rebuilt on next use",
+                      actor.session_id, exc_info=exc)
             actor.crash(exc)
+        except BaseException as exc:
+            actor.crash(exc)
+            raise
 
     def _forget(self, actor: SessionActor) -> None:
         if self._actors.get(actor.session_id) is actor:

@@ -114,6 +114,8 @@ class SessionActor:
         self._retired = False
         self._nursery: trio.Nursery | None = None
         self._completed = self._failed = self._interrupted = 0
+        #: The message being dispatched, failed too if dispatching crashes the actor.
+        self._current: SessionMessage | None = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -131,13 +133,11 @@ class SessionActor:
                 return
         self._bus = EventBus(self.session_id, last_seq=self._record.last_seq,
                              ring_size=sup.options.ring_size, subscriber_capacity=sup.options.subscriber_capacity)
-        try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                await self._serve()
-        finally:
-            if not self._retired:
-                self.retire(InternalError(f"session actor {self.session_id} stopped"))
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await self._serve()
+        if not self._retired:
+            self.retire(InternalError(f"session actor {self.session_id} stopped"))
 
     async def _serve(self) -> None:
         idle_timeout = self._supervisor.options.idle_timeout
@@ -153,7 +153,9 @@ class SessionActor:
                     self.retire(None)
                     return
                 continue
+            self._current = message
             self._dispatch(message)
+            self._current = None
 
     def _can_hibernate(self) -> bool:
         assert self._bus is not None
@@ -173,6 +175,8 @@ class SessionActor:
     def crash(self, exc: BaseException) -> None:
         """Called by the supervisor when the actor itself failed: fail everything pending."""
         error = InternalError(f"session actor {self.session_id} crashed: {exc!r}")
+        if self._current is not None:
+            _fail(self._current, error)
         if self._running is not None:
             self._running.message.accepted.fail(error)
             self._running.message.done.fail(error)

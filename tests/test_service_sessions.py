@@ -1,0 +1,197 @@
+"""Listing, reading, archiving, subscriptions, hibernation and config through the in-process API."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from actors import SessionActor
+from meerkat.errors import ConfigGenerationConflict, InternalError, InvalidParams, SessionNotFound
+
+from helpers import running_service
+
+
+async def test_list_paging_order_and_labels(service):
+    ids = []
+    for i in range(5):
+        labels = {"team": "alpha" if i % 2 == 0 else "beta", "n": str(i)}
+        ids.append((await service.create_session(f"s{i}", labels=labels)).session_id)
+        await trio.sleep(0.002)  # distinct update times
+    listed = await service.list_sessions()
+    assert [s.session_id for s in listed] == ids[::-1]  # most recently updated first
+    assert [s.session_id for s in await service.list_sessions(limit=2, offset=1)] == ids[::-1][1:3]
+    alpha = await service.list_sessions(labels={"team": "alpha"})
+    assert [s.session_id for s in alpha] == [ids[4], ids[2], ids[0]]
+    both = await service.list_sessions(labels={"team": "alpha", "n": "2"})
+    assert [s.session_id for s in both] == [ids[2]]
+    assert await service.list_sessions(labels={"team": "gamma"}) == []
+    entry = listed[0]
+    assert entry.message_count == 2 and entry.total_tokens > 0 and entry.labels["n"] == "4"
+    # a continued session moves to the front
+    await service.start_turn(ids[0], "again")
+    assert (await service.list_sessions(limit=1))[0].session_id == ids[0]
+
+
+@pytest.mark.parametrize("limit, offset", [(-1, 0), (1001, 0), (10, -5), ("3", 0), (True, 0)])
+async def test_list_rejects_bad_paging(service, limit, offset):
+    with pytest.raises(InvalidParams):
+        await service.list_sessions(limit=limit, offset=offset)
+
+
+async def test_history_paging(service):
+    created = await service.create_session("one", system_prompt="sys")
+    await service.start_turn(created.session_id, "two")
+    page = await service.read_history(created.session_id, offset=1, limit=2)
+    assert page.message_count == 5 and page.offset == 1 and page.limit == 2 and page.has_more
+    assert [m.content for m in page.messages[:1]] == ["one"]
+    last = await service.read_history(created.session_id, offset=4, limit=2)
+    assert not last.has_more and len(last.messages) == 1
+    wire = page.to_wire()
+    assert wire["messages"][0]["role"] == "user" and wire["messages"][1]["role"] == "block_assistant"
+
+
+async def test_archive_hides_but_keeps_history(service):
+    keep = await service.create_session("keep")
+    gone = await service.create_session("gone")
+    await service.archive(gone.session_id)
+    with pytest.raises(SessionNotFound):
+        await service.read_session(gone.session_id)
+    with pytest.raises(SessionNotFound):
+        await service.start_turn(gone.session_id, "hi")
+    with pytest.raises(SessionNotFound):
+        await service.archive(gone.session_id)
+    assert [s.session_id for s in await service.list_sessions()] == [keep.session_id]
+    history = await service.read_history(gone.session_id)
+    assert [getattr(m, "content", None) for m in history.messages][:1] == ["gone"]
+
+
+async def test_archive_lets_a_running_turn_finish(service):
+    created = await service.create_session("x", run_immediately=False,
+                                           provider_params={"reply_words": 10, "token_delay_ms": 10})
+    stream = await service.start_turn_streaming(created.session_id, "go")
+    await service.archive(created.session_id)
+    events = [e async for e in stream]
+    result = await stream.result()
+    assert events[-1].type == "run_completed" and result.text.count(" ") == 9
+    history = await service.read_history(created.session_id)
+    assert history.message_count == 2
+    with pytest.raises(SessionNotFound):
+        await service.read_session(created.session_id)
+
+
+async def test_subscribe_resumes_from_cursor(service):
+    created = await service.create_session("first")
+    stream = await service.start_turn_streaming(created.session_id, "second")
+    events = [e async for e in stream]
+    await stream.result()
+    cursor = events[3].seq
+    async with await service.subscribe(created.session_id, after_seq=cursor) as sub:
+        replay = []
+        with trio.move_on_after(0.2):
+            async for e in sub:
+                replay.append(e)
+    assert [e.seq for e in replay] == [e.seq for e in events if e.seq > cursor]
+    assert replay[-1].type == "run_completed"
+
+
+async def test_live_subscriber_sees_turns_of_others(service):
+    created = await service.create_session("first")
+    got = []
+    async with await service.subscribe(created.session_id) as sub:
+        await service.start_turn(created.session_id, "second")
+        while True:
+            e = await sub.receive()
+            got.append(e.type)
+            if e.type == "run_completed":
+                break
+    assert got[0] == "run_started" and "text_delta" in got
+
+
+async def test_slow_subscriber_is_truncated_and_never_slows_the_turn(tmp_path):
+    async with running_service(tmp_path, "memory", subscriber_capacity=8, ring_size=16) as service:
+        created = await service.create_session("x", run_immediately=False)
+        sub = await service.subscribe(created.session_id)
+        with trio.fail_after(5):
+            result = await service.start_turn(created.session_id, "go", provider_params={"reply_words": 200})
+        assert len(result.text.split()) == 200
+        received = []
+        while True:
+            e = await sub.receive()
+            received.append(e)
+            if e.type == "run_completed":
+                break
+        markers = [e for e in received if e.type == "stream_truncated"]
+        assert len(markers) == 1 and markers[0].seq == 0
+        assert markers[0].payload.reason.dropped > 150
+        assert sub.statistics().dropped == markers[0].payload.reason.dropped
+        # a cursor older than the ring starts with a truncation marker
+        old = await service.subscribe(created.session_id, after_seq=1)
+        first = old.receive_nowait()
+        assert first.type == "stream_truncated" and first.payload.reason.dropped > 0
+        old.close()
+        sub.close()
+
+
+async def test_idle_actor_hibernates_and_comes_back(tmp_path, backend):
+    async with running_service(tmp_path, backend, idle_timeout=0.05) as service:
+        created = await service.create_session("hello")
+        with trio.fail_after(3):
+            while service.statistics().live_actors:
+                await trio.sleep(0.02)
+        view = await service.read_session(created.session_id)  # rebuilt from the store
+        assert view.message_count == 2 and view.last_assistant_text == "Mock reply to: hello"
+        stream = await service.start_turn_streaming(created.session_id, "again")
+        seqs = [e.seq async for e in stream]
+        await stream.result()
+        assert min(seqs) > 1  # seq keeps counting after hibernation
+        assert service.statistics().live_actors == 1
+
+
+async def test_crashed_actor_fails_only_its_work_and_is_rebuilt(service, monkeypatch):
+    victim = await service.create_session("victim")
+    bystander = await service.create_session("bystander")
+    original = SessionActor._read
+
+    def exploding_read(self, message):
+        if self.session_id == victim.session_id:
+            raise RuntimeError("injected fault")
+        return original(self, message)
+
+    monkeypatch.setattr(SessionActor, "_read", exploding_read)
+    with pytest.raises(InternalError, match="crashed"):
+        await service.read_session(victim.session_id)
+    assert (await service.read_session(bystander.session_id)).message_count == 2
+    monkeypatch.setattr(SessionActor, "_read", original)
+    assert (await service.read_session(victim.session_id)).message_count == 2
+    assert service.statistics().actors_crashed == 1
+
+
+async def test_config_get_set_patch_with_generations(service):
+    start = await service.get_config()
+    assert start.generation == 0 and start.config["agent"]["max_tokens_per_turn"] == 16384
+    patched = await service.patch_config({"budget": {"max_tokens": 50000}}, expected_generation=0)
+    assert patched.generation == 1 and patched.config["budget"]["max_tokens"] == 50000
+    with pytest.raises(ConfigGenerationConflict) as conflict:
+        await service.patch_config({"budget": {"max_tokens": 1}}, expected_generation=0)
+    assert conflict.value.spec.jsonrpc_code == -32602
+    assert "expected 0, current 1" in conflict.value.message
+    replaced = await service.set_config({"agent": {"max_tokens_per_turn": 5}})
+    assert replaced.generation == 2 and replaced.config["budget"]["max_tokens"] is None
+    with pytest.raises(InvalidParams, match="max_tokens_per_turn"):
+        await service.patch_config({"agent": {"max_tokens_per_turn": "lots"}})
+    assert (await service.get_config()).generation == 2
+    # the config reaches new turns: max_tokens_per_turn=5 caps the mock's reply
+    result = await service.create_session("a b c d e f g h")
+    assert len(result.text.split()) == 5
+    wire = replaced.to_wire()
+    assert wire["realm_id"] == "test-realm" and wire["backend"] == service.realm.backend
+
+
+async def test_statistics_describe_actors_and_mailboxes(service):
+    created = await service.create_session("x")
+    stats = service.statistics()
+    assert stats.live_actors == 1 and stats.actors_started == 1 and stats.running_turns == 0
+    actor = service.supervisor.actor_for(created.session_id)
+    actor_stats = actor.statistics()
+    assert actor_stats.runs_completed == 1 and actor_stats.bus_last_seq > 3
+    assert actor.mailbox.statistics().capacity == 64

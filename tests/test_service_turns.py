@@ -1,0 +1,241 @@
+"""Turns through the in-process API, on every backend: results, events, tools, busy, interrupt."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from meerkat.errors import (
+    BudgetExhausted,
+    InvalidParams,
+    ProviderError,
+    RequestCancelled,
+    SessionBusy,
+    SessionNotFound,
+)
+from meerkat.transcript import BlockAssistantMessage, ToolResultsMessage, UserMessage
+
+SLOW = {"reply_words": 400, "token_delay_ms": 5}
+
+
+async def _collect(stream):
+    return [envelope async for envelope in stream]
+
+
+async def test_create_runs_first_turn_and_continues(service):
+    result = await service.create_session("What is the capital of France?")
+    assert result.text == "Mock reply to: What is the capital of France?"
+    assert result.turns == 1 and result.tool_calls == 0
+    assert result.usage.output_tokens == 9
+    again = await service.start_turn(result.session_id, "Now explain it in more detail")
+    assert again.session_id == result.session_id
+    assert again.text == "Mock reply to: Now explain it in more detail"
+    # usage is session-cumulative; run_usage is this run's share
+    assert again.usage.output_tokens == result.usage.output_tokens + again.run_usage.output_tokens
+    view = await service.read_session(result.session_id)
+    assert view.message_count == 4
+    assert view.last_assistant_text == again.text
+    assert view.is_active is False
+    assert (view.model, view.provider) == ("mock", "mock")
+
+
+async def test_text_run_event_sequence(service):
+    stream = await service.create_session_streaming("hello there")
+    events = await _collect(stream)
+    result = await stream.result()
+    types = [e.type for e in events]
+    assert types[:2] == ["run_started", "turn_started"]
+    assert types[-3:] == ["text_complete", "turn_completed", "run_completed"]
+    assert set(types[2:-3]) == {"text_delta"}
+    deltas = "".join(e.payload.delta for e in events if e.type == "text_delta")
+    assert deltas == result.text == "Mock reply to: hello there"
+    seqs = [e.seq for e in events]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert all(e.source.session_id == result.session_id for e in events)
+    assert events[0].payload.identity.run_id == result.run_id
+    assert events[-1].payload.usage.output_tokens == result.usage.output_tokens
+
+
+async def test_tool_run_emits_upstream_sequence_and_transcript(service):
+    result = await service.create_session("start")
+    stream = await service.start_turn_streaming(result.session_id, 'use tool:datetime and tool:datetime{"x": 1}')
+    types = [e.type for e in await _collect(stream)]
+    final = await stream.result()
+    assert types[:4] == ["run_started", "turn_started", "tool_call_requested", "tool_call_requested"]
+    assert types[4:10] == ["tool_execution_started", "tool_execution_started",
+                           "tool_execution_completed", "tool_result_received",
+                           "tool_execution_completed", "tool_result_received"]
+    assert types[10:12] == ["turn_completed", "turn_started"]
+    assert types[-1] == "run_completed"
+    assert final.turns == 2 and final.tool_calls == 2
+    assert final.text.startswith("Tool datetime returned: {\"iso8601\"")
+    history = await service.read_history(result.session_id)
+    roles = [type(m) for m in history.messages]
+    assert roles[-4:] == [UserMessage, BlockAssistantMessage, ToolResultsMessage, BlockAssistantMessage]
+    tool_row = history.messages[-3]
+    assert tool_row.stop_reason == "tool_use"
+    calls = [b for b in tool_row.blocks if b.block_type == "tool_use"]
+    assert [c.data["args"] for c in calls] == [{}, {"x": 1}]
+    results = history.messages[-2].results
+    assert [r.tool_use_id for r in results] == [c.data["id"] for c in calls]
+
+
+async def test_second_turn_while_running_is_busy_naming_the_turn(service):
+    created = await service.create_session("first", run_immediately=False, provider_params=SLOW)
+    stream = await service.start_turn_streaming(created.session_id, "long one")
+    with pytest.raises(SessionBusy) as busy:
+        await service.start_turn(created.session_id, "second")
+    assert busy.value.running_run_id == stream.run_id
+    assert busy.value.spec.jsonrpc_code == -32002 and busy.value.spec.http_status == 409
+    assert busy.value.spec.exit_code == 11
+    view = await service.read_session(created.session_id)  # reads are served mid-turn
+    assert view.is_active and view.running_run_id == stream.run_id
+    await service.interrupt(created.session_id)
+    with pytest.raises(RequestCancelled):
+        await stream.result()
+
+
+async def test_interrupt_mid_stream_keeps_partial_text(service):
+    created = await service.create_session("first", run_immediately=False, provider_params=SLOW)
+    stream = await service.start_turn_streaming(created.session_id, "tell me a long story")
+    seen = []
+    async for envelope in stream:
+        if envelope.type == "text_delta":
+            seen.append(envelope.payload.delta)
+            if len(seen) == 5:
+                break
+    outcome = await service.interrupt(created.session_id)
+    assert outcome.interrupted is True and outcome.run_id == stream.run_id
+    rest = await _collect(stream)
+    assert rest[-1].type == "run_failed"
+    assert rest[-1].payload.error_report.error_class == "cancelled"
+    with pytest.raises(RequestCancelled):
+        await stream.result()
+    history = await service.read_history(created.session_id)
+    user, partial = history.messages[-2], history.messages[-1]
+    assert user.content == "tell me a long story"
+    assert partial.stop_reason == "cancelled"
+    partial_text = partial.blocks[-1].data["text"]
+    streamed = "".join(seen) + "".join(e.payload.delta for e in rest if e.type == "text_delta")
+    assert partial_text == streamed and len(seen) >= 5
+    view = await service.read_session(created.session_id)
+    assert view.is_active is False and view.message_count == 2
+    # the session stays usable
+    after = await service.start_turn(created.session_id, "go on", provider_params={"reply": "done"})
+    assert after.text == "done"
+
+
+async def test_interrupt_idle_session_is_a_noop(service):
+    created = await service.create_session("hi")
+    outcome = await service.interrupt(created.session_id)
+    assert outcome.interrupted is False
+    assert (await service.read_session(created.session_id)).message_count == 2
+
+
+async def test_provider_failure_fails_the_run_and_keeps_the_input(service):
+    created = await service.create_session("hi")
+    stream = await service.start_turn_streaming(created.session_id, "break", provider_params={"fail": "boom"})
+    events = await _collect(stream)
+    with pytest.raises(ProviderError, match="boom"):
+        await stream.result()
+    assert events[-1].type == "run_failed"
+    assert events[-1].payload.error_report.error_class == "llm"
+    history = await service.read_history(created.session_id)
+    assert history.messages[-1].content == "break"  # the user's input is not lost
+    ok = await service.start_turn(created.session_id, "again")
+    assert ok.text == "Mock reply to: again"
+
+
+async def test_unavailable_provider_is_a_provider_error(service):
+    created = await service.create_session("hi")
+    with pytest.raises(ProviderError, match="mock"):
+        await service.start_turn(created.session_id, "hello", model="claude-sonnet-4-6")
+    assert (await service.read_session(created.session_id)).model == "mock"
+
+
+async def test_max_tokens_per_turn_stops_the_reply(service):
+    result = await service.create_session("count", max_tokens=3, provider_params={"reply_words": 50})
+    assert result.text == "lorem ipsum dolor "
+    history = await service.read_history(result.session_id)
+    assert history.messages[-1].stop_reason == "max_tokens"
+
+
+async def test_token_budget_completes_then_refuses(service):
+    created = await service.create_session("one two three", budget_max_tokens=20,
+                                           provider_params={"reply_words": 30})
+    assert created.terminal_cause_kind == "budget_exhausted"
+    stream_session = created.session_id
+    with pytest.raises(BudgetExhausted) as exhausted:
+        await service.start_turn(stream_session, "more")
+    assert exhausted.value.spec.jsonrpc_code == -32011
+
+
+async def test_budget_warning_event(service):
+    stream = await service.create_session_streaming("a b c", budget_max_tokens=10,
+                                                    provider_params={"reply_words": 20})
+    events = await _collect(stream)
+    warning = [e for e in events if e.type == "budget_warning"]
+    assert len(warning) == 1 and warning[0].payload.limit == 10 and warning[0].payload.used >= 10
+    assert events[-1].payload.terminal_cause_kind == "budget_exhausted"
+
+
+async def test_deferred_create_runs_nothing(service):
+    result = await service.create_session("ignored", run_immediately=False, system_prompt="Be brief.")
+    assert result.turns == 0 and result.text == ""
+    history = await service.read_history(result.session_id)
+    assert [m.content for m in history.messages] == ["Be brief."]
+    ran = await service.start_turn(result.session_id, "now")
+    assert ran.text == "Mock reply to: now"
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", 42, None, [], [{"text": "no type"}]])
+async def test_bad_prompts_are_invalid_params(service, prompt):
+    with pytest.raises(InvalidParams, match="prompt"):
+        await service.create_session_streaming(prompt)
+    assert await service.list_sessions() == []
+
+
+async def test_unknown_session_ids(service):
+    for bad in ["01936f8a-7b2c-7000-8000-000000000001", "nope", "../x", ""]:
+        with pytest.raises(SessionNotFound):
+            await service.read_session(bad)
+        with pytest.raises(SessionNotFound):
+            await service.start_turn(bad, "hi")
+        with pytest.raises(SessionNotFound):
+            await service.read_history(bad)
+        with pytest.raises(SessionNotFound):
+            await service.interrupt(bad)
+        with pytest.raises(SessionNotFound):
+            await service.archive(bad)
+
+
+async def test_bad_create_params_name_the_field(service):
+    with pytest.raises(InvalidParams, match="labels"):
+        await service.create_session("x", labels={"a": 1})
+    with pytest.raises(InvalidParams, match="max_tokens"):
+        await service.create_session("x", max_tokens=0)
+    with pytest.raises(InvalidParams, match="provider"):
+        await service.create_session("x", provider="nonsense")
+    with pytest.raises(InvalidParams, match="cannot infer provider"):
+        await service.create_session("x", model="mystery-model")
+    with pytest.raises(InvalidParams, match="provider_params"):
+        await service.create_session("x", provider_params={"bogus": 1})
+    assert await service.list_sessions() == []
+
+
+async def test_concurrent_sessions_run_in_parallel(service):
+    ids = [(await service.create_session("s", run_immediately=False)).session_id for _ in range(20)]
+    results = {}
+
+    async def one(sid):
+        results[sid] = await service.start_turn(sid, f"hello {sid}",
+                                                provider_params={"first_token_latency_ms": 100, "reply": sid})
+
+    with trio.fail_after(5):
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for sid in ids:
+                nursery.start_soon(one, sid)
+        elapsed = trio.current_time() - start
+    assert {sid: r.text for sid, r in results.items()} == {sid: sid for sid in ids}
+    assert elapsed < 20 * 0.1  # they overlapped rather than ran one after another
