@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from actors import SessionActor
+from actors import SessionActor, open_service
 from meerkat.errors import ConfigGenerationConflict, InternalError, InvalidParams, SessionNotFound
 
 from helpers import running_service
@@ -195,3 +195,22 @@ async def test_statistics_describe_actors_and_mailboxes(service):
     actor_stats = actor.statistics()
     assert actor_stats.runs_completed == 1 and actor_stats.bus_last_seq > 3
     assert actor.mailbox.statistics().capacity == 64
+
+
+@pytest.mark.parametrize("realm_id", ["../x", "a/b", "..", "x y", "", "a:b"])
+async def test_bad_realm_ids_are_refused_before_touching_disk(tmp_path, realm_id):
+    with pytest.raises(InvalidParams, match="realm id"):
+        async with running_service(tmp_path, "sqlite", realm_id=realm_id):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_realm_backend_is_pinned_by_its_manifest(tmp_path):
+    async with running_service(tmp_path, "jsonl", realm_id="pinned") as service:
+        created = await service.create_session("kept")
+    with pytest.raises(InvalidParams, match="backend mismatch"):
+        async with running_service(tmp_path, "sqlite", realm_id="pinned"):
+            pass
+    async with open_service("pinned", state_root=tmp_path) as service:  # no backend: the pin decides
+        assert service.realm.backend == "jsonl"
+        assert (await service.read_session(created.session_id)).message_count == 2
