@@ -396,6 +396,7 @@ class SessionActor:
         if outcome is None:
             self._completed += 1
             self._bus.publish(RunCompleted(session_id=self.session_id, result=state.final_text, usage=state.usage,
+                                           extraction_required=False,
                                            terminal_cause_kind=state.terminal_cause_kind, identity=identity))
             result = RunResult(session_id=self.session_id, run_id=turn.run_id, text=state.final_text,
                                turns=state.turns, tool_calls=state.tool_calls, usage=state.usage,

@@ -178,7 +178,8 @@ class RunCompleted(msgspec.Struct, tag="run_completed", **_EVENT):
     session_id: str
     result: str
     usage: Usage
-    extraction_required: bool = False
+    #: Always sent (upstream sends it even when false).
+    extraction_required: bool
     terminal_cause_kind: str | None = None
     assistant_message_id: str | None = None
     identity: RunIdentity | None = None

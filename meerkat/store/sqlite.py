@@ -1,0 +1,341 @@
+"""The ``sqlite`` backend (the default): one database file per realm.
+
+Durability: the database runs in WAL mode with ``synchronous=NORMAL``. Every
+public write is exactly one ``BEGIN IMMEDIATE ... COMMIT`` transaction, so it
+is all or nothing. With WAL + NORMAL a commit is in the write-ahead log (in the
+OS page cache) when ``commit`` returns, which survives the *process* being
+killed at any instant: the next process sees every committed transaction and
+none of an unfinished one. Only an OS crash or power loss may lose the last few
+commits (the WAL is fsynced at checkpoints, not at every commit); even then the
+database stays consistent, it just ends at an earlier commit.
+
+Several processes may open the same file at once: all state lives in the
+database (nothing is cached in memory), writers serialise on SQLite's write lock
+(``BEGIN IMMEDIATE`` with a 5 s busy timeout) and readers see the last commit.
+``begin_run`` is a compare-and-set inside one such transaction, so two processes
+can never both start a run on one session.
+
+All calls block; the store is shared between worker threads through one
+connection guarded by a lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import msgspec
+
+from ..errors import SessionBusy, StoreError
+from ..transcript import Message, decode_message, encode_message
+from .base import RunCommit, RunRecord, SessionRecord
+from .query import labels_match, page
+
+__all__ = ["SqliteStore", "SCHEMA_VERSION"]
+
+#: ``PRAGMA user_version`` of the schema this module writes.
+SCHEMA_VERSION = 1
+
+BUSY_TIMEOUT_MS = 5000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id    TEXT PRIMARY KEY,
+    updated_at_ms INTEGER NOT NULL,
+    archived      INTEGER NOT NULL DEFAULT 0,
+    active_run_id TEXT,
+    record        BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_live_order
+    ON sessions (archived, updated_at_ms DESC, session_id DESC);
+CREATE TABLE IF NOT EXISTS messages (
+    session_id TEXT NOT NULL,
+    idx        INTEGER NOT NULL,
+    body       BLOB NOT NULL,
+    PRIMARY KEY (session_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id     TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    record     BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+"""
+
+_encode = msgspec.json.Encoder().encode
+_decode_session = msgspec.json.Decoder(SessionRecord).decode
+_decode_run = msgspec.json.Decoder(RunRecord).decode
+
+
+class SqliteStore:
+    """A session store in one SQLite database file (WAL, ``synchronous=NORMAL``)."""
+
+    blocking = True
+    backend = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                str(self.path),
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise self._error(exc) from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"sqlite store {self.path}: cannot enable WAL (journal_mode={mode})")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._init_schema(conn)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc) from exc
+            raise
+        self._conn = conn
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _error(self, exc: BaseException) -> StoreError:
+        return StoreError(f"sqlite store {self.path}: {exc}")
+
+    def _init_schema(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"sqlite store {self.path}: schema version {version} is newer than "
+                    f"this build understands ({SCHEMA_VERSION})"
+                )
+            if version < SCHEMA_VERSION:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """The connection for reads (each statement is its own snapshot)."""
+        with self._lock:
+            try:
+                if self._conn is None:
+                    raise sqlite3.ProgrammingError("store is closed")
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise self._error(exc) from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE ... COMMIT`` transaction; rolled back on any error."""
+        with self._lock:
+            conn = self._conn
+            try:
+                if conn is None:
+                    raise sqlite3.ProgrammingError("store is closed")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise self._error(exc) from exc
+
+    @staticmethod
+    def _put_session(conn: sqlite3.Connection, record: SessionRecord, *, insert: bool) -> None:
+        params: tuple[Any, ...] = (
+            record.updated_at_ms,
+            int(record.archived),
+            record.active_run_id,
+            _encode(record),
+            record.session_id,
+        )
+        if insert:
+            conn.execute(
+                "INSERT INTO sessions (updated_at_ms, archived, active_run_id, record, session_id)"
+                " VALUES (?, ?, ?, ?, ?)",
+                params,
+            )
+        else:
+            conn.execute(
+                "UPDATE sessions SET updated_at_ms = ?, archived = ?, active_run_id = ?, record = ?"
+                " WHERE session_id = ?",
+                params,
+            )
+
+    @staticmethod
+    def _load_session(conn: sqlite3.Connection, session_id: str) -> SessionRecord | None:
+        row = conn.execute("SELECT record FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+        return None if row is None else _decode_session(row[0])
+
+    # -- the SessionStore interface -------------------------------------------
+
+    def create_session(self, record: SessionRecord, messages: list[Message]) -> None:
+        with self._write() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM sessions WHERE session_id = ?", (record.session_id,)
+            ).fetchone()
+            if exists is not None:
+                raise ValueError(f"session {record.session_id} already exists")
+            record = msgspec.structs.replace(record, message_count=len(messages))
+            self._put_session(conn, record, insert=True)
+            conn.executemany(
+                "INSERT INTO messages (session_id, idx, body) VALUES (?, ?, ?)",
+                [(record.session_id, i, encode_message(m)) for i, m in enumerate(messages)],
+            )
+
+    def get_session(self, session_id: str, *, include_archived: bool = False) -> SessionRecord | None:
+        with self._read() as conn:
+            record = self._load_session(conn, session_id)
+        if record is None or (record.archived and not include_archived):
+            return None
+        return record
+
+    def list_sessions(self, *, limit: int, offset: int, labels: dict[str, str] | None = None) -> list[SessionRecord]:
+        base = "SELECT record FROM sessions WHERE archived = 0 ORDER BY updated_at_ms DESC, session_id DESC"
+        with self._read() as conn:
+            if not labels:
+                if offset >= 0 and limit >= 0:
+                    rows = conn.execute(base + " LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+                    return [_decode_session(r[0]) for r in rows]
+                records = [_decode_session(r[0]) for r in conn.execute(base)]
+                return page(records, offset, limit)
+            if offset < 0 or limit < 0:
+                decoded = (_decode_session(r[0]) for r in conn.execute(base))
+                return page([rec for rec in decoded if labels_match(rec.labels, labels)], offset, limit)
+            # Filter in SQL order, then page: stop reading once the page is full.
+            out: list[SessionRecord] = []
+            skipped = 0
+            if limit == 0:
+                return out
+            cursor = conn.execute(base)
+            try:
+                for (blob,) in cursor:
+                    rec = _decode_session(blob)
+                    if not labels_match(rec.labels, labels):
+                        continue
+                    if skipped < offset:
+                        skipped += 1
+                        continue
+                    out.append(rec)
+                    if len(out) >= limit:
+                        break
+            finally:
+                cursor.close()  # ends the read snapshot now, not when collected
+            return out
+
+    def read_messages(self, session_id: str, *, offset: int = 0, limit: int | None = None) -> list[Message]:
+        sql = "SELECT body FROM messages WHERE session_id = ? ORDER BY idx"
+        with self._read() as conn:
+            if offset >= 0 and (limit is None or limit >= 0):
+                rows = conn.execute(
+                    sql + " LIMIT ? OFFSET ?", (session_id, -1 if limit is None else limit, offset)
+                ).fetchall()
+                return [decode_message(r[0]) for r in rows]
+            rows = conn.execute(sql, (session_id,)).fetchall()
+            return page([decode_message(r[0]) for r in rows], offset, limit)
+
+    def begin_run(self, run: RunRecord) -> None:
+        with self._write() as conn:
+            record = self._load_session(conn, run.session_id)
+            if record is None:
+                raise KeyError(run.session_id)
+            if record.active_run_id is not None:
+                raise SessionBusy(run.session_id, record.active_run_id)
+            record.active_run_id = run.run_id
+            record.updated_at_ms = max(record.updated_at_ms, run.started_at_ms)
+            self._put_session(conn, record, insert=False)
+            # An upsert keeps the row (and its rowid, i.e. open_runs order) as the
+            # memory store's dict assignment does.
+            conn.execute(
+                "INSERT INTO runs (run_id, session_id, status, record) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (run_id) DO UPDATE SET session_id = excluded.session_id,"
+                " status = excluded.status, record = excluded.record",
+                (run.run_id, run.session_id, run.status, _encode(run)),
+            )
+
+    def commit_run(self, commit: RunCommit) -> SessionRecord:
+        with self._write() as conn:
+            record = self._load_session(conn, commit.session_id)
+            if record is None:
+                raise KeyError(commit.session_id)
+            start = conn.execute(
+                "SELECT COALESCE(MAX(idx) + 1, 0) FROM messages WHERE session_id = ?", (commit.session_id,)
+            ).fetchone()[0]
+            conn.executemany(
+                "INSERT INTO messages (session_id, idx, body) VALUES (?, ?, ?)",
+                [(commit.session_id, start + i, encode_message(m)) for i, m in enumerate(commit.messages)],
+            )
+            record.usage = commit.usage
+            record.message_count = start + len(commit.messages)
+            if commit.last_assistant_text is not None:
+                record.last_assistant_text = commit.last_assistant_text
+            record.last_seq = max(record.last_seq, commit.last_seq)
+            record.updated_at_ms = max(record.updated_at_ms, commit.finished_at_ms)
+            record.model = commit.model
+            record.provider = commit.provider
+            if record.active_run_id == commit.run_id:
+                record.active_run_id = None
+            self._put_session(conn, record, insert=False)
+            row = conn.execute("SELECT record FROM runs WHERE run_id = ?", (commit.run_id,)).fetchone()
+            if row is not None:
+                run = _decode_run(row[0])
+                run.status = commit.status
+                run.finished_at_ms = commit.finished_at_ms
+                run.error = commit.error
+                conn.execute(
+                    "UPDATE runs SET status = ?, record = ? WHERE run_id = ?",
+                    (run.status, _encode(run), run.run_id),
+                )
+            return record
+
+    def open_runs(self) -> list[RunRecord]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT record FROM runs WHERE status = 'running' ORDER BY rowid").fetchall()
+            return [_decode_run(r[0]) for r in rows]
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            return None if row is None else _decode_run(row[0])
+
+    def archive_session(self, session_id: str) -> bool:
+        with self._write() as conn:
+            record = self._load_session(conn, session_id)
+            if record is None or record.archived:
+                return False
+            record.archived = True
+            self._put_session(conn, record, insert=False)
+            return True
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                try:
+                    conn.close()
+                except sqlite3.Error as exc:
+                    raise self._error(exc) from exc
