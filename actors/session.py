@@ -304,6 +304,7 @@ class SessionActor:
         assert self._record is not None and self._bus is not None
         record = self._record
         settings = turn.settings
+        began = False
         try:
             if settings.budget_max_tokens is not None and record.usage.total_tokens >= settings.budget_max_tokens:
                 raise BudgetExhausted(
@@ -314,13 +315,21 @@ class SessionActor:
                 "token_delay_ms": config.mock.token_delay_ms,
                 "first_token_latency_ms": config.mock.first_token_latency_ms,
             } if settings.provider == "mock" else {})
-            if self._history is None:
-                rows = await sup.store_call(sup.store.read_messages, self.session_id)
-                self._history = [r for r in rows if not isinstance(r, SystemMessage)]
-            await sup.store_call(sup.store.begin_run, RunRecord(
+            fresh = await sup.store_call(sup.store.begin_run, RunRecord(
                 run_id=turn.run_id, session_id=self.session_id, status="running", started_at_ms=_now_ms(),
                 owner=sup.owner, prompt=turn.user_row.content))
+            began = True
+            if self._history is None or fresh.message_count != record.message_count:
+                # First turn of this actor, or another process committed runs since
+                # we last looked: the model must see the transcript as stored.
+                rows = await sup.store_call(sup.store.read_messages, self.session_id)
+                self._history = [r for r in rows if not isinstance(r, SystemMessage)]
+                self._bus.last_seq = max(self._bus.last_seq, fresh.last_seq)
+            self._record = record = fresh
         except BaseException as exc:
+            if began:  # release the run so the session is not left busy
+                with trio.CancelScope(shield=True):
+                    await self._release(turn, record)
             self._running = None
             if turn.subscription is not None:
                 turn.subscription.close()
@@ -360,6 +369,17 @@ class SessionActor:
             await self._finish(turn, state, outcome)
         if pending is not None:
             raise pending
+
+    async def _release(self, turn: _RunningTurn, record: SessionRecord) -> None:
+        """Close a run that began in the store but never started (nothing to keep)."""
+        sup = self._supervisor
+        try:
+            self._record = await sup.store_call(sup.store.commit_run, RunCommit(
+                run_id=turn.run_id, session_id=self.session_id, status="failed", messages=[], usage=record.usage,
+                last_assistant_text=None, last_seq=record.last_seq, finished_at_ms=_now_ms(),
+                model=record.model, provider=record.provider, error="the turn could not start"))
+        except Exception:
+            log.exception("could not release run %s", turn.run_id)
 
     async def _finish(self, turn: _RunningTurn, state: RunState, outcome: BaseException | None) -> None:
         sup = self._supervisor

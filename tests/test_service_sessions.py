@@ -6,7 +6,7 @@ import pytest
 import trio
 
 from actors import SessionActor, open_service
-from meerkat.errors import ConfigGenerationConflict, InternalError, InvalidParams, SessionNotFound
+from meerkat.errors import ConfigGenerationConflict, InternalError, InvalidParams, SessionBusy, SessionNotFound
 
 from helpers import running_service
 
@@ -214,3 +214,26 @@ async def test_realm_backend_is_pinned_by_its_manifest(tmp_path):
     async with open_service("pinned", state_root=tmp_path) as service:  # no backend: the pin decides
         assert service.realm.backend == "jsonl"
         assert (await service.read_session(created.session_id)).message_count == 2
+
+
+async def test_two_supervisors_on_one_realm_share_sessions_and_busy(tmp_path, backend):
+    if backend == "memory":
+        pytest.skip("a memory realm is private to its service")
+    async with running_service(tmp_path, backend, realm_id="shared") as one, \
+            running_service(tmp_path, backend, realm_id="shared") as two:
+        created = await one.create_session("from one")
+        assert (await two.read_session(created.session_id)).message_count == 2
+        await two.start_turn(created.session_id, "early two")  # two now holds the transcript in memory
+        stream = await one.start_turn_streaming(created.session_id, "slow",
+                                                provider_params={"reply_words": 30, "token_delay_ms": 5})
+        with pytest.raises(SessionBusy) as busy:
+            await two.start_turn(created.session_id, "from two")
+        assert busy.value.running_run_id == stream.run_id
+        await stream.result()
+        result = await two.start_turn(created.session_id, "from two")
+        history = await two.read_history(created.session_id)
+        assert [getattr(m, "content", None) for m in history.messages[::2]] == ["from one", "early two", "slow", "from two"]
+        # the second service's model saw every earlier row (mock input = words in the transcript)
+        assert result.run_usage.input_tokens == sum(
+            len((m.content if isinstance(m.content, str) else "").split()) if hasattr(m, "content") else
+            sum(len(b.data.get("text", "").split()) for b in m.blocks) for m in history.messages[:-1])

@@ -99,7 +99,7 @@ class SessionStore(Protocol):
     backend: str
 
     def create_session(self, record: SessionRecord, messages: list[Message]) -> None:
-        """Insert a new session with its initial rows (e.g. the system prompt)."""
+        """Insert a new session with its initial rows (ValueError if the id exists)."""
 
     def get_session(self, session_id: str, *, include_archived: bool = False) -> SessionRecord | None:
         """The session, or None if unknown (or archived, unless asked for)."""
@@ -112,11 +112,19 @@ class SessionStore(Protocol):
     def read_messages(self, session_id: str, *, offset: int = 0, limit: int | None = None) -> list[Message]:
         """Transcript rows oldest first (archived sessions included)."""
 
-    def begin_run(self, run: RunRecord) -> None:
-        """Record a run in flight; raises SessionBusy if another run is active on the session."""
+    def begin_run(self, run: RunRecord) -> SessionRecord:
+        """Record a run in flight and return the session as stored now.
+
+        Raises SessionBusy if another run (of any process) is active on the
+        session, KeyError if the session does not exist. The returned record lets
+        a caller notice runs committed by other processes since it last looked.
+        """
 
     def commit_run(self, commit: RunCommit) -> SessionRecord:
-        """Append the run's rows, update the session, close the run; all or nothing."""
+        """Append the run's rows, update the session, close the run; all or nothing.
+
+        ``commit.session_id`` must be the run's session; KeyError if it does not exist.
+        """
 
     def open_runs(self) -> list[RunRecord]:
         """Runs still marked ``running`` (candidates for crash reconciliation)."""

@@ -345,7 +345,7 @@ class JsonlStore:
             rows = self._view(session_id, lambda state, _: page(state.messages, offset, limit))
         return [] if rows is None else rows
 
-    def begin_run(self, run: RunRecord) -> None:
+    def begin_run(self, run: RunRecord) -> SessionRecord:
         if not _safe_id(run.session_id):
             raise KeyError(run.session_id)
 
@@ -358,7 +358,9 @@ class JsonlStore:
             return _BeginRun(run=run), None
 
         with self._guard():
-            self._append(run.session_id, decide)
+            _, record = self._append(run.session_id, decide)
+        assert record is not None
+        return record
 
     def commit_run(self, commit: RunCommit) -> SessionRecord:
         if not _safe_id(commit.session_id):

@@ -53,7 +53,7 @@ class MemoryStore:
             rows = self._messages.get(session_id, [])
             return page(rows, offset, limit)
 
-    def begin_run(self, run: RunRecord) -> None:
+    def begin_run(self, run: RunRecord) -> SessionRecord:
         with self._lock:
             record = self._sessions[run.session_id]
             if record.active_run_id is not None:
@@ -61,6 +61,7 @@ class MemoryStore:
             record.active_run_id = run.run_id
             record.updated_at_ms = max(record.updated_at_ms, run.started_at_ms)
             self._runs[run.run_id] = msgspec.structs.replace(run)
+            return msgspec.structs.replace(record)
 
     def commit_run(self, commit: RunCommit) -> SessionRecord:
         with self._lock:

@@ -258,7 +258,7 @@ class SqliteStore:
             rows = conn.execute(sql, (session_id,)).fetchall()
             return page([decode_message(r[0]) for r in rows], offset, limit)
 
-    def begin_run(self, run: RunRecord) -> None:
+    def begin_run(self, run: RunRecord) -> SessionRecord:
         with self._write() as conn:
             record = self._load_session(conn, run.session_id)
             if record is None:
@@ -276,6 +276,7 @@ class SqliteStore:
                 " status = excluded.status, record = excluded.record",
                 (run.run_id, run.session_id, run.status, _encode(run)),
             )
+            return msgspec.structs.replace(record)
 
     def commit_run(self, commit: RunCommit) -> SessionRecord:
         with self._write() as conn:
