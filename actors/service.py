@@ -3,7 +3,7 @@
 :class:`SessionService` is what every surface (CLI, JSON-RPC, REST, MCP) calls,
 and what a Python program embedding the host uses directly. Each method turns
 into a typed message to the realm supervisor or a session actor and waits for
-the one-shot reply. Open one with :func:`open_service`::
+the one-shot reply. Open one with :func:`actors.open_service`::
 
     async with open_service(realm_id="team-alpha") as service:
         result = await service.create_session("What is the capital of France?")
@@ -12,21 +12,17 @@ the one-shot reply. Open one with :func:`open_service`::
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
-import trio
 
-from meerkat.agent import Tool, builtin_tools
-from meerkat.config import ConfigEnvelope, FileConfigStore, MemoryConfigStore
+from meerkat.agent import Tool
+from meerkat.config import ConfigEnvelope
 from meerkat.errors import SessionNotFound
 from meerkat.events import EventEnvelope
 from meerkat.ids import canonical_uuid
-from meerkat.realm import RealmHandle, open_realm
-from meerkat.store import open_store
+from meerkat.realm import RealmHandle
 from meerkat.usage import Usage
 from meerkat.validation import validate_labels, validate_page, validate_prompt
 from meerkat.views import HistoryPage, InterruptResult, RunResult, SessionSummary, SessionView, session_ref
@@ -46,9 +42,9 @@ from .messages import (
     Subscribe,
     TurnRequest,
 )
-from .realm import HostOptions, RealmStatistics, RealmSupervisor
+from .realm import RealmStatistics, RealmSupervisor
 
-__all__ = ["SessionService", "TurnStream", "ConfigView", "open_service"]
+__all__ = ["SessionService", "TurnStream", "ConfigView"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,34 +263,3 @@ def _canonical(session_id: str) -> str:
     if canonical is None:
         raise SessionNotFound(str(session_id))
     return canonical
-
-
-@asynccontextmanager
-async def open_service(realm_id: str | None = None, *, state_root: str | Path | None = None,
-                       backend: str | None = None, isolated: bool = False, instance_id: str | None = None,
-                       options: HostOptions | None = None) -> AsyncIterator[SessionService]:
-    """Open a realm (creating it if new) and serve it until the block exits.
-
-    Without ``realm_id`` a fresh isolated realm is made. On exit, running turns
-    are interrupted and committed as interrupted, and the store is closed.
-    """
-    realm = await trio.to_thread.run_sync(partial(open_realm, realm_id, state_root=state_root, backend=backend,
-                                                  isolated=isolated, instance_id=instance_id))
-    if realm.backend == "memory" or realm.paths is None:
-        store = open_store("memory")
-        config_store: Any = MemoryConfigStore()
-    else:
-        store = await trio.to_thread.run_sync(partial(open_store, realm.backend,
-                                                      sqlite_path=realm.paths.sessions_sqlite_path,
-                                                      jsonl_dir=realm.paths.sessions_jsonl_dir))
-        config_store = FileConfigStore(realm.paths.root)
-    supervisor = RealmSupervisor(realm, store, config_store, builtin_tools(), options)
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(supervisor.run)
-            try:
-                yield SessionService(supervisor)
-            finally:
-                nursery.cancel_scope.cancel()
-    finally:
-        store.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from actors import SessionActor, open_service
+from actors import SessionActor, open_host, open_service
 from meerkat.errors import ConfigGenerationConflict, InternalError, InvalidParams, SessionBusy, SessionNotFound
 
 from helpers import running_service
@@ -237,3 +237,36 @@ async def test_two_supervisors_on_one_realm_share_sessions_and_busy(tmp_path, ba
         assert result.run_usage.input_tokens == sum(
             len((m.content if isinstance(m.content, str) else "").split()) if hasattr(m, "content") else
             sum(len(b.data.get("text", "").split()) for b in m.blocks) for m in history.messages[:-1])
+
+
+async def test_one_host_serves_several_realms(tmp_path):
+    async with open_host() as host:
+        alpha = await host.open_realm("alpha", state_root=tmp_path)
+        beta = await host.open_realm("beta", state_root=tmp_path, backend="jsonl")
+        assert await host.open_realm("alpha", state_root=tmp_path) is alpha
+        with pytest.raises(InvalidParams, match="backend mismatch"):
+            await host.open_realm("alpha", state_root=tmp_path, backend="memory")
+        created = await alpha.create_session("in alpha")
+        assert [s.session_id for s in await alpha.list_sessions()] == [created.session_id]
+        assert await beta.list_sessions() == []  # sessions never cross realms
+        with pytest.raises(SessionNotFound):
+            await beta.read_session(created.session_id)
+        await alpha.patch_config({"rest": {"port": 9000}})
+        assert (await beta.get_config()).generation == 0
+        stats = host.statistics()
+        assert sorted(r.realm_id for r in stats.realms) == ["alpha", "beta"]
+
+
+async def test_shutdown_interrupts_and_commits_running_turns(tmp_path):
+    async with running_service(tmp_path, "sqlite", realm_id="stop") as service:
+        created = await service.create_session("x", run_immediately=False,
+                                               provider_params={"reply_words": 5000, "token_delay_ms": 5})
+        stream = await service.start_turn_streaming(created.session_id, "long")
+        async for envelope in stream:
+            if envelope.type == "text_delta":
+                break
+    async with running_service(tmp_path, "sqlite", realm_id="stop") as service:
+        history = await service.read_history(created.session_id)
+        assert history.messages[-2].content == "long"
+        assert history.messages[-1].stop_reason == "cancelled" and history.messages[-1].blocks
+        assert (await service.read_session(created.session_id)).is_active is False

@@ -1,0 +1,118 @@
+"""The host: the process root, one trio nursery that owns every realm supervisor.
+
+A process may serve several realms (say, a daemon with a realm per team); each
+gets its own :class:`RealmSupervisor`, store and config, all children of one
+:class:`Host`. When the host's block exits, every supervisor is cancelled: running
+turns are interrupted and committed as interrupted, then each store is closed.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import trio
+
+from meerkat.agent import builtin_tools
+from meerkat.config import FileConfigStore, MemoryConfigStore
+from meerkat.errors import InvalidParams
+from meerkat.realm import RealmHandle, open_realm
+from meerkat.store import SessionStore, open_store
+
+from .realm import HostOptions, RealmStatistics, RealmSupervisor
+from .service import SessionService
+
+__all__ = ["Host", "HostStatistics", "open_host", "open_service"]
+
+
+@dataclass(frozen=True, slots=True)
+class HostStatistics:
+    """Every realm this process serves."""
+
+    realms: tuple[RealmStatistics, ...]
+
+
+class Host:
+    """Serves realms; get one with :func:`open_host`."""
+
+    def __init__(self, nursery: trio.Nursery, options: HostOptions | None) -> None:
+        self._nursery = nursery
+        self._options = options
+        self._services: dict[tuple[str, str], SessionService] = {}
+
+    async def open_realm(self, realm_id: str | None = None, *, state_root: str | Path | None = None,
+                         backend: str | None = None, isolated: bool = False,
+                         instance_id: str | None = None) -> SessionService:
+        """Serve a realm (created if new) and return its service; the same realm twice is one service."""
+        realm = await trio.to_thread.run_sync(partial(open_realm, realm_id, state_root=state_root, backend=backend,
+                                                      isolated=isolated, instance_id=instance_id))
+        key = (str(realm.paths.root), realm.realm_id)
+        existing = self._services.get(key)
+        if existing is not None:
+            if backend is not None and existing.realm.backend != backend:
+                raise InvalidParams(f"realm {realm.realm_id!r} is already served with backend "
+                                    f"{existing.realm.backend!r}, not {backend!r}")
+            return existing
+        store, config_store = await _open_stores(realm)
+        supervisor = RealmSupervisor(realm, store, config_store, builtin_tools(), self._options)
+        await self._nursery.start(self._serve_realm, supervisor, key)
+        service = SessionService(supervisor)
+        self._services[key] = service
+        return service
+
+    async def _serve_realm(self, supervisor: RealmSupervisor, key: tuple[str, str], *,
+                           task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await supervisor.run(task_status=task_status)
+        finally:
+            self._services.pop(key, None)
+            supervisor.store.close()
+
+    def statistics(self) -> HostStatistics:
+        """One entry per realm served."""
+        return HostStatistics(realms=tuple(s.statistics() for s in self._services.values()))
+
+
+async def _open_stores(realm: RealmHandle) -> tuple[SessionStore, Any]:
+    if realm.backend == "memory":
+        return open_store("memory"), MemoryConfigStore()
+    store = await trio.to_thread.run_sync(partial(open_store, realm.backend,
+                                                  sqlite_path=realm.paths.sessions_sqlite_path,
+                                                  jsonl_dir=realm.paths.sessions_jsonl_dir))
+    return store, FileConfigStore(realm.paths.root)
+
+
+@asynccontextmanager
+async def open_host(options: HostOptions | None = None) -> AsyncIterator[Host]:
+    """Run a host until the block exits.
+
+    An error raised in the block (or by the host) comes out as itself, not
+    wrapped in a one-member exception group, so callers can simply ``except`` it.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                yield Host(nursery, options)
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+
+
+@asynccontextmanager
+async def open_service(realm_id: str | None = None, *, state_root: str | Path | None = None,
+                       backend: str | None = None, isolated: bool = False, instance_id: str | None = None,
+                       options: HostOptions | None = None) -> AsyncIterator[SessionService]:
+    """Serve one realm (created if new) until the block exits; the usual way in.
+
+    Without ``realm_id`` a fresh realm ``realm-<uuidv7>`` is made. On exit, running
+    turns are interrupted and committed as interrupted, and the store is closed.
+    """
+    async with open_host(options) as host:
+        yield await host.open_realm(realm_id, state_root=state_root, backend=backend, isolated=isolated,
+                                    instance_id=instance_id)
