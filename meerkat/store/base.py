@@ -30,6 +30,8 @@ __all__ = [
     "SessionStore",
     "current_owner",
     "owner_is_alive",
+    "apply_begin",
+    "apply_commit",
     "MAX_LIST_LIMIT",
 ]
 
@@ -137,6 +139,30 @@ class SessionStore(Protocol):
 
     def close(self) -> None:
         """Release files and connections."""
+
+
+def apply_begin(record: SessionRecord, run: RunRecord) -> None:
+    """Mark ``record`` busy with ``run`` (every backend applies a begin this way)."""
+    record.active_run_id = run.run_id
+    record.updated_at_ms = max(record.updated_at_ms, run.started_at_ms)
+
+
+def apply_commit(record: SessionRecord, commit: RunCommit, message_count: int, run: RunRecord | None) -> None:
+    """Fold a commit into the session record and its run record (shared by every backend)."""
+    record.usage = commit.usage
+    record.message_count = message_count
+    if commit.last_assistant_text is not None:
+        record.last_assistant_text = commit.last_assistant_text
+    record.last_seq = max(record.last_seq, commit.last_seq)
+    record.updated_at_ms = max(record.updated_at_ms, commit.finished_at_ms)
+    record.model = commit.model
+    record.provider = commit.provider
+    if record.active_run_id == commit.run_id:
+        record.active_run_id = None
+    if run is not None:
+        run.status = commit.status
+        run.finished_at_ms = commit.finished_at_ms
+        run.error = commit.error
 
 
 def current_owner() -> str:

@@ -44,7 +44,7 @@ import msgspec
 
 from ..errors import SessionBusy, StoreError
 from ..transcript import Message
-from .base import RunCommit, RunRecord, SessionRecord
+from .base import RunCommit, RunRecord, SessionRecord, apply_begin, apply_commit
 from .query import labels_match, page
 
 __all__ = ["JsonlStore"]
@@ -105,27 +105,12 @@ class _State:
             return
         if isinstance(op, _BeginRun):
             run = op.run
-            record.active_run_id = run.run_id
-            record.updated_at_ms = max(record.updated_at_ms, run.started_at_ms)
+            apply_begin(record, run)
             self.runs[run.run_id] = run
         elif isinstance(op, _Commit):
             commit = op.commit
             self.messages.extend(commit.messages)
-            record.usage = commit.usage
-            record.message_count = len(self.messages)
-            if commit.last_assistant_text is not None:
-                record.last_assistant_text = commit.last_assistant_text
-            record.last_seq = max(record.last_seq, commit.last_seq)
-            record.updated_at_ms = max(record.updated_at_ms, commit.finished_at_ms)
-            record.model = commit.model
-            record.provider = commit.provider
-            if record.active_run_id == commit.run_id:
-                record.active_run_id = None
-            run = self.runs.get(commit.run_id)
-            if run is not None:
-                run.status = commit.status
-                run.finished_at_ms = commit.finished_at_ms
-                run.error = commit.error
+            apply_commit(record, commit, len(self.messages), self.runs.get(commit.run_id))
         elif isinstance(op, _Archive):
             record.archived = True
 

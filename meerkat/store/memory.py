@@ -8,7 +8,7 @@ import msgspec
 
 from ..errors import SessionBusy
 from ..transcript import Message
-from .base import RunCommit, RunRecord, SessionRecord
+from .base import RunCommit, RunRecord, SessionRecord, apply_begin, apply_commit
 from .query import labels_match, page
 
 __all__ = ["MemoryStore"]
@@ -58,8 +58,7 @@ class MemoryStore:
             record = self._sessions[run.session_id]
             if record.active_run_id is not None:
                 raise SessionBusy(run.session_id, record.active_run_id)
-            record.active_run_id = run.run_id
-            record.updated_at_ms = max(record.updated_at_ms, run.started_at_ms)
+            apply_begin(record, run)
             self._runs[run.run_id] = msgspec.structs.replace(run)
             return msgspec.structs.replace(record)
 
@@ -68,21 +67,7 @@ class MemoryStore:
             record = self._sessions[commit.session_id]
             rows = self._messages.setdefault(commit.session_id, [])
             rows.extend(commit.messages)
-            record.usage = commit.usage
-            record.message_count = len(rows)
-            if commit.last_assistant_text is not None:
-                record.last_assistant_text = commit.last_assistant_text
-            record.last_seq = max(record.last_seq, commit.last_seq)
-            record.updated_at_ms = max(record.updated_at_ms, commit.finished_at_ms)
-            record.model = commit.model
-            record.provider = commit.provider
-            if record.active_run_id == commit.run_id:
-                record.active_run_id = None
-            run = self._runs.get(commit.run_id)
-            if run is not None:
-                run.status = commit.status
-                run.finished_at_ms = commit.finished_at_ms
-                run.error = commit.error
+            apply_commit(record, commit, len(rows), self._runs.get(commit.run_id))
             return msgspec.structs.replace(record)
 
     def open_runs(self) -> list[RunRecord]:

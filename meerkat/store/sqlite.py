@@ -31,7 +31,7 @@ import msgspec
 
 from ..errors import SessionBusy, StoreError
 from ..transcript import Message, decode_message, encode_message
-from .base import RunCommit, RunRecord, SessionRecord
+from .base import RunCommit, RunRecord, SessionRecord, apply_begin, apply_commit
 from .query import labels_match, page
 
 __all__ = ["SqliteStore", "SCHEMA_VERSION"]
@@ -265,8 +265,7 @@ class SqliteStore:
                 raise KeyError(run.session_id)
             if record.active_run_id is not None:
                 raise SessionBusy(run.session_id, record.active_run_id)
-            record.active_run_id = run.run_id
-            record.updated_at_ms = max(record.updated_at_ms, run.started_at_ms)
+            apply_begin(record, run)
             self._put_session(conn, record, insert=False)
             # An upsert keeps the row (and its rowid, i.e. open_runs order) as the
             # memory store's dict assignment does.
@@ -290,23 +289,11 @@ class SqliteStore:
                 "INSERT INTO messages (session_id, idx, body) VALUES (?, ?, ?)",
                 [(commit.session_id, start + i, encode_message(m)) for i, m in enumerate(commit.messages)],
             )
-            record.usage = commit.usage
-            record.message_count = start + len(commit.messages)
-            if commit.last_assistant_text is not None:
-                record.last_assistant_text = commit.last_assistant_text
-            record.last_seq = max(record.last_seq, commit.last_seq)
-            record.updated_at_ms = max(record.updated_at_ms, commit.finished_at_ms)
-            record.model = commit.model
-            record.provider = commit.provider
-            if record.active_run_id == commit.run_id:
-                record.active_run_id = None
-            self._put_session(conn, record, insert=False)
             row = conn.execute("SELECT record FROM runs WHERE run_id = ?", (commit.run_id,)).fetchone()
-            if row is not None:
-                run = _decode_run(row[0])
-                run.status = commit.status
-                run.finished_at_ms = commit.finished_at_ms
-                run.error = commit.error
+            run = _decode_run(row[0]) if row is not None else None
+            apply_commit(record, commit, start + len(commit.messages), run)
+            self._put_session(conn, record, insert=False)
+            if run is not None:
                 conn.execute(
                     "UPDATE runs SET status = ?, record = ? WHERE run_id = ?",
                     (run.status, _encode(run), run.run_id),
