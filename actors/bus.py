@@ -21,6 +21,10 @@ from meerkat.events import TERMINAL_EVENT_TYPES, AgentEvent, EventEnvelope, lag_
 __all__ = ["EventBus", "Subscription", "BusStatistics", "SubscriptionStatistics"]
 
 
+#: Queued events a subscriber takes before it yields to the scheduler anyway.
+_YIELD_EVERY = 64
+
+
 class _Gap:
     """Stands in a subscriber's queue where events were dropped."""
 
@@ -58,6 +62,7 @@ class Subscription:
         self._until_terminal = until_terminal
         self._delivered = 0
         self._dropped = 0
+        self._since_yield = 0
 
     # -- bus side --
 
@@ -106,16 +111,31 @@ class Subscription:
         raise trio.WouldBlock()
 
     async def receive(self) -> EventEnvelope:
-        """The next envelope; raises trio.EndOfChannel when the stream has ended."""
-        while True:
-            try:
-                envelope = self.receive_nowait()
-            except trio.WouldBlock:
+        """The next envelope; raises trio.EndOfChannel when the stream has ended.
+
+        When events are already queued it hands them over without a trip through
+        the scheduler (a burst of deltas costs one wake-up, not one per event),
+        but yields every ``_YIELD_EVERY`` events so a busy stream cannot starve others.
+        """
+        try:
+            envelope = self.receive_nowait()
+        except trio.WouldBlock:
+            while True:
                 self._waiter = trio.Event()
                 await self._waiter.wait()
-                continue
+                try:
+                    envelope = self.receive_nowait()
+                except trio.WouldBlock:
+                    continue
+                self._since_yield = 0
+                return envelope
+        self._since_yield += 1
+        if self._since_yield >= _YIELD_EVERY:
+            self._since_yield = 0
             await trio.lowlevel.checkpoint()
-            return envelope
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        return envelope
 
     def __aiter__(self) -> "Subscription":
         return self

@@ -41,6 +41,7 @@ from .messages import (
     SetConfig,
 )
 from .session import SessionActor
+from .storeio import StoreIO
 
 __all__ = ["HostOptions", "RealmSupervisor", "RealmStatistics"]
 
@@ -102,16 +103,18 @@ class RealmSupervisor:
         self._nursery: trio.Nursery | None = None
         self._config: ConfigEnvelope | None = None
         self._config_stamp: tuple[int, int] | None = None
-        self._io_limiter = trio.CapacityLimiter(8)
+        self.io = StoreIO()
         self._started = self._retired = self._crashed = 0
 
     # -- running ------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Reconcile, then serve the mailbox until cancelled."""
-        await self._refresh_config()
-        await self._reconcile()
         async with trio.open_nursery() as nursery:
+            if self.store.blocking:
+                await nursery.start(self.io.run)
+            await self._refresh_config()
+            await self._reconcile()
             self._nursery = nursery
             if self.realm.backend != "memory":
                 nursery.start_soon(self._watch_config)
@@ -127,7 +130,7 @@ class RealmSupervisor:
         """Run a store method, in a worker thread when the backend blocks on I/O."""
         if not self.store.blocking:
             return fn(*args)
-        return await trio.to_thread.run_sync(partial(fn, *args), limiter=self._io_limiter)
+        return await self.io.call(fn, *args)
 
     async def _reconcile(self) -> None:
         """Close runs whose owning process died as interrupted (user input kept)."""
@@ -159,9 +162,10 @@ class RealmSupervisor:
             actor = self._spawn(session_id, None)
         return actor
 
-    def _spawn(self, session_id: str, record: SessionRecord | None) -> SessionActor:
+    def _spawn(self, session_id: str, record: SessionRecord | None,
+               history: list[Message] | None = None) -> SessionActor:
         assert self._nursery is not None, "the supervisor is not running"
-        actor = SessionActor(self, session_id, record)
+        actor = SessionActor(self, session_id, record, history)
         self._actors[session_id] = actor
         self._started += 1
         self._nursery.start_soon(self._supervise, actor)
@@ -245,7 +249,7 @@ class RealmSupervisor:
             initial.append(SystemMessage(content=system_prompt, created_at=_rfc3339(now)))
         await self.store_call(self.store.create_session, record, initial)
         record.message_count = len(initial)
-        self._spawn(record.session_id, record)
+        self._spawn(record.session_id, record, history=[])  # a new session: nothing for the model yet
         return record
 
     async def _list(self, message: ListSessions) -> list[SessionSummary]:
@@ -298,7 +302,7 @@ class RealmSupervisor:
     async def _config_io(self, fn: Callable[..., T], *args: Any) -> T:
         if self.realm.backend == "memory":
             return fn(*args)
-        return await trio.to_thread.run_sync(partial(fn, *args), limiter=self._io_limiter)
+        return await trio.to_thread.run_sync(partial(fn, *args))
 
     async def _get_config(self) -> ConfigEnvelope:
         return await self._refresh_config()

@@ -102,12 +102,14 @@ def _now_ms() -> int:
 class SessionActor:
     """See the module docstring. Created and supervised by :class:`RealmSupervisor`."""
 
-    def __init__(self, supervisor: "RealmSupervisor", session_id: str, record: SessionRecord | None = None) -> None:
+    def __init__(self, supervisor: "RealmSupervisor", session_id: str, record: SessionRecord | None = None,
+                 history: list[Message] | None = None) -> None:
         self.session_id = session_id
         self.mailbox: Mailbox[SessionMessage] = Mailbox(supervisor.options.mailbox_capacity)
         self._supervisor = supervisor
         self._record = record
-        self._history: list[Message] | None = None
+        #: Committed rows the model sees (no system rows); None until first needed.
+        self._history: list[Message] | None = history
         self._bus: EventBus | None = None
         self._running: _RunningTurn | None = None
         self._archived = False

@@ -14,7 +14,7 @@ from typing import Any, Literal, Union
 
 import msgspec
 
-from .ids import new_uuid7
+from .ids import new_event_id
 from .usage import TurnUsage, Usage
 
 __all__ = [
@@ -266,7 +266,7 @@ _decoder = msgspec.json.Decoder(EventEnvelope)
 def make_envelope(session_id: str, seq: int, payload: AgentEvent) -> EventEnvelope:
     """Wrap a payload for publication by session ``session_id``."""
     return EventEnvelope(
-        event_id=new_uuid7(),
+        event_id=new_event_id(),
         source=SessionSource(session_id),
         seq=seq,
         timestamp_ms=time.time_ns() // 1_000_000,

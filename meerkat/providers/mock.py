@@ -47,6 +47,8 @@ __all__ = ["MockProvider", "MOCK_PARAMS"]
 MOCK_PARAMS = frozenset({"reply", "reply_words", "token_delay_ms", "first_token_latency_ms", "fail"})
 
 _TOOL_RE = re.compile(r"tool:([A-Za-z_][A-Za-z0-9_\-]*)")
+#: Words the mock hands over per scheduler turn when it has no delay.
+_WORDS_PER_READ = 16
 _FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor".split()
 
 
@@ -56,14 +58,19 @@ def _content_text(content: str | list[dict[str, Any]]) -> str:
     return " ".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
 
 
+def _words(text: str) -> int:
+    # Counting separators runs at C speed; the mock re-counts the whole transcript per call.
+    return text.count(" ") + 1 if text else 0
+
+
 def _message_words(message: Message) -> int:
     if isinstance(message, UserMessage):
-        return len(_content_text(message.content).split())
+        return _words(_content_text(message.content))
     if isinstance(message, BlockAssistantMessage):
-        return sum(len(str(b.data.get("text", "")).split()) for b in message.blocks)
+        return sum(_words(str(b.data.get("text", ""))) for b in message.blocks)
     if isinstance(message, ToolResultsMessage):
-        return sum(len(_content_text(r.content).split()) for r in message.results)
-    return len(getattr(message, "content", "").split())
+        return sum(_words(_content_text(r.content)) for r in message.results)
+    return _words(getattr(message, "content", ""))
 
 
 def _parse_tool_calls(prompt: str) -> list[tuple[str, dict[str, Any]]]:
@@ -145,8 +152,9 @@ class MockProvider:
                 break
             if index and delay > 0:
                 await trio.sleep(delay)
-            else:
-                # Let other tasks (subscribers, other sessions) run, as a socket read would.
+            elif index % _WORDS_PER_READ == 0:
+                # Let other tasks (subscribers, other sessions) run once per "network
+                # read", as a real stream does: one socket read carries several tokens.
                 await trio.lowlevel.checkpoint()
             yield TextChunk(word)
             sent += 1
@@ -156,7 +164,7 @@ class MockProvider:
             stop = "tool_use"
         input_words = sum(_message_words(m) for m in request.messages)
         if request.system_prompt:
-            input_words += len(request.system_prompt.split())
+            input_words += _words(request.system_prompt)
         yield UsageReport(
             TurnUsage(
                 input_tokens=input_words,
