@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 import trio
 
 from meerkat.agent import RunFailure, RunSettings, RunState, run_loop
@@ -47,7 +46,7 @@ from meerkat.validation import validate_prompt
 from meerkat.views import InterruptResult, RunResult, SessionView, session_ref
 
 from .bus import EventBus, Subscription
-from .mailbox import Mailbox, MailboxClosed
+from .mailbox import Mailbox
 from .messages import Archive, Interrupt, Read, SessionMessage, StartTurn, Subscribe, TurnRequest
 
 if TYPE_CHECKING:
