@@ -1,0 +1,1 @@
+"""Test helpers (fake provider HTTP servers come with the real providers)."""
