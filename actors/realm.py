@@ -25,7 +25,7 @@ from meerkat.errors import InvalidParams, MeerkatError, SessionNotFound, StoreEr
 from meerkat.ids import canonical_uuid, new_uuid7
 from meerkat.providers import resolve_model, validate_provider_params
 from meerkat.realm import RealmHandle
-from meerkat.store import RunCommit, SessionRecord, SessionStore, current_owner, owner_is_alive
+from meerkat.store import CRASH_SEQ_GAP, RunCommit, SessionRecord, SessionStore, current_owner, owner_is_alive
 from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage
 from meerkat.validation import validate_labels, validate_optional_positive_int
 from meerkat.views import SessionSummary, session_ref
@@ -147,7 +147,8 @@ class RealmSupervisor:
             ]
             await self.store_call(self.store.commit_run, RunCommit(
                 run_id=run.run_id, session_id=run.session_id, status="interrupted", messages=rows,
-                usage=record.usage, last_assistant_text=None, last_seq=record.last_seq,
+                usage=record.usage, last_assistant_text=None,
+                last_seq=max(record.last_seq, run.seq_start + CRASH_SEQ_GAP),
                 finished_at_ms=time.time_ns() // 1_000_000, model=record.model, provider=record.provider,
                 error=f"interrupted: owner {run.owner} died"))
             log.warning("closed run %s of session %s as interrupted (owner %s is gone)",

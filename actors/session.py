@@ -318,7 +318,7 @@ class SessionActor:
             } if settings.provider == "mock" else {})
             fresh = await sup.store_call(sup.store.begin_run, RunRecord(
                 run_id=turn.run_id, session_id=self.session_id, status="running", started_at_ms=_now_ms(),
-                owner=sup.owner, prompt=turn.user_row.content))
+                owner=sup.owner, prompt=turn.user_row.content, seq_start=self._bus.last_seq))
             began = True
             if self._history is None or fresh.message_count != record.message_count:
                 # First turn of this actor, or another process committed runs since

@@ -93,8 +93,12 @@ async def test_sigkill_mid_turn_keeps_committed_runs_and_closes_the_open_one(tmp
         assert rows[5].stop_reason == "cancelled" and rows[5].blocks == []
         assert history.message_count == 6
         assert await service.supervisor.store_call(service.supervisor.store.open_runs) == []
-        after = await service.start_turn(session_id, "still usable")
+        stream = await service.start_turn_streaming(session_id, "still usable")
+        seqs = [e.seq async for e in stream]
+        after = await stream.result()
         assert after.text == "Mock reply to: still usable"
+        # the killed run's events were numbered but never committed: numbering jumps past them
+        assert min(seqs) > 1_000_000
 
 
 async def test_two_processes_racing_config_patches_lose_no_update(tmp_path):

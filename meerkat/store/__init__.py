@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import (
+    CRASH_SEQ_GAP as CRASH_SEQ_GAP,
     MAX_LIST_LIMIT as MAX_LIST_LIMIT,
     RunCommit as RunCommit,
     RunRecord as RunRecord,
@@ -16,6 +17,7 @@ from .memory import MemoryStore as MemoryStore
 from .factory import open_store as open_store
 
 __all__ = [
+    "CRASH_SEQ_GAP",
     "MAX_LIST_LIMIT",
     "RunCommit",
     "RunRecord",

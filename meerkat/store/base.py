@@ -33,9 +33,15 @@ __all__ = [
     "apply_begin",
     "apply_commit",
     "MAX_LIST_LIMIT",
+    "CRASH_SEQ_GAP",
 ]
 
 RunStatus = Literal["running", "completed", "failed", "interrupted"]
+
+#: How far event seq numbering jumps past a run whose process died: its events
+#: were never committed, so their numbers are unknown; jumping keeps any cursor a
+#: client holds from matching new, different events.
+CRASH_SEQ_GAP = 1_000_000
 
 #: Upper bound on one page of ``list_sessions`` / ``read_messages``.
 MAX_LIST_LIMIT = 1000
@@ -74,6 +80,8 @@ class RunRecord(msgspec.Struct, kw_only=True):
     prompt: str | list[dict[str, Any]]
     finished_at_ms: int | None = None
     error: str | None = None
+    #: The session's last event seq when the run began (to skip past its events after a crash).
+    seq_start: int = 0
 
 
 class RunCommit(msgspec.Struct, kw_only=True):
