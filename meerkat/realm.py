@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
-from meerkat.config.store import LOCK_TIMEOUT_SECS, atomic_write_bytes, exclusive_file_lock
+from meerkat.config.store import LOCK_TIMEOUT_SECS
+from meerkat.fsutil import atomic_write_bytes, exclusive_file_lock
 from meerkat.errors import InvalidParams, StoreError
 from meerkat.ids import canonical_uuid, new_uuid7
 

@@ -19,16 +19,11 @@ worker thread (``trio.to_thread.run_sync``).
 from __future__ import annotations
 
 import abc
-import fcntl
 import json
-import os
-import random
-import tempfile
 import threading
-import time
 import tomllib
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -38,6 +33,7 @@ import tomli_w
 from meerkat.config.merge_patch import apply_merge_patch
 from meerkat.config.schema import Config, config_from_dict, config_to_dict
 from meerkat.errors import ConfigGenerationConflict, InvalidParams, StoreError
+from meerkat.fsutil import atomic_write_bytes, exclusive_file_lock
 
 __all__ = [
     "ConfigEnvelope",
@@ -229,64 +225,6 @@ def _deep_copy(config: Config) -> Config:
     """A private copy: a Config is frozen, but its free-form tables are plain dicts, and a
     caller mutating the one it was handed must not change what the store holds."""
     return msgspec.msgpack.decode(msgspec.msgpack.encode(config), type=Config)
-
-
-@contextmanager
-def exclusive_file_lock(path: Path, *, timeout: float, what: str) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the ``with`` body.
-
-    Polls with short jittered sleeps and raises ``StoreError("timed out acquiring
-    <what> lock")`` after ``timeout`` seconds. The lock file is left in place on
-    purpose: unlinking it would let a waiter lock the old inode while a newcomer
-    locks a new file, and both would think they hold the lock.
-    """
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise StoreError(f"cannot open lock file {path}: {exc}") from None
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise StoreError(f"timed out acquiring {what} lock") from None
-                # Short, jittered waits: a holder's critical section is a few fsyncs,
-                # and jitter keeps two pollers from sampling the lock in lockstep.
-                time.sleep(random.uniform(0.0005, 0.003))
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so readers see the old or the new file, never a mix.
-
-    Writes a temp file in the same directory, fsyncs it, renames it over ``path``
-    and fsyncs the directory so the rename itself survives a power loss.
-    """
-    directory = path.parent
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with suppress(OSError):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as exc:
-        raise StoreError(f"failed to write {path}: {exc}") from None
 
 
 def _read_optional(path: Path) -> bytes | None:
