@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import OrderedDict
 from typing import Any, AsyncIterator
 
 import trio
@@ -71,6 +72,28 @@ def _message_words(message: Message) -> int:
     if isinstance(message, ToolResultsMessage):
         return sum(_words(_content_text(r.content)) for r in message.results)
     return _words(getattr(message, "content", ""))
+
+
+# Word counts of transcript rows, kept between calls: the mock re-counts the whole
+# transcript on every call, which would otherwise grow with the session. Keyed by
+# id() with the row kept alive in the value, so an id is never reused while cached.
+_COUNTS: "OrderedDict[int, tuple[Message, int]]" = OrderedDict()
+_COUNTS_MAX = 100_000
+
+
+def _transcript_words(messages: list[Message]) -> int:
+    total = 0
+    for message in messages:
+        hit = _COUNTS.get(id(message))
+        if hit is not None and hit[0] is message:
+            total += hit[1]
+            continue
+        count = _message_words(message)
+        _COUNTS[id(message)] = (message, count)
+        if len(_COUNTS) > _COUNTS_MAX:
+            _COUNTS.popitem(last=False)
+        total += count
+    return total
 
 
 def _parse_tool_calls(prompt: str) -> list[tuple[str, dict[str, Any]]]:
@@ -162,7 +185,7 @@ class MockProvider:
             for name, args in calls:
                 yield ToolCallChunk(id=f"toolu_{new_uuid7().replace('-', '')[-16:]}", name=name, args=args)
             stop = "tool_use"
-        input_words = sum(_message_words(m) for m in request.messages)
+        input_words = _transcript_words(request.messages)
         if request.system_prompt:
             input_words += _words(request.system_prompt)
         yield UsageReport(
