@@ -19,7 +19,7 @@ from typing import Any
 
 from meerkat.agent import Tool
 from meerkat.config import ConfigEnvelope
-from meerkat.errors import SessionNotFound
+from meerkat.errors import InvalidParams, SessionNotFound
 from meerkat.events import EventEnvelope
 from meerkat.ids import canonical_uuid
 from meerkat.realm import RealmHandle
@@ -221,6 +221,9 @@ class SessionService:
 
     async def subscribe(self, session_id: str, *, after_seq: int | None = None) -> Subscription:
         """Follow the session's events, live, or from just after ``after_seq`` while the ring holds it."""
+        if after_seq is not None and (not isinstance(after_seq, int) or isinstance(after_seq, bool)
+                                      or after_seq < 0):
+            raise InvalidParams(f"after_seq must be a non-negative integer, got {after_seq!r}")
         message = Subscribe(after_seq)
         await self._sup.deliver(session_id, message)
         return await message.reply.wait()

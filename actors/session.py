@@ -280,9 +280,12 @@ class SessionActor:
                 None if request.model is not None else record.provider), config.agent.model)
         else:
             model, provider = record.model, record.provider
+        if request.system_prompt is not None and not isinstance(request.system_prompt, str):
+            raise InvalidParams("system_prompt must be a string")
         params = record.provider_params if request.provider_params is None else request.provider_params
         params = validate_provider_params(provider, params)
-        max_tokens = request.max_tokens or record.max_tokens or config.agent.max_tokens_per_turn
+        max_tokens = (request.max_tokens if request.max_tokens is not None
+                      else record.max_tokens or config.agent.max_tokens_per_turn)
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
             raise InvalidParams("max_tokens must be a positive integer")
         budget = record.budget_max_tokens

@@ -239,3 +239,22 @@ async def test_concurrent_sessions_run_in_parallel(service):
         elapsed = trio.current_time() - start
     assert {sid: r.text for sid, r in results.items()} == {sid: sid for sid in ids}
     assert elapsed < 20 * 0.1  # they overlapped rather than ran one after another
+
+
+async def test_bad_turn_and_subscribe_params_name_the_field(service):
+    created = await service.create_session("hi")
+    with pytest.raises(InvalidParams, match="system_prompt"):
+        await service.start_turn(created.session_id, "x", system_prompt=42)
+    for bad in ("many", 0, -3):
+        with pytest.raises(InvalidParams, match="max_tokens"):
+            await service.start_turn(created.session_id, "x", max_tokens=bad)
+    with pytest.raises(InvalidParams, match="provider_params"):
+        await service.start_turn(created.session_id, "x", provider_params=["not", "a", "dict"])
+    with pytest.raises(InvalidParams, match="model"):
+        await service.start_turn(created.session_id, "x", model="")
+    for bad in ("3", -1, 1.5, True):
+        with pytest.raises(InvalidParams, match="after_seq"):
+            await service.subscribe(created.session_id, after_seq=bad)
+    # nothing was written by the refused calls, and the session still works
+    assert (await service.read_session(created.session_id)).message_count == 2
+    assert (await service.start_turn(created.session_id, "fine")).text == "Mock reply to: fine"
