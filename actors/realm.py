@@ -64,6 +64,8 @@ class HostOptions:
     turn_stream_capacity: int = 4096
     #: Seconds between checks for config changes made by other processes.
     config_poll_interval: float = 0.5
+    #: Seconds between WAL checkpoints of a sqlite store (run off the commit path).
+    checkpoint_interval: float = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,8 @@ class RealmSupervisor:
             self._nursery = nursery
             if self.realm.backend != "memory":
                 nursery.start_soon(self._watch_config)
+            if hasattr(self.store, "checkpoint"):
+                nursery.start_soon(self._checkpoint_periodically)
             task_status.started()
             while True:
                 message = await self.mailbox.receive()
@@ -153,6 +157,15 @@ class RealmSupervisor:
                 error=f"interrupted: owner {run.owner} died"))
             log.warning("closed run %s of session %s as interrupted (owner %s is gone)",
                         run.run_id, run.session_id, run.owner)
+
+    async def _checkpoint_periodically(self) -> None:
+        """Keep the sqlite WAL short from a worker thread, so no turn's commit pays for it."""
+        while True:
+            await trio.sleep(self.options.checkpoint_interval)
+            try:
+                await trio.to_thread.run_sync(self.store.checkpoint)  # type: ignore[attr-defined]
+            except MeerkatError as exc:
+                log.warning("WAL checkpoint failed: %s", exc)
 
     # -- sessions -------------------------------------------------------------
 

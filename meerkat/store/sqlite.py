@@ -71,6 +71,10 @@ _decode_session = msgspec.json.Decoder(SessionRecord).decode
 _decode_run = msgspec.json.Decoder(RunRecord).decode
 
 
+#: WAL pages after which SQLite checkpoints inside a commit (4 KiB pages: ~40 MB).
+AUTOCHECKPOINT_PAGES = 10_000
+
+
 class SqliteStore:
     """A session store in one SQLite database file (WAL, ``synchronous=NORMAL``)."""
 
@@ -81,6 +85,8 @@ class SqliteStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._checkpoint_lock = threading.Lock()
+        self._checkpoint_conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
@@ -97,6 +103,10 @@ class SqliteStore:
             if str(mode).lower() != "wal":
                 raise StoreError(f"sqlite store {self.path}: cannot enable WAL (journal_mode={mode})")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # Checkpoints are run by :meth:`checkpoint` off the commit path; the
+            # automatic one (which would run inside some unlucky turn's commit)
+            # only remains as a safety net for a WAL that grows past ~40 MB.
+            conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
             self._init_schema(conn)
         except BaseException as exc:
             conn.close()
@@ -319,7 +329,29 @@ class SqliteStore:
             self._put_session(conn, record, insert=False)
             return True
 
+    def checkpoint(self) -> None:
+        """Copy committed WAL pages into the database file (``PRAGMA wal_checkpoint(PASSIVE)``).
+
+        It uses a connection of its own, so commits on the main connection go on
+        meanwhile; PASSIVE never waits for readers or writers. Call it from a
+        worker thread now and then to keep the WAL short.
+        """
+        with self._checkpoint_lock:
+            if self._conn is None:
+                return
+            try:
+                if self._checkpoint_conn is None:
+                    self._checkpoint_conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000,
+                                                            isolation_level=None, check_same_thread=False)
+                self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+
     def close(self) -> None:
+        with self._checkpoint_lock:
+            if self._checkpoint_conn is not None:
+                self._checkpoint_conn.close()
+                self._checkpoint_conn = None
         with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None:
