@@ -32,10 +32,8 @@ async def test_tool_calls_of_one_round_run_concurrently(tmp_path):
 
     async with running_service(tmp_path, "memory") as service:
         service.register_tool(_tool("nap", slow))
-        start = trio.current_time()
         result = await service.create_session('tool:nap{"n": 1} tool:nap{"n": 2} tool:nap{"n": 3}')
-        elapsed = trio.current_time() - start
-    assert max(peak) == 3 and elapsed < 0.5
+    assert max(peak) == 3  # all three were running at the same moment
     assert result.tool_calls == 3
     assert result.text == "Tool nap returned: slept 1 Tool nap returned: slept 2 Tool nap returned: slept 3"
 

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import msgspec
 
@@ -71,6 +72,23 @@ _decode_session = msgspec.json.Decoder(SessionRecord).decode
 _decode_run = msgspec.json.Decoder(RunRecord).decode
 
 
+def _retry_while_locked(step: Callable[[], None], timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
+    """Run a set-up step, retrying while another process holds a lock SQLite won't wait for.
+
+    Opening a WAL database races with other processes opening or checkpointing
+    it (WAL recovery returns SQLITE_BUSY without calling the busy handler).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 #: WAL pages after which SQLite checkpoints inside a commit (4 KiB pages: ~40 MB).
 AUTOCHECKPOINT_PAGES = 10_000
 
@@ -99,15 +117,13 @@ class SqliteStore:
             raise self._error(exc) from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreError(f"sqlite store {self.path}: cannot enable WAL (journal_mode={mode})")
+            _retry_while_locked(lambda: self._enable_wal(conn))
             conn.execute("PRAGMA synchronous = NORMAL")
             # Checkpoints are run by :meth:`checkpoint` off the commit path; the
             # automatic one (which would run inside some unlucky turn's commit)
             # only remains as a safety net for a WAL that grows past ~40 MB.
             conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
-            self._init_schema(conn)
+            _retry_while_locked(lambda: self._init_schema(conn))
         except BaseException as exc:
             conn.close()
             if isinstance(exc, sqlite3.Error):
@@ -116,6 +132,16 @@ class SqliteStore:
         self._conn = conn
 
     # -- plumbing ------------------------------------------------------------
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching the journal mode needs a lock that SQLite does not wait for
+        # (the busy timeout is ignored), so only switch a database that is not in
+        # WAL mode yet; reading the mode needs no lock.
+        if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+            return
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"sqlite store {self.path}: cannot enable WAL (journal_mode={mode})")
 
     def _error(self, exc: BaseException) -> StoreError:
         return StoreError(f"sqlite store {self.path}: {exc}")
