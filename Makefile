@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench typecheck clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+typecheck: $(STAMP)
+	$(BIN)/pip install --quiet mypy
+	$(BIN)/mypy --ignore-missing-imports meerkat actors
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -39,7 +39,7 @@ from meerkat.events import (
 )
 from meerkat.ids import new_uuid7
 from meerkat.providers import build_provider, resolve_model, validate_provider_params
-from meerkat.store import RunCommit, RunRecord, SessionRecord
+from meerkat.store import RunCommit, RunRecord, RunStatus, SessionRecord
 from meerkat.usage import Usage
 from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage, now_rfc3339
 from meerkat.validation import validate_prompt
@@ -389,6 +389,7 @@ class SessionActor:
         sup = self._supervisor
         assert self._bus is not None and self._record is not None
         rows: list[Message] = [turn.user_row, *state.new_rows]
+        status: RunStatus
         if isinstance(outcome, RequestCancelled):
             status = "interrupted"
             partial = state.partial_row("cancelled")

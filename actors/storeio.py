@@ -74,7 +74,8 @@ class StoreIO:
         self._queue.append((job, reply))
         self._wakeup.unpark()
         with trio.CancelScope(shield=True):
-            return await reply.wait()
+            result = await reply.wait()
+        return result
 
     async def _worker(self) -> None:
         try:
@@ -92,7 +93,7 @@ class StoreIO:
                     await self._run_queued()
 
     async def _run_queued(self) -> None:
-        batch = []
+        batch: list[tuple[Callable[[], Any], Reply[Any]]] = []
         while self._queue and len(batch) < self._max_batch:
             batch.append(self._queue.popleft())
         self._hops += 1

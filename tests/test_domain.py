@@ -136,3 +136,13 @@ def test_usage_accumulates_presented_tokens():
     assert (total.input_tokens, total.output_tokens, total.cache_read_tokens) == (200, 10, 180)
     assert total.to_wire()["total_tokens"] == 210
     assert total.minus(Usage().add(call)).input_tokens == 100
+
+
+def test_docs_error_table_matches_the_code():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "errors.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`"): [c.strip() for c in line.split("|")[2:5]]
+            for line in text.splitlines() if line.startswith("| `")}
+    assert rows == {code.value: [str(spec.jsonrpc_code), str(spec.http_status), str(spec.exit_code)]
+                    for code, spec in ERROR_TABLE.items()}

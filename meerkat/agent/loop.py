@@ -60,7 +60,7 @@ from .tools import ToolOutput, ToolRegistry
 
 __all__ = ["RunSettings", "RunState", "RunFailure", "run_loop"]
 
-Emit = Callable[[AgentEvent], None]
+Emit = Callable[[AgentEvent], object]
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True):
     """Base of every section: immutable, keyword-only, unknown keys ignored."""
 
 
-class AgentConfig(_Section):
+class AgentConfig(_Section, frozen=True, kw_only=True):
     """``[agent]``: the model and how a turn runs."""
 
     #: Empty means "resolve the default model" (catalog / ``[models]``).
@@ -51,7 +51,7 @@ class AgentConfig(_Section):
     provider_params: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class BudgetConfig(_Section):
+class BudgetConfig(_Section, frozen=True, kw_only=True):
     """``[budget]``: per-session limits. ``max_tokens`` is enforced by this host."""
 
     max_tokens: int | None = None
@@ -59,7 +59,7 @@ class BudgetConfig(_Section):
     max_tool_calls: int | None = None
 
 
-class LimitsConfig(_Section):
+class LimitsConfig(_Section, frozen=True, kw_only=True):
     """``[limits]``: run-level limits (token budget, wall clock, session count)."""
 
     budget: int | None = None
@@ -68,7 +68,7 @@ class LimitsConfig(_Section):
     max_sessions: int | None = None
 
 
-class RetryConfig(_Section):
+class RetryConfig(_Section, frozen=True, kw_only=True):
     """``[retry]``: exponential backoff for provider calls."""
 
     max_retries: int = 3
@@ -77,7 +77,7 @@ class RetryConfig(_Section):
     multiplier: float = 2.0
 
 
-class ToolsConfig(_Section):
+class ToolsConfig(_Section, frozen=True, kw_only=True):
     """``[tools]``: built-in tools and tool-call concurrency."""
 
     builtins_enabled: bool = True
@@ -85,21 +85,21 @@ class ToolsConfig(_Section):
     max_concurrent: int = 10
 
 
-class RestConfig(_Section):
+class RestConfig(_Section, frozen=True, kw_only=True):
     """``[rest]``: the fallback listen address of ``rkat-rest``."""
 
     host: str = "127.0.0.1"
     port: int = 8080
 
 
-class MockConfig(_Section):
+class MockConfig(_Section, frozen=True, kw_only=True):
     """``[mock]``: pacing of the offline mock provider's stream."""
 
     token_delay_ms: float = 0.0
     first_token_latency_ms: float = 0.0
 
 
-class Config(_Section):
+class Config(_Section, frozen=True, kw_only=True):
     """A whole realm config document; ``Config()`` is the default config."""
 
     agent: AgentConfig = msgspec.field(default_factory=AgentConfig)
