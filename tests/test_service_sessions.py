@@ -216,9 +216,8 @@ async def test_realm_backend_is_pinned_by_its_manifest(tmp_path):
         assert (await service.read_session(created.session_id)).message_count == 2
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "jsonl"])  # a memory realm is private to its service
 async def test_two_supervisors_on_one_realm_share_sessions_and_busy(tmp_path, backend):
-    if backend == "memory":
-        pytest.skip("a memory realm is private to its service")
     async with running_service(tmp_path, backend, realm_id="shared") as one, \
             running_service(tmp_path, backend, realm_id="shared") as two:
         created = await one.create_session("from one")
