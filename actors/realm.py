@@ -21,14 +21,14 @@ import trio
 
 from meerkat.agent import ToolRegistry
 from meerkat.config import Config, ConfigEnvelope, ConfigStore
-from meerkat.errors import InvalidParams, MeerkatError, SessionNotFound, StoreError
-from meerkat.ids import canonical_uuid, new_uuid7
+from meerkat.errors import InternalError, InvalidParams, MeerkatError, StoreError
+from meerkat.ids import new_uuid7
 from meerkat.providers import resolve_model, validate_provider_params
 from meerkat.realm import RealmHandle
 from meerkat.store import CRASH_SEQ_GAP, RunCommit, SessionRecord, SessionStore, current_owner, owner_is_alive
-from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage
-from meerkat.validation import validate_labels, validate_optional_positive_int
-from meerkat.views import SessionSummary, session_ref
+from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage, rfc3339_from_ms
+from meerkat.validation import known_session_id, validate_labels, validate_optional_positive_int
+from meerkat.views import SessionSummary
 
 from .mailbox import Mailbox, MailboxClosed
 from .messages import (
@@ -80,12 +80,6 @@ class RealmStatistics:
     actors_crashed: int
     mailbox_queued: int
     mailbox_handled: int
-
-
-def _rfc3339(ms: int) -> str:
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
 
 
 class RealmSupervisor:
@@ -144,7 +138,7 @@ class RealmSupervisor:
             record = await self.store_call(partial(self.store.get_session, run.session_id, include_archived=True))
             if record is None:
                 continue
-            created = _rfc3339(run.started_at_ms)
+            created = rfc3339_from_ms(run.started_at_ms)
             rows: list[Message] = [
                 UserMessage(content=run.prompt, created_at=created, run_id=run.run_id),
                 BlockAssistantMessage(blocks=[], stop_reason="cancelled", created_at=created, run_id=run.run_id),
@@ -204,9 +198,7 @@ class RealmSupervisor:
 
     async def deliver(self, session_id: str, message: SessionMessage) -> None:
         """Post a message to a session's actor, restarting it if it just hibernated."""
-        canonical = canonical_uuid(session_id) if isinstance(session_id, str) else None
-        if canonical is None:
-            raise SessionNotFound(str(session_id))
+        canonical = known_session_id(session_id)
         for _ in range(8):
             actor = self.actor_for(canonical)
             try:
@@ -234,12 +226,12 @@ class RealmSupervisor:
             elif isinstance(message, ListSessions):
                 message.reply.send(await self._list(message))
             elif isinstance(message, GetConfig):
-                message.reply.send(await self._get_config())
+                message.reply.send(await self._refresh_config())
         except MeerkatError as exc:
             message.reply.fail(exc)
-        except Exception as exc:
+        except Exception as exc:  # a bug: the caller gets INTERNAL_ERROR, the supervisor goes on
             log.exception("realm request failed")
-            message.reply.fail(StoreError(f"{type(exc).__name__}: {exc}"))
+            message.reply.fail(InternalError(f"{type(exc).__name__}: {exc}"))
 
     async def _create(self, message: CreateSession) -> SessionRecord:
         params = message.params
@@ -260,7 +252,7 @@ class RealmSupervisor:
         )
         initial: list[Message] = []
         if system_prompt:
-            initial.append(SystemMessage(content=system_prompt, created_at=_rfc3339(now)))
+            initial.append(SystemMessage(content=system_prompt, created_at=rfc3339_from_ms(now)))
         await self.store_call(self.store.create_session, record, initial)
         record.message_count = len(initial)
         self._spawn(record.session_id, record, history=[])  # a new session: nothing for the model yet
@@ -272,13 +264,8 @@ class RealmSupervisor:
         summaries = []
         for record in records:
             live = self._actors.get(record.session_id)
-            running = live is not None and live.statistics().running_run_id is not None
-            summaries.append(SessionSummary(
-                session_id=record.session_id, created_at_ms=record.created_at_ms,
-                updated_at_ms=record.updated_at_ms, message_count=record.message_count,
-                total_tokens=record.usage.total_tokens, is_active=running or record.active_run_id is not None,
-                labels=dict(record.labels), model=record.model, provider=record.provider,
-                session_ref=session_ref(self.realm_id, record.session_id)))
+            running = (live is not None and live.running_run_id is not None) or record.active_run_id is not None
+            summaries.append(SessionSummary.from_record(record, is_active=running, realm_id=self.realm_id))
         return summaries
 
     # -- config ---------------------------------------------------------------
@@ -289,11 +276,10 @@ class RealmSupervisor:
         return self._config.config
 
     def _stamp(self) -> tuple[int, int] | None:
-        paths = self.realm.paths
-        if self.realm.backend == "memory" or paths is None:
+        if self.realm.backend == "memory":
             return None
         try:
-            st = os.stat(paths.root / "config_state.json")
+            st = os.stat(self.realm.paths.root / "config_state.json")
             return (st.st_mtime_ns, st.st_size)
         except OSError:
             return (0, 0)
@@ -318,9 +304,6 @@ class RealmSupervisor:
             return fn(*args)
         return await trio.to_thread.run_sync(partial(fn, *args))
 
-    async def _get_config(self) -> ConfigEnvelope:
-        return await self._refresh_config()
-
     async def _write_config(self, message: SetConfig | PatchConfig) -> None:
         try:
             if isinstance(message, SetConfig):
@@ -340,7 +323,7 @@ class RealmSupervisor:
     def statistics(self) -> RealmStatistics:
         """A snapshot of the realm's actors and mailbox."""
         mailbox = self.mailbox.statistics()
-        running = sum(1 for a in self._actors.values() if a.statistics().running_run_id is not None)
+        running = sum(1 for a in self._actors.values() if a.running_run_id is not None)
         return RealmStatistics(
             realm_id=self.realm_id, live_actors=len(self._actors), running_turns=running,
             actors_started=self._started, actors_retired=self._retired, actors_crashed=self._crashed,

@@ -18,13 +18,18 @@ from typing import Any
 
 
 from meerkat.agent import Tool
-from meerkat.config import ConfigEnvelope
-from meerkat.errors import InvalidParams, SessionNotFound
+from meerkat.config import ConfigEnvelope, config_to_dict
+from meerkat.errors import SessionNotFound
 from meerkat.events import EventEnvelope
-from meerkat.ids import canonical_uuid
 from meerkat.realm import RealmHandle
 from meerkat.usage import Usage
-from meerkat.validation import validate_labels, validate_page, validate_prompt
+from meerkat.validation import (
+    known_session_id,
+    validate_cursor,
+    validate_labels,
+    validate_page,
+    validate_prompt,
+)
 from meerkat.views import HistoryPage, InterruptResult, RunResult, SessionSummary, SessionView, session_ref
 
 from .bus import Subscription
@@ -179,7 +184,7 @@ class SessionService:
         await self._sup.deliver(session_id, message)
         run_id, subscription = await message.accepted.wait()
         assert subscription is not None
-        return TurnStream(_canonical(session_id), run_id, subscription, message.done)
+        return TurnStream(known_session_id(session_id), run_id, subscription, message.done)
 
     async def list_sessions(self, *, limit: int | None = None, offset: int | None = None,
                             labels: dict[str, str] | None = None) -> list[SessionSummary]:
@@ -196,14 +201,14 @@ class SessionService:
     async def read_history(self, session_id: str, *, offset: int = 0, limit: int | None = None) -> HistoryPage:
         """A page of the transcript, oldest first; archived sessions stay readable here."""
         page_limit, offset = validate_page(limit, offset)
-        sid = _canonical(session_id)
+        sid = known_session_id(session_id)
         store = self._sup.store
         record = await self._sup.store_call(partial(store.get_session, sid, include_archived=True))
         if record is None:
             raise SessionNotFound(session_id)
         rows = await self._sup.store_call(partial(store.read_messages, sid, offset=offset, limit=page_limit))
         total = record.message_count
-        return HistoryPage(session_id=sid, message_count=total, offset=offset, limit=limit,
+        return HistoryPage(session_id=sid, message_count=total, offset=offset, limit=page_limit,
                            has_more=offset + len(rows) < total, messages=rows,
                            session_ref=session_ref(self._sup.realm_id, sid))
 
@@ -221,22 +226,17 @@ class SessionService:
 
     async def subscribe(self, session_id: str, *, after_seq: int | None = None) -> Subscription:
         """Follow the session's events, live, or from just after ``after_seq`` while the ring holds it."""
-        if after_seq is not None and (not isinstance(after_seq, int) or isinstance(after_seq, bool)
-                                      or after_seq < 0):
-            raise InvalidParams(f"after_seq must be a non-negative integer, got {after_seq!r}")
-        message = Subscribe(after_seq)
+        message = Subscribe(validate_cursor(after_seq))
         await self._sup.deliver(session_id, message)
         return await message.reply.wait()
 
     # -- config -----------------------------------------------------------------
 
     def _config_view(self, envelope: ConfigEnvelope) -> ConfigView:
-        from meerkat.config import config_to_dict
-
         realm = self._sup.realm
         return ConfigView(config=config_to_dict(envelope.config), generation=envelope.generation,
                           realm_id=realm.realm_id, instance_id=realm.instance_id, backend=realm.backend,
-                          resolved_paths=realm.paths.to_dict() if realm.paths else None)
+                          resolved_paths=None if realm.backend == "memory" else realm.paths.to_dict())
 
     async def get_config(self) -> ConfigView:
         """The realm config and its generation."""
@@ -259,10 +259,3 @@ class SessionService:
     def statistics(self) -> RealmStatistics:
         """Actors, mailboxes and counters of this realm."""
         return self._sup.statistics()
-
-
-def _canonical(session_id: str) -> str:
-    canonical = canonical_uuid(session_id) if isinstance(session_id, str) else None
-    if canonical is None:
-        raise SessionNotFound(str(session_id))
-    return canonical

@@ -28,6 +28,7 @@ from meerkat.errors import (
     RequestCancelled,
     SessionBusy,
     SessionNotFound,
+    StoreError,
 )
 from meerkat.events import (
     ContentInput,
@@ -118,6 +119,11 @@ class SessionActor:
         #: The message being dispatched, failed too if dispatching crashes the actor.
         self._current: SessionMessage | None = None
 
+    @property
+    def running_run_id(self) -> str | None:
+        """The id of the turn running now, if any."""
+        return self._running.run_id if self._running else None
+
     # -- lifecycle ----------------------------------------------------------
 
     async def run(self) -> None:
@@ -169,7 +175,7 @@ class SessionActor:
         self._retired = True
         self._supervisor._forget(self)
         for message in self.mailbox.close():
-            _fail(message, error or MailboxClosedError(self.session_id))
+            _fail(message, error or InternalError(f"session actor {self.session_id} stopped"))
         if self._bus is not None:
             self._bus.close()
 
@@ -207,8 +213,7 @@ class SessionActor:
             message.reply.fail(SessionNotFound(self.session_id))
             return
         assert self._record is not None
-        running = self._running.run_id if self._running else None
-        message.reply.send(SessionView.from_record(self._record, running_run_id=running,
+        message.reply.send(SessionView.from_record(self._record, running_run_id=self.running_run_id,
                                                    realm_id=self._supervisor.realm_id))
 
     def _subscribe(self, message: Subscribe) -> None:
@@ -276,8 +281,7 @@ class SessionActor:
         config = self._supervisor.current_config()
         record = self._record
         if request.model is not None or request.provider is not None:
-            model, provider = resolve_model(request.model, request.provider or (
-                None if request.model is not None else record.provider), config.agent.model)
+            model, provider = resolve_model(request.model, request.provider, config.agent.model)
         else:
             model, provider = record.model, record.provider
         if request.system_prompt is not None and not isinstance(request.system_prompt, str):
@@ -409,13 +413,13 @@ class SessionActor:
             error=None if outcome is None else str(outcome))
         try:
             self._record = await sup.store_call(sup.store.commit_run, commit)
-            self._history = (self._history or []) + [r for r in rows]
+            assert self._history is not None  # loaded before the run began
+            self._history.extend(rows)
         except BaseException as exc:  # the store failed: the run fails, the actor reloads next time
             log.exception("commit of run %s failed", turn.run_id)
             self._history = None
             if outcome is None or isinstance(outcome, RequestCancelled):
                 outcome = exc if isinstance(exc, MeerkatError) else InternalError(f"commit failed: {exc!r}")
-            status = "failed"
         identity = RunIdentity(run_id=turn.run_id)
         run_usage = state.usage.minus(turn.start_usage)
         if outcome is None:
@@ -449,7 +453,7 @@ class SessionActor:
         bus = self._bus.statistics() if self._bus else None
         return SessionActorStatistics(
             session_id=self.session_id,
-            running_run_id=self._running.run_id if self._running else None,
+            running_run_id=self.running_run_id,
             mailbox_queued=mailbox.queued,
             mailbox_handled=mailbox.handled,
             bus_last_seq=bus.last_seq if bus else 0,
@@ -458,13 +462,6 @@ class SessionActor:
             runs_failed=self._failed,
             runs_interrupted=self._interrupted,
         )
-
-
-class MailboxClosedError(InternalError):
-    """A message reached an actor that was stopping; the caller retries on a fresh actor."""
-
-    def __init__(self, session_id: str) -> None:
-        super().__init__(f"session actor {session_id} stopped")
 
 
 def _fail(message: SessionMessage, error: BaseException) -> None:
@@ -481,7 +478,7 @@ def _failure_report(outcome: BaseException) -> tuple[ErrorReport, MeerkatError, 
     if isinstance(outcome, RequestCancelled):
         return ErrorReport(error_class="cancelled", message="Run was cancelled"), outcome, None
     if isinstance(outcome, MeerkatError):
-        return ErrorReport(error_class="store" if outcome.code.value == "STORE_ERROR" else "internal",
-                           message=outcome.message), outcome, "fatal_failure"
+        error_class = "store" if isinstance(outcome, StoreError) else "internal"
+        return ErrorReport(error_class=error_class, message=outcome.message), outcome, "fatal_failure"
     return (ErrorReport(error_class="internal", message=f"internal error: {outcome!r}"),
             InternalError(f"internal error: {outcome!r}"), "fatal_failure")

@@ -19,7 +19,6 @@ from .usage import TurnUsage, Usage
 
 __all__ = [
     "StopReason",
-    "STOP_REASONS",
     "ContentInput",
     "PendingToolResultsInput",
     "RunIdentity",
@@ -63,7 +62,6 @@ StopReason = Literal[
     "pause_turn",
     "context_window_exceeded",
 ]
-STOP_REASONS: frozenset[str] = frozenset(StopReason.__args__)  # type: ignore[attr-defined]
 
 _EVENT = dict(tag_field="type", frozen=True, kw_only=True, omit_defaults=True)
 

@@ -27,11 +27,11 @@ __all__ = [
     "tool_use_block",
     "reasoning_block",
     "now_rfc3339",
+    "rfc3339_from_ms",
     "encode_message",
     "decode_message",
     "encode_messages",
     "decode_messages",
-    "assistant_text",
 ]
 
 _ROW = dict(tag_field="role", frozen=True, kw_only=True, omit_defaults=True)
@@ -40,6 +40,11 @@ _ROW = dict(tag_field="role", frozen=True, kw_only=True, omit_defaults=True)
 def now_rfc3339() -> str:
     """The current UTC time as RFC 3339 with an explicit offset, as upstream writes it."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def rfc3339_from_ms(unix_ms: int) -> str:
+    """A Unix time in milliseconds as RFC 3339, in the same form as :func:`now_rfc3339`."""
+    return datetime.fromtimestamp(unix_ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
 
 
 class AssistantBlock(msgspec.Struct, frozen=True):
@@ -98,13 +103,6 @@ def reasoning_block(text: str) -> AssistantBlock:
 def tool_use_block(call_id: str, name: str, args: dict[str, Any]) -> AssistantBlock:
     """A ``tool_use`` block naming the call the next ``tool_results`` row answers."""
     return AssistantBlock("tool_use", {"id": call_id, "name": name, "args": args})
-
-
-def assistant_text(message: Message) -> str:
-    """The concatenated text blocks of an assistant row ("" for other rows)."""
-    if not isinstance(message, BlockAssistantMessage):
-        return ""
-    return "".join(b.data.get("text", "") for b in message.blocks if b.block_type == "text")
 
 
 _encoder = msgspec.json.Encoder()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import InvalidParams
+from .errors import InvalidParams, SessionNotFound
+from .ids import canonical_uuid
 from .store.base import MAX_LIST_LIMIT
 
 __all__ = ["validate_prompt", "validate_labels", "validate_optional_positive_int", "validate_page",
-           "MAX_OFFSET", "DEFAULT_LIMIT"]
+           "validate_cursor", "known_session_id", "MAX_OFFSET", "DEFAULT_LIMIT"]
 
 #: Largest accepted ``offset`` (upstream's bound).
 MAX_OFFSET = 1_000_000
@@ -58,3 +59,18 @@ def validate_page(limit: Any, offset: Any) -> tuple[int, int]:
     if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
         raise InvalidParams(f"offset must be an integer between 0 and {MAX_OFFSET}, got {offset!r}")
     return limit, offset
+
+
+def validate_cursor(after_seq: Any) -> int | None:
+    """None, or an event seq (an int >= 0) to resume after."""
+    if after_seq is not None and (not isinstance(after_seq, int) or isinstance(after_seq, bool) or after_seq < 0):
+        raise InvalidParams(f"after_seq must be a non-negative integer, got {after_seq!r}")
+    return after_seq
+
+
+def known_session_id(session_id: Any) -> str:
+    """The canonical form of a session id; anything that is not a UUID can't name a session."""
+    canonical = canonical_uuid(session_id) if isinstance(session_id, str) else None
+    if canonical is None:
+        raise SessionNotFound(str(session_id))
+    return canonical

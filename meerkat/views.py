@@ -53,6 +53,22 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True):
         return body
 
 
+def _session_wire(record: "SessionView | SessionSummary", total_tokens: int) -> dict[str, Any]:
+    """The fields ``session/read`` and ``session/list`` entries share (timestamps in Unix seconds)."""
+    body: dict[str, Any] = {
+        "session_id": record.session_id,
+        "created_at": record.created_at_ms // 1000,
+        "updated_at": record.updated_at_ms // 1000,
+        "message_count": record.message_count,
+        "total_tokens": total_tokens,
+        "is_active": record.is_active,
+        "labels": dict(record.labels),
+    }
+    if record.session_ref:
+        body["session_ref"] = record.session_ref
+    return body
+
+
 class SessionView(msgspec.Struct, frozen=True, kw_only=True):
     """One session as ``read`` shows it."""
 
@@ -94,22 +110,10 @@ class SessionView(msgspec.Struct, frozen=True, kw_only=True):
         )
 
     def to_wire(self) -> dict[str, Any]:
-        """The ``session/read`` shape (timestamps in Unix seconds)."""
-        body: dict[str, Any] = {
-            "session_id": self.session_id,
-            "created_at": self.created_at_ms // 1000,
-            "updated_at": self.updated_at_ms // 1000,
-            "message_count": self.message_count,
-            "is_active": self.is_active,
-            "model": self.model,
-            "provider": self.provider,
-            "labels": dict(self.labels),
-            "last_assistant_text": self.last_assistant_text,
-            "total_tokens": self.usage.total_tokens,
-            "usage": self.usage.to_wire(),
-        }
-        if self.session_ref:
-            body["session_ref"] = self.session_ref
+        """The ``session/read`` shape."""
+        body = _session_wire(self, self.usage.total_tokens)
+        body.update(model=self.model, provider=self.provider, last_assistant_text=self.last_assistant_text,
+                    usage=self.usage.to_wire())
         return body
 
 
@@ -127,20 +131,18 @@ class SessionSummary(msgspec.Struct, frozen=True, kw_only=True):
     provider: str
     session_ref: str | None = None
 
+    @classmethod
+    def from_record(cls, record: SessionRecord, *, is_active: bool, realm_id: str | None) -> "SessionSummary":
+        """Build from the stored record plus whether a turn is running."""
+        return cls(
+            session_id=record.session_id, created_at_ms=record.created_at_ms, updated_at_ms=record.updated_at_ms,
+            message_count=record.message_count, total_tokens=record.usage.total_tokens, is_active=is_active,
+            labels=dict(record.labels), model=record.model, provider=record.provider,
+            session_ref=session_ref(realm_id, record.session_id))
+
     def to_wire(self) -> dict[str, Any]:
         """The ``session/list`` entry shape."""
-        body: dict[str, Any] = {
-            "session_id": self.session_id,
-            "created_at": self.created_at_ms // 1000,
-            "updated_at": self.updated_at_ms // 1000,
-            "message_count": self.message_count,
-            "total_tokens": self.total_tokens,
-            "is_active": self.is_active,
-            "labels": dict(self.labels),
-        }
-        if self.session_ref:
-            body["session_ref"] = self.session_ref
-        return body
+        return _session_wire(self, self.total_tokens)
 
 
 class HistoryPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -269,3 +269,22 @@ async def test_shutdown_interrupts_and_commits_running_turns(tmp_path):
         assert history.messages[-2].content == "long"
         assert history.messages[-1].stop_reason == "cancelled" and history.messages[-1].blocks
         assert (await service.read_session(created.session_id)).is_active is False
+
+
+async def test_wire_shapes_of_read_list_and_history(service):
+    created = await service.create_session("hello", labels={"team": "alpha"})
+    read = (await service.read_session(created.session_id)).to_wire()
+    listed = (await service.list_sessions())[0].to_wire()
+    shared = {"session_id", "created_at", "updated_at", "message_count", "total_tokens", "is_active", "labels",
+              "session_ref"}
+    assert set(listed) == shared
+    assert set(read) == shared | {"model", "provider", "last_assistant_text", "usage"}
+    for body in (read, listed):
+        assert body["session_id"] == created.session_id and body["labels"] == {"team": "alpha"}
+        assert body["is_active"] is False and body["message_count"] == 2
+        assert isinstance(body["created_at"], int) and body["created_at"] < 10**11  # seconds, not ms
+        assert body["session_ref"] == f"test-realm:{created.session_id}"
+    assert read["total_tokens"] == listed["total_tokens"] == created.usage.total_tokens
+    assert (read["model"], read["provider"]) == ("mock", "mock")
+    page = (await service.read_history(created.session_id)).to_wire()
+    assert page["limit"] == 100 and page["has_more"] is False  # the applied default page size
