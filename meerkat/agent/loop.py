@@ -97,6 +97,11 @@ class RunState:
     partial_reasoning: list[str] = field(default_factory=list)
     partial_message_id: str | None = None
 
+    def start_partial(self) -> None:
+        """Forget the in-flight answer: a new model call starts, or its row was pushed."""
+        self.partial_text.clear()
+        self.partial_reasoning.clear()
+
     def partial_row(self, stop_reason: str = "cancelled") -> BlockAssistantMessage | None:
         """The in-flight answer as an assistant row, or None when nothing was said yet."""
         text = "".join(self.partial_text)
@@ -201,18 +206,15 @@ async def run_loop(
     """Drive one run to its end, filling ``state``; raise :class:`RunFailure` on failure."""
     while True:
         if state.turns >= settings.max_turns:
-            raise RunFailure(
-                ErrorReport(error_class="max_turns", message=f"turn limit reached ({settings.max_turns} model calls)"),
-                AgentError(f"turn limit reached ({settings.max_turns} model calls)"),
-                "turn_limit_reached",
-            )
+            message = f"turn limit reached ({settings.max_turns} model calls)"
+            raise RunFailure(ErrorReport(error_class="max_turns", message=message), AgentError(message),
+                             "turn_limit_reached")
         if _budget_reached(state, settings):
             _warn_budget(state, settings, emit)
             state.final_text = state.last_assistant_text or ""
             return
         state.partial_message_id = new_uuid7()
-        state.partial_text.clear()
-        state.partial_reasoning.clear()
+        state.start_partial()
         emit(TurnStarted(turn_number=state.turns, assistant_message_id=state.partial_message_id))
         request = ProviderRequest(
             model=settings.model,
@@ -247,8 +249,7 @@ async def run_loop(
         state.new_rows.append(BlockAssistantMessage(
             blocks=blocks, stop_reason=stop, created_at=now_rfc3339(),  # type: ignore[arg-type]
             assistant_message_id=message_id, run_id=state.run_id))
-        state.partial_text.clear()
-        state.partial_reasoning.clear()
+        state.start_partial()
         emit(TurnCompleted(stop_reason=stop, usage=response.usage, assistant_message_id=message_id))  # type: ignore[arg-type]
         state.turns += 1
         state.final_text = response.text
@@ -289,8 +290,7 @@ async def _dispatch_tools(
         blocks=blocks, stop_reason="tool_use", created_at=now_rfc3339(),
         assistant_message_id=message_id, run_id=state.run_id))
     state.new_rows.append(ToolResultsMessage(results=results, created_at=now_rfc3339(), run_id=state.run_id))
-    state.partial_text.clear()
-    state.partial_reasoning.clear()
+    state.start_partial()
     if response.text:
         state.last_assistant_text = response.text
     emit(TurnCompleted(stop_reason="tool_use", usage=response.usage, assistant_message_id=message_id))
