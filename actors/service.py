@@ -250,6 +250,13 @@ class SessionService:
         """Apply an RFC 7396 merge patch (``null`` removes a key, restoring its default)."""
         return self._config_view(await self._sup.ask(PatchConfig(patch, expected_generation)))
 
+    async def models_catalog(self) -> dict[str, Any]:
+        """The ``models/catalog`` result for this realm (built-in models plus its self-hosted aliases)."""
+        from meerkat.providers.catalog import catalog_wire
+
+        envelope = await self._sup.ask(GetConfig())
+        return catalog_wire(envelope.config.self_hosted)
+
     # -- tools and monitoring ------------------------------------------------------
 
     def register_tool(self, tool: Tool) -> None:
