@@ -23,7 +23,7 @@ from meerkat.agent import ToolRegistry
 from meerkat.config import Config, ConfigEnvelope, ConfigStore
 from meerkat.errors import InternalError, InvalidParams, MeerkatError, StoreError
 from meerkat.ids import new_uuid7
-from meerkat.providers import resolve_model, validate_provider_params
+from meerkat.providers import ProviderPool, resolve_model, validate_provider_params
 from meerkat.realm import RealmHandle
 from meerkat.store import CRASH_SEQ_GAP, RunCommit, SessionRecord, SessionStore, current_owner, owner_is_alive
 from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage, rfc3339_from_ms
@@ -100,12 +100,21 @@ class RealmSupervisor:
         self._config: ConfigEnvelope | None = None
         self._config_stamp: tuple[int, int] | None = None
         self.io = StoreIO()
+        #: Provider clients shared by this realm's turns (kept connections), closed when it stops.
+        self.providers = ProviderPool()
         self._started = self._retired = self._crashed = 0
 
     # -- running ------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Reconcile, then serve the mailbox until cancelled."""
+        try:
+            await self._run(task_status)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.providers.aclose()
+
+    async def _run(self, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:
             if self.store.blocking:
                 await nursery.start(self.io.run)
@@ -236,8 +245,8 @@ class RealmSupervisor:
     async def _create(self, message: CreateSession) -> SessionRecord:
         params = message.params
         config = self.current_config()
-        model, provider = resolve_model(params.model, params.provider, config.agent.model)
-        provider_params = validate_provider_params(provider, params.provider_params)
+        model, provider = resolve_model(params.model, params.provider, config)
+        provider_params = validate_provider_params(provider, params.provider_params, model)
         if params.system_prompt is not None and not isinstance(params.system_prompt, str):
             raise InvalidParams("system_prompt must be a string")
         system_prompt = params.system_prompt if params.system_prompt is not None else config.agent.system_prompt

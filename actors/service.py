@@ -198,12 +198,14 @@ class SessionService:
         await self._sup.deliver(session_id, message)
         return await message.reply.wait()
 
-    async def read_history(self, session_id: str, *, offset: int = 0, limit: int | None = None) -> HistoryPage:
-        """A page of the transcript, oldest first; archived sessions stay readable here."""
+    async def read_history(self, session_id: str, *, offset: int = 0, limit: int | None = None,
+                           include_archived: bool = True) -> HistoryPage:
+        """A page of the transcript, oldest first; archived sessions stay readable unless
+        ``include_archived=False`` (``rkat-rpc`` follows upstream there: archived is not found)."""
         page_limit, offset = validate_page(limit, offset)
         sid = known_session_id(session_id)
         store = self._sup.store
-        record = await self._sup.store_call(partial(store.get_session, sid, include_archived=True))
+        record = await self._sup.store_call(partial(store.get_session, sid, include_archived=include_archived))
         if record is None:
             raise SessionNotFound(session_id)
         rows = await self._sup.store_call(partial(store.read_messages, sid, offset=offset, limit=page_limit))

@@ -39,7 +39,7 @@ from meerkat.events import (
     RunStarted,
 )
 from meerkat.ids import new_uuid7
-from meerkat.providers import build_provider, resolve_model, validate_provider_params
+from meerkat.providers import RetryPolicy, effective_provider_params, resolve_model, validate_provider_params
 from meerkat.store import RunCommit, RunRecord, RunStatus, SessionRecord
 from meerkat.usage import Usage
 from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage, now_rfc3339
@@ -281,13 +281,13 @@ class SessionActor:
         config = self._supervisor.current_config()
         record = self._record
         if request.model is not None or request.provider is not None:
-            model, provider = resolve_model(request.model, request.provider, config.agent.model)
+            model, provider = resolve_model(request.model, request.provider, config)
         else:
             model, provider = record.model, record.provider
         if request.system_prompt is not None and not isinstance(request.system_prompt, str):
             raise InvalidParams("system_prompt must be a string")
         params = record.provider_params if request.provider_params is None else request.provider_params
-        params = validate_provider_params(provider, params)
+        params = effective_provider_params(provider, model, validate_provider_params(provider, params, model), config)
         max_tokens = (request.max_tokens if request.max_tokens is not None
                       else record.max_tokens or config.agent.max_tokens_per_turn)
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
@@ -305,6 +305,7 @@ class SessionActor:
             budget_max_tokens=budget,
             tool_timeout_secs=config.tools.default_timeout_secs,
             max_concurrent_tools=config.tools.max_concurrent,
+            retry=RetryPolicy.from_config(config.retry),
         )
 
     async def _turn(self, turn: _RunningTurn) -> None:
@@ -318,11 +319,8 @@ class SessionActor:
                 raise BudgetExhausted(
                     f"token budget exhausted: {record.usage.total_tokens} of {settings.budget_max_tokens} used",
                     details={"used": record.usage.total_tokens, "limit": settings.budget_max_tokens})
-            config = sup.current_config()
-            provider = build_provider(settings.provider, {
-                "token_delay_ms": config.mock.token_delay_ms,
-                "first_token_latency_ms": config.mock.first_token_latency_ms,
-            } if settings.provider == "mock" else {})
+            # Raises PROVIDER_ERROR (naming the variables to set) when the provider has no key.
+            provider = sup.providers.get(settings.provider, sup.current_config())
             fresh = await sup.store_call(sup.store.begin_run, RunRecord(
                 run_id=turn.run_id, session_id=self.session_id, status="running", started_at_ms=_now_ms(),
                 owner=sup.owner, prompt=turn.user_row.content, seq_start=self._bus.last_seq))
@@ -393,18 +391,17 @@ class SessionActor:
         sup = self._supervisor
         assert self._bus is not None and self._record is not None
         rows: list[Message] = [turn.user_row, *state.new_rows]
-        status: RunStatus
-        if isinstance(outcome, RequestCancelled):
-            status = "interrupted"
+        status: RunStatus = ("completed" if outcome is None
+                             else "interrupted" if isinstance(outcome, RequestCancelled) else "failed")
+        if outcome is not None:
+            # An interrupt or a failure mid-stream keeps what the user already saw.
             partial = state.partial_row("cancelled")
-            rows.append(partial or BlockAssistantMessage(blocks=[], stop_reason="cancelled",
-                                                         created_at=now_rfc3339(), run_id=turn.run_id))
             if partial is not None:
+                rows.append(partial)
                 state.last_assistant_text = "".join(state.partial_text) or state.last_assistant_text
-        elif outcome is None:
-            status = "completed"
-        else:
-            status = "failed"
+            elif status == "interrupted":
+                rows.append(BlockAssistantMessage(blocks=[], stop_reason="cancelled", created_at=now_rfc3339(),
+                                                  run_id=turn.run_id))
         terminal_seq = self._bus.last_seq + 1
         commit = RunCommit(
             run_id=turn.run_id, session_id=self.session_id, status=status, messages=rows, usage=state.usage,

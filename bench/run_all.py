@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["turn_overhead", "idle_actors", "fanout", "concurrent_turns"]
+SCRIPTS = ["turn_overhead", "idle_actors", "fanout", "concurrent_turns", "provider_overhead", "cli_startup",
+           "mcp_roundtrip", "rpc_roundtrip"]
 
 
 def main() -> int:

@@ -21,5 +21,30 @@ from .views import (
 
 __version__ = "0.1.0"
 
+#: The SDK's names, imported on first use (``from meerkat import MeerkatClient``), so that
+#: ``import meerkat`` (and the ``rkat`` CLI) never pays for the SDK and anyio.
+_SDK_NAMES = frozenset({"MeerkatClient", "Session", "EventStream", "UnknownEvent", "ToolCallDedupeKey",
+                        "Capability", "SessionInfo", "SessionDetails", "ClientError", "BinaryNotFound",
+                        "ConnectionClosed", "ClientClosed", "ProtocolError", "VersionMismatch",
+                        "StreamNotConsumed"})
+#: Event classes, for ``match event: case TextDelta(delta=chunk)``.
+_EVENT_NAMES = frozenset({"RunStarted", "TurnStarted", "ReasoningDelta", "ReasoningComplete", "TextDelta",
+                          "TextComplete", "ToolCallRequested", "ToolExecutionStarted", "ToolExecutionCompleted",
+                          "ToolResultReceived", "TurnCompleted", "RunCompleted", "RunFailed", "BudgetWarning",
+                          "StreamTruncated", "TurnUsageAccountingUnmeasured"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _SDK_NAMES:
+        from . import client
+
+        return getattr(client, name)
+    if name in _EVENT_NAMES:
+        from . import events
+
+        return getattr(events, name)
+    raise AttributeError(f"module 'meerkat' has no attribute {name!r}")
+
+
 __all__ = ["ErrorCode", "MeerkatError", "AgentEvent", "EventEnvelope", "HistoryPage", "InterruptResult",
-           "RunResult", "SessionSummary", "SessionView", "__version__"]
+           "RunResult", "SessionSummary", "SessionView", "__version__", *sorted(_SDK_NAMES), *sorted(_EVENT_NAMES)]

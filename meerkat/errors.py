@@ -225,12 +225,34 @@ _CLASSES: dict[ErrorCode, type[MeerkatError]] = {
 }
 
 
+#: Classes whose constructor takes typed fields; rebuilt from the message and details instead.
+_REBUILT: dict[ErrorCode, tuple[type[MeerkatError], dict[str, str]]] = {
+    ErrorCode.SESSION_NOT_FOUND: (SessionNotFound, {"session_id": "session_id"}),
+    ErrorCode.SESSION_BUSY: (SessionBusy, {"session_id": "session_id", "running_run_id": "running_run_id"}),
+    ErrorCode.CONFIG_GENERATION_CONFLICT: (ConfigGenerationConflict,
+                                           {"expected": "expected_generation", "current": "current_generation"}),
+}
+
+
 def error_from_code(code: ErrorCode | str, message: str, details: dict[str, Any] | None = None) -> MeerkatError:
-    """Build an error of the right class from a code and a message (used across process lines)."""
+    """Build an error of the right class from a code and a message (used across process lines).
+
+    ``SessionNotFound``, ``SessionBusy`` and ``ConfigGenerationConflict`` come back
+    as themselves, their fields taken from ``details`` (None where missing), so a
+    client on the far side of a wire can ``except`` the same classes.
+    """
     code = ErrorCode(code)
     cls = _CLASSES.get(code)
     if cls is not None:
         return cls(message, details=details)
+    rebuilt = _REBUILT.get(code)
+    if rebuilt is not None:
+        kind, fields = rebuilt
+        err = kind.__new__(kind)
+        MeerkatError.__init__(err, message, details=details)
+        for attribute, key in fields.items():
+            setattr(err, attribute, (details or {}).get(key))
+        return err
     err = MeerkatError(message, details=details)
     err.code = code
     return err

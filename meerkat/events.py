@@ -41,6 +41,10 @@ __all__ = [
     "StreamLagged",
     "TurnUsageAccountingUnmeasured",
     "UnmeasuredUsage",
+    "RetryFailure",
+    "RetryPlan",
+    "RetrySchedule",
+    "Retrying",
     "AgentEvent",
     "SessionSource",
     "EventEnvelope",
@@ -105,6 +109,36 @@ class UnmeasuredUsage(msgspec.Struct, frozen=True):
 
     provider: str
     model: str
+
+
+class RetryFailure(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The recoverable failure a retry answers (``kind``: rate_limited, network_timeout,
+    call_timeout or retryable_provider_error)."""
+
+    provider: str
+    kind: Literal["rate_limited", "network_timeout", "call_timeout", "retryable_provider_error"]
+    message: str
+    retry_after_ms: int | None = None
+    duration_ms: int | None = None
+
+
+class RetryPlan(msgspec.Struct, frozen=True, omit_defaults=True):
+    """When the retry happens: attempt (1-based) and how its delay was chosen."""
+
+    attempt: int
+    max_retries: int
+    computed_delay_ms: int
+    selected_delay_ms: int
+    rate_limit_floor_applied: bool
+    budget_capped: bool
+    retry_after_hint_ms: int | None = None
+
+
+class RetrySchedule(msgspec.Struct, frozen=True):
+    """The ``retrying`` payload: what failed and the plan for the next attempt."""
+
+    failure: RetryFailure
+    plan: RetryPlan
 
 
 # -- events ------------------------------------------------------------------
@@ -190,6 +224,12 @@ class RunFailed(msgspec.Struct, tag="run_failed", **_EVENT):
     identity: RunIdentity | None = None
 
 
+class Retrying(msgspec.Struct, tag="retrying", **_EVENT):
+    retry: RetrySchedule
+    #: The same id as the attempt being retried: consumers drop what they buffered for it.
+    assistant_message_id: str | None = None
+
+
 class BudgetWarning(msgspec.Struct, tag="budget_warning", **_EVENT):
     budget_type: Literal["tokens", "time", "tool_calls"]
     used: int
@@ -220,6 +260,7 @@ AgentEvent = Union[
     TurnCompleted,
     RunCompleted,
     RunFailed,
+    Retrying,
     BudgetWarning,
     StreamTruncated,
     TurnUsageAccountingUnmeasured,

@@ -50,7 +50,7 @@ def test_to_dict_is_the_full_document_with_nulls() -> None:
     doc = config_to_dict(Config())
     assert set(doc) == {
         "agent", "budget", "limits", "retry", "tools", "rest",
-        "models", "self_hosted", "provider_tools", "mock",
+        "models", "self_hosted", "providers", "provider_tools", "mock",
     }  # fmt: skip
     assert doc["agent"]["system_prompt"] is None
     assert doc["budget"] == {"max_tokens": None, "max_duration": None, "max_tool_calls": None}

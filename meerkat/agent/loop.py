@@ -10,6 +10,7 @@ answer. It emits events through a plain callback and never touches storage.
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -22,6 +23,7 @@ from ..events import (
     ErrorReport,
     ReasoningComplete,
     ReasoningDelta,
+    Retrying,
     TextComplete,
     TextDelta,
     ToolCallRequested,
@@ -44,6 +46,7 @@ from ..providers.base import (
     ToolCallChunk,
     UsageReport,
 )
+from ..providers.retry import RetryPolicy
 from ..transcript import (
     AssistantBlock,
     BlockAssistantMessage,
@@ -56,7 +59,7 @@ from ..transcript import (
     tool_use_block,
 )
 from ..usage import TurnUsage, Usage
-from .tools import ToolOutput, ToolRegistry
+from .tools import ToolCall, ToolOutput, ToolRegistry
 
 __all__ = ["RunSettings", "RunState", "RunFailure", "run_loop"]
 
@@ -76,6 +79,7 @@ class RunSettings:
     budget_max_tokens: int | None = None
     tool_timeout_secs: float = 600.0
     max_concurrent_tools: int = 10
+    retry: RetryPolicy = RetryPolicy()
 
 
 @dataclass
@@ -96,11 +100,14 @@ class RunState:
     partial_text: list[str] = field(default_factory=list)
     partial_reasoning: list[str] = field(default_factory=list)
     partial_message_id: str | None = None
+    #: The vendor's signature of the in-flight reasoning, stored with its block.
+    partial_signature: str | None = None
 
     def start_partial(self) -> None:
         """Forget the in-flight answer: a new model call starts, or its row was pushed."""
         self.partial_text.clear()
         self.partial_reasoning.clear()
+        self.partial_signature = None
 
     def partial_row(self, stop_reason: str = "cancelled") -> BlockAssistantMessage | None:
         """The in-flight answer as an assistant row, or None when nothing was said yet."""
@@ -110,7 +117,7 @@ class RunState:
             return None
         blocks: list[AssistantBlock] = []
         if reasoning:
-            blocks.append(reasoning_block(reasoning))
+            blocks.append(_reasoning_block(reasoning, self.partial_signature))
         if text:
             blocks.append(text_block(text))
         return BlockAssistantMessage(
@@ -132,6 +139,16 @@ class RunFailure(Exception):
         self.terminal_cause_kind = terminal_cause_kind
 
 
+def _reasoning_block(text: str, signature: str | None) -> AssistantBlock:
+    block = reasoning_block(text)
+    return AssistantBlock("reasoning", {**block.data, "signature": signature}) if signature else block
+
+
+def _tool_use_block(call: ToolCallChunk) -> AssistantBlock:
+    block = tool_use_block(call.id, call.name, call.args)
+    return AssistantBlock("tool_use", {**block.data, "signature": call.signature}) if call.signature else block
+
+
 @dataclass(slots=True)
 class _Response:
     text: str = ""
@@ -141,45 +158,68 @@ class _Response:
     stop_reason: str = "end_turn"
 
 
-async def _call_model(state: RunState, provider: Provider, request: ProviderRequest, emit: Emit) -> _Response:
-    response = _Response()
+async def _stream_once(state: RunState, provider: Provider, request: ProviderRequest, emit: Emit,
+                       response: _Response) -> None:
     message_id = state.partial_message_id
-    try:
-        async for item in provider.stream(request):
+    # aclosing: a cancelled or failed turn closes the provider's HTTP stream at once.
+    async with aclosing(provider.stream(request)) as items:  # type: ignore[type-var]
+        async for item in items:
             if isinstance(item, TextChunk):
                 state.partial_text.append(item.text)
                 emit(TextDelta(delta=item.text, assistant_message_id=message_id))
             elif isinstance(item, ReasoningChunk):
-                state.partial_reasoning.append(item.text)
-                emit(ReasoningDelta(delta=item.text, assistant_message_id=message_id))
+                if item.text:
+                    state.partial_reasoning.append(item.text)
+                    emit(ReasoningDelta(delta=item.text, assistant_message_id=message_id))
+                if item.signature:
+                    state.partial_signature = item.signature
             elif isinstance(item, ToolCallChunk):
                 response.tool_calls.append(item)
             elif isinstance(item, UsageReport):
                 response.usage = item.usage
             elif isinstance(item, StopChunk):
                 response.stop_reason = item.stop_reason
-    except ProviderCallError as exc:
-        raise RunFailure(
-            ErrorReport(error_class=exc.error_class, message=exc.message, reason=exc.reason),
-            ProviderError(exc.message),
-            "llm_failure",
-        ) from exc
-    except MeerkatError as exc:
-        raise RunFailure(ErrorReport(error_class="llm", message=exc.message), exc, "llm_failure") from exc
+
+
+async def _call_model(state: RunState, settings: RunSettings, provider: Provider, request: ProviderRequest,
+                      emit: Emit) -> _Response:
+    """One model call, retried with backoff while the failure is retryable and nothing was streamed yet."""
+    attempt = 0
+    while True:
+        response = _Response()
+        try:
+            await _stream_once(state, provider, request, emit, response)
+            break
+        except ProviderCallError as exc:
+            streamed = bool(state.partial_text or state.partial_reasoning or response.tool_calls)
+            attempt += 1
+            schedule = None if streamed else settings.retry.schedule(attempt, exc)
+            if schedule is None:
+                raise RunFailure(
+                    ErrorReport(error_class=exc.error_class, message=exc.message, reason=exc.reason),
+                    ProviderError(exc.message, details={"reason": exc.reason} if exc.reason else None),
+                    "llm_failure",
+                ) from exc
+            emit(Retrying(retry=schedule, assistant_message_id=state.partial_message_id))
+            state.start_partial()
+            await trio.sleep(schedule.plan.selected_delay_ms / 1000)
+        except MeerkatError as exc:
+            raise RunFailure(ErrorReport(error_class="llm", message=exc.message), exc, "llm_failure") from exc
     response.text = "".join(state.partial_text)
     response.reasoning = "".join(state.partial_reasoning)
     return response
 
 
 async def _run_tools(
-    calls: list[ToolCallChunk], tools: ToolRegistry, settings: RunSettings
+    calls: list[ToolCallChunk], tools: ToolRegistry, settings: RunSettings, state: RunState
 ) -> list[tuple[ToolOutput, int]]:
     results: list[tuple[ToolOutput, int] | None] = [None] * len(calls)
     limiter = trio.CapacityLimiter(max(1, settings.max_concurrent_tools))
 
     async def one(index: int, call: ToolCallChunk) -> None:
         async with limiter:
-            results[index] = await tools.execute(call.name, call.args, settings.tool_timeout_secs)
+            results[index] = await tools.execute(call.name, call.args, settings.tool_timeout_secs,
+                                                 ToolCall(call.id, call.name, state.run_id, state.turns))
 
     async with trio.open_nursery() as nursery:
         for index, call in enumerate(calls):
@@ -224,7 +264,7 @@ async def run_loop(
             max_tokens=settings.max_tokens,
             provider_params=settings.provider_params,
         )
-        response = await _call_model(state, provider, request, emit)
+        response = await _call_model(state, settings, provider, request, emit)
         message_id = state.partial_message_id
         if response.usage is not None:
             state.usage = state.usage.add(response.usage)
@@ -239,7 +279,7 @@ async def run_loop(
         calls = response.tool_calls if response.stop_reason == "tool_use" and not budget_hit else []
         blocks: list[AssistantBlock] = []
         if response.reasoning:
-            blocks.append(reasoning_block(response.reasoning))
+            blocks.append(_reasoning_block(response.reasoning, state.partial_signature))
         if response.text:
             blocks.append(text_block(response.text))
         if calls:
@@ -278,14 +318,14 @@ async def _dispatch_tools(
         raise RunFailure(ErrorReport(error_class="tool", message=message), AgentError(message), "tool_failure")
     for call in calls:
         emit(ToolExecutionStarted(id=call.id, name=call.name))
-    outputs = await _run_tools(calls, tools, settings)
+    outputs = await _run_tools(calls, tools, settings, state)
     results: list[ToolResult] = []
     for call, (output, duration_ms) in zip(calls, outputs):
         emit(ToolExecutionCompleted(id=call.id, name=call.name, is_error=output.is_error, duration_ms=duration_ms))
         emit(ToolResultReceived(id=call.id, name=call.name, content=output.blocks(), is_error=output.is_error))
         results.append(ToolResult(tool_use_id=call.id, content=output.content, is_error=output.is_error))
     state.tool_calls += len(calls)
-    blocks.extend(tool_use_block(c.id, c.name, c.args) for c in calls)
+    blocks.extend(_tool_use_block(c) for c in calls)
     state.new_rows.append(BlockAssistantMessage(
         blocks=blocks, stop_reason="tool_use", created_at=now_rfc3339(),
         assistant_message_id=message_id, run_id=state.run_id))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Awaitable, Callable
@@ -19,7 +20,8 @@ import trio
 
 from ..providers.base import ToolSpec
 
-__all__ = ["ToolOutput", "ToolHandler", "Tool", "ToolRegistry", "datetime_tool", "builtin_tools", "tool_error"]
+__all__ = ["ToolOutput", "ToolHandler", "Tool", "ToolCall", "current_tool_call", "ToolRegistry", "datetime_tool",
+           "builtin_tools", "tool_error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,24 @@ class Tool:
     timeout_secs: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """Which call a handler is serving: the model's call id, the run and the model call (round) it came from.
+
+    Handlers that forward a call elsewhere (the callback tools of ``rkat-rpc``) read it
+    from :data:`current_tool_call` to tell the far side which call this is.
+    """
+
+    id: str
+    name: str
+    run_id: str
+    round: int
+
+
+#: The call being executed in this task (None outside a tool handler).
+current_tool_call: ContextVar[ToolCall | None] = ContextVar("current_tool_call", default=None)
+
+
 def tool_error(code: str, message: str) -> ToolOutput:
     """The upstream-shaped error result fed back to the model."""
     return ToolOutput(json.dumps({"error": code, "message": message}), is_error=True)
@@ -71,9 +91,15 @@ class ToolRegistry:
         """What the model sees, sorted by name for stable requests."""
         return [self.tools[n].spec for n in sorted(self.tools)]
 
-    async def execute(self, name: str, args: dict[str, Any], default_timeout: float) -> tuple[ToolOutput, int]:
-        """Run one call; returns the output and its duration in ms. Never raises (but Cancelled)."""
+    async def execute(self, name: str, args: dict[str, Any], default_timeout: float,
+                      call: ToolCall | None = None) -> tuple[ToolOutput, int]:
+        """Run one call; returns the output and its duration in ms. Never raises (but Cancelled).
+
+        ``call`` is made visible to the handler as :data:`current_tool_call`.
+        """
         started = time.perf_counter()
+        if call is not None:
+            current_tool_call.set(call)  # each call runs in its own task, so this cannot leak
         tool = self.tools.get(name)
         if tool is None:
             output = tool_error("tool_not_found", f"Unknown tool: {name}")

@@ -75,6 +75,12 @@ class RetryConfig(_Section, frozen=True, kw_only=True):
     initial_delay_ms: int = 500
     max_delay_ms: int = 30000
     multiplier: float = 2.0
+    #: Least wait after a rate limit (429), whatever ``retry-after`` says (upstream: 30 s).
+    rate_limit_floor_ms: int = 30000
+    #: Time allowed to open a connection to a provider.
+    connect_timeout_ms: int = 10000
+    #: Longest silence allowed on a provider's stream before the call fails as a timeout.
+    stream_inactivity_timeout_ms: int = 300000
 
 
 class ToolsConfig(_Section, frozen=True, kw_only=True):
@@ -111,6 +117,8 @@ class Config(_Section, frozen=True, kw_only=True):
     #: Per-provider default model ids (``{"anthropic": "claude-..."}``) or custom model tables.
     models: dict[str, Any] = msgspec.field(default_factory=dict)
     self_hosted: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: Per-provider endpoint settings: ``[providers.anthropic] base_url = "..."`` (never keys).
+    providers: dict[str, Any] = msgspec.field(default_factory=dict)
     provider_tools: dict[str, Any] = msgspec.field(default_factory=dict)
     mock: MockConfig = msgspec.field(default_factory=MockConfig)
 
@@ -156,6 +164,9 @@ def _validate(config: Config) -> None:
     _non_negative("retry.max_retries", retry.max_retries)
     _non_negative("retry.initial_delay_ms", retry.initial_delay_ms)
     _non_negative("retry.max_delay_ms", retry.max_delay_ms)
+    _non_negative("retry.rate_limit_floor_ms", retry.rate_limit_floor_ms)
+    _positive("retry.connect_timeout_ms", retry.connect_timeout_ms)
+    _positive("retry.stream_inactivity_timeout_ms", retry.stream_inactivity_timeout_ms)
     if not (math.isfinite(retry.multiplier) and retry.multiplier > 0):
         _fail("retry.multiplier", "must be a finite number > 0", retry.multiplier)
     if not (math.isfinite(config.tools.default_timeout_secs) and config.tools.default_timeout_secs > 0):
@@ -166,6 +177,29 @@ def _validate(config: Config) -> None:
         _fail("rest.port", "must be in 0..65535", config.rest.port)
     _non_negative("mock.token_delay_ms", mock.token_delay_ms)
     _non_negative("mock.first_token_latency_ms", mock.first_token_latency_ms)
+    _validate_endpoints(config.providers)
+
+
+#: Providers whose endpoint ``[providers.NAME]`` may override.
+_ENDPOINT_PROVIDERS = ("anthropic", "openai", "gemini")
+
+
+def _validate_endpoints(providers: dict[str, Any]) -> None:
+    """``[providers.NAME]`` holds only ``base_url``; keys live in environment variables, never here."""
+    for name, section in providers.items():
+        key = f"providers.{name}"
+        if name not in _ENDPOINT_PROVIDERS:
+            _fail(key, f"is not a provider with a configurable endpoint ({', '.join(_ENDPOINT_PROVIDERS)})", name)
+        if not isinstance(section, dict):
+            _fail(key, "must be a table", section)
+        for field_name, value in section.items():
+            if field_name != "base_url":
+                hint = (" (API keys are read from environment variables and never stored in config)"
+                        if "key" in field_name.lower() or "token" in field_name.lower() else "")
+                raise InvalidParams(f"Invalid config: unknown key {key}.{field_name}{hint}",
+                                    details={"key": f"{key}.{field_name}"})
+            if not (isinstance(value, str) and value.startswith(("http://", "https://"))):
+                _fail(f"{key}.base_url", "must be an http(s) URL", value)
 
 
 def _positive(key: str, value: int | None) -> None:

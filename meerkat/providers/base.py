@@ -56,17 +56,28 @@ class TextChunk(msgspec.Struct, frozen=True):
 
 
 class ReasoningChunk(msgspec.Struct, frozen=True):
-    """Thinking text as it arrives."""
+    """Thinking text as it arrives.
+
+    ``signature`` is the vendor's opaque proof of a thinking block (Anthropic),
+    sent once the block ends; it is stored with the block so the next call can
+    hand the block back, as the vendor requires during a tool loop.
+    """
 
     text: str
+    signature: str | None = None
 
 
 class ToolCallChunk(msgspec.Struct, frozen=True):
-    """A complete tool call (arguments are a JSON object)."""
+    """A complete tool call (arguments are a JSON object).
+
+    ``signature`` is an opaque vendor token bound to the call (Gemini's thought
+    signature) that must be echoed back with it on the next call.
+    """
 
     id: str
     name: str
     args: dict[str, Any]
+    signature: str | None = None
 
 
 class UsageReport(msgspec.Struct, frozen=True):
@@ -85,15 +96,24 @@ ProviderItem = Union[TextChunk, ReasoningChunk, ToolCallChunk, UsageReport, Stop
 
 
 class ProviderCallError(Exception):
-    """A model call failed; ``error_class``/``reason`` feed ``run_failed.error_report``."""
+    """A model call failed; ``error_class``/``reason`` feed ``run_failed.error_report``.
+
+    ``retry_kind`` is set when the failure may be retried (``rate_limited``,
+    ``network_timeout``, ``call_timeout``, ``retryable_provider_error``);
+    ``retry_after_ms`` is the server's hint, if it gave one.
+    """
 
     def __init__(self, message: str, *, error_class: str = "llm", reason: dict[str, Any] | None = None,
-                 retryable: bool = False) -> None:
+                 retryable: bool = False, retry_kind: str | None = None, retry_after_ms: int | None = None,
+                 provider: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.error_class = error_class
         self.reason = reason
-        self.retryable = retryable
+        self.retry_kind = retry_kind or ("retryable_provider_error" if retryable else None)
+        self.retryable = self.retry_kind is not None
+        self.retry_after_ms = retry_after_ms
+        self.provider = provider
 
 
 class Provider(Protocol):

@@ -1,0 +1,91 @@
+"""A session handle: continue it, stream it, read it, interrupt or archive it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from meerkat.usage import Usage
+from meerkat.views import HistoryPage, RunResult
+
+from ._stream import EventStream
+from ._types import SessionDetails
+
+if TYPE_CHECKING:
+    from ._client import MeerkatClient
+
+__all__ = ["Session"]
+
+
+class Session:
+    """One session of the connected realm; ``text``, ``usage``... are its last run's."""
+
+    def __init__(self, client: "MeerkatClient", session_id: str, last_result: RunResult | None = None) -> None:
+        self._client = client
+        self.id = session_id
+        self.last_result = last_result
+
+    def __repr__(self) -> str:
+        return f"Session(id={self.id!r})"
+
+    @property
+    def ref(self) -> str | None:
+        """``<realm_id>:<session_id>``, the handle other surfaces accept."""
+        return self.last_result.session_ref if self.last_result else None
+
+    @property
+    def text(self) -> str:
+        """The last run's final text ("" before any run)."""
+        return self.last_result.text if self.last_result else ""
+
+    @property
+    def usage(self) -> Usage:
+        """The session's cumulative token usage after the last run."""
+        return self.last_result.usage if self.last_result else Usage()
+
+    @property
+    def turns(self) -> int:
+        """Model calls the last run made."""
+        return self.last_result.turns if self.last_result else 0
+
+    @property
+    def tool_calls(self) -> int:
+        """Tool calls the last run made."""
+        return self.last_result.tool_calls if self.last_result else 0
+
+    async def turn(self, prompt: Any, **options: Any) -> RunResult:
+        """Run one turn and return its result (also kept as :attr:`last_result`).
+
+        Options: ``model``, ``provider``, ``system_prompt``, ``max_tokens``, ``provider_params``.
+        """
+        result = await self._client._turn(self.id, prompt, options)
+        self.last_result = result
+        return result
+
+    def stream(self, prompt: Any, **options: Any) -> EventStream:
+        """Run one turn, yielding its events live (see :class:`EventStream`)."""
+        params = self._client._turn_params(self.id, prompt, options, streaming=True)
+
+        async def start(stream: EventStream) -> str:
+            stream._follow_and_start(self.id, params)
+            return self.id
+
+        def keep(result: RunResult) -> None:
+            self.last_result = result
+
+        return EventStream(self._client, start, on_result=keep)
+
+    async def history(self, *, offset: int = 0, limit: int | None = None) -> HistoryPage:
+        """A page of the transcript, oldest first."""
+        return await self._client.read_session_history(self.id, offset=offset, limit=limit)
+
+    async def read(self) -> SessionDetails:
+        """The session's state now."""
+        return await self._client.read_session(self.id)
+
+    async def interrupt(self) -> None:
+        """Cancel the running turn (a no-op when idle); returns once the turn has ended."""
+        await self._client._interrupt(self.id)
+
+    async def archive(self) -> None:
+        """Hide the session: reads and turns then fail with SessionNotFound."""
+        await self._client._call("session/archive", {"session_id": self.id})

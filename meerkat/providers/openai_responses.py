@@ -1,0 +1,166 @@
+"""The ``openai`` provider: OpenAI models through ``openai.AsyncOpenAI`` and the Responses API.
+
+Streams ``response.output_text.delta`` as text, reasoning summaries and
+reasoning text as reasoning, completed ``function_call`` items as tool calls,
+and the usage of ``response.completed`` (cached and reasoning tokens included).
+Requests are sent with ``store: false``: the session's transcript is the
+conversation, nothing is kept at OpenAI. Self-hosted servers configured with
+``api_style = "responses"`` use this provider too.
+
+provider_params: ``reasoning_effort`` (``none`` ... ``xhigh``), ``reasoning_summary``
+(``auto``/``concise``/``detailed``; streams a summary of the reasoning),
+``verbosity``, ``max_output_tokens``, ``reasoning: "off"`` (effort ``none``), and
+``temperature``/``top_p`` for models that accept them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, AsyncIterator
+
+import httpx2
+import openai
+
+from ..usage import TurnUsage, UsageAccounting
+from .base import (
+    ProviderItem,
+    ProviderRequest,
+    ReasoningChunk,
+    StopChunk,
+    TextChunk,
+    ToolCallChunk,
+    UsageReport,
+)
+from .failures import stream_failure
+from .openai_common import classify, error_event_failure, make_client, usage_counter
+from .wire import ImagePart, TextPart, ToolResultPart, ToolUsePart, args_json, conversation
+
+__all__ = ["OpenAIResponsesProvider", "responses_request"]
+
+_INCOMPLETE = {"max_output_tokens": "max_tokens", "content_filter": "content_filter"}
+_REASONING_EVENTS = ("response.reasoning_summary_text.delta", "response.reasoning_text.delta")
+
+
+def responses_request(request: ProviderRequest, model: str | None = None) -> dict[str, Any]:
+    """The Responses API body (without ``stream``) for ``request``; ``model`` overrides the model name."""
+    params = request.provider_params
+    items: list[dict[str, Any]] = []
+    for turn in conversation(request.messages):
+        content: list[dict[str, Any]] = []
+        for part in turn.parts:
+            if isinstance(part, TextPart):
+                if turn.role == "user":
+                    content.append({"type": "input_text", "text": part.text})
+                else:
+                    items.append({"role": "assistant", "content": part.text})
+            elif isinstance(part, ImagePart):
+                content.append({"type": "input_image", "image_url": f"data:{part.media_type};base64,{part.data}"})
+            elif isinstance(part, ToolUsePart):
+                items.append({"type": "function_call", "call_id": part.id, "name": part.name,
+                              "arguments": args_json(part.args)})
+            elif isinstance(part, ToolResultPart):
+                items.append({"type": "function_call_output", "call_id": part.tool_use_id, "output": part.text})
+        if content:
+            items.append({"role": "user", "content": content})
+    body: dict[str, Any] = {"model": model or request.model, "input": items, "store": False,
+                            "max_output_tokens": int(params.get("max_output_tokens", request.max_tokens))}
+    if request.system_prompt:
+        body["instructions"] = request.system_prompt
+    if request.tools:
+        body["tools"] = [{"type": "function", "name": t.name, "description": t.description,
+                          "parameters": t.input_schema, "strict": False} for t in request.tools]
+    reasoning: dict[str, Any] = {}
+    if "reasoning_effort" in params:
+        reasoning["effort"] = params["reasoning_effort"]
+    elif params.get("reasoning") == "off":
+        reasoning["effort"] = "none"
+    if "reasoning_summary" in params and params.get("reasoning") != "off":
+        reasoning["summary"] = params["reasoning_summary"]
+    if reasoning:
+        body["reasoning"] = reasoning
+    if "verbosity" in params:
+        body["text"] = {"verbosity": params["verbosity"]}
+    for key in ("temperature", "top_p"):
+        if key in params:
+            body[key] = params[key]
+    return body
+
+
+def _usage(model: str, usage: Any, accounting_provider: str) -> TurnUsage:
+    input_tokens = usage_counter(usage, "input_tokens")
+    cached = usage_counter(usage, "input_tokens_details", "cached_tokens")
+    reasoning = usage_counter(usage, "output_tokens_details", "reasoning_tokens")
+    return TurnUsage(
+        input_tokens=input_tokens, output_tokens=usage_counter(usage, "output_tokens"),
+        cache_read_tokens=cached, reasoning_tokens=reasoning,
+        accounting=UsageAccounting(provider=accounting_provider, model=model, presented_tokens=input_tokens,
+                                   convention="open_ai_input_includes_cached_subset",
+                                   aggregation="provider_inclusive_input_total"))
+
+
+class OpenAIResponsesProvider:
+    """See the module docstring. One instance holds one SDK client (and its connections)."""
+
+    name = "openai"
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self._key: str | None = settings.get("api_key")
+        self.name = settings.get("provider_name", "openai")
+        #: Self-hosted aliases map to the server's own model names.
+        self._remote_models: dict[str, str] = settings.get("remote_models") or {}
+        self._client = make_client(settings, settings["base_url"], self._key)
+
+    async def aclose(self) -> None:
+        """Close the client's connections."""
+        await self._client.close()
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderItem]:
+        """One Responses call, streamed (see the module docstring)."""
+        body = responses_request(request, self._remote_models.get(request.model))
+        show_reasoning = request.provider_params.get("reasoning") != "off"
+        streamed = False
+        try:
+            stream = await self._client.responses.create(**body, stream=True)
+        except (openai.APIError, httpx2.HTTPError) as exc:
+            raise classify(self.name, exc, key=self._key, model=request.model, streamed=False) from None
+        stop = None
+        calls = 0
+        usage = None
+        async with stream:
+            try:
+                async for event in stream:
+                    kind = event.type
+                    if kind == "response.output_text.delta":
+                        streamed = True
+                        yield TextChunk(event.delta)
+                    elif kind in _REASONING_EVENTS:
+                        if show_reasoning:
+                            streamed = True
+                            yield ReasoningChunk(event.delta)
+                    elif kind == "response.output_item.done":
+                        item = event.item
+                        if item.type == "function_call":
+                            args = json.loads(item.arguments or "{}")
+                            if not isinstance(args, dict):
+                                raise ValueError(f"tool arguments are not a JSON object: {args!r}")
+                            streamed = True
+                            calls += 1
+                            yield ToolCallChunk(item.call_id, item.name, args)
+                    elif kind in ("response.completed", "response.incomplete"):
+                        usage = event.response.usage
+                        details = event.response.incomplete_details
+                        reason = getattr(details, "reason", None) if details is not None else None
+                        stop = _INCOMPLETE.get(str(reason), "end_turn") if kind == "response.incomplete" else "end_turn"
+                    elif kind == "response.failed":
+                        error = event.response.error
+                        raise error_event_failure(self.name, getattr(error, "code", None),
+                                                  getattr(error, "message", None), key=self._key)
+                    elif kind == "error":
+                        raise error_event_failure(self.name, event.code, event.message, key=self._key)
+            except (openai.APIError, httpx2.HTTPError, ValueError) as exc:
+                raise classify(self.name, exc, key=self._key, model=request.model, streamed=streamed) from None
+        if stop is None:
+            raise stream_failure(self.name, "incomplete_response", "the stream ended before response.completed")
+        if usage is not None:
+            yield UsageReport(_usage(request.model, usage, "open_ai" if self.name == "openai" else self.name))
+        yield StopChunk("tool_use" if calls and stop == "end_turn" else stop)  # type: ignore[arg-type]

@@ -1,0 +1,61 @@
+"""The root ``rkat`` command group: commands, aliases and the realm options."""
+
+from __future__ import annotations
+
+import asyncclick as click
+
+from .config import config_group
+from .context import realm_options
+from .models import models_command
+from .run import continue_command, resume_command, run_command
+from .sessions import session_group
+
+__all__ = ["cli", "COMMAND_NAMES"]
+
+#: Other spellings the seed documentation uses, and what they mean.
+ALIASES = {"sessions": "session", "continue": "c"}
+
+
+class _AliasedGroup(click.Group):
+    """A group that also answers to the names in :data:`ALIASES`."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
+
+    async def resolve_command(self, ctx: click.Context, args: list[str]):  # type: ignore[no-untyped-def]
+        # Report the canonical name (so `rkat sessions list --help` says `rkat session list`).
+        name, command, rest = await super().resolve_command(ctx, args)
+        return (command.name if command else name), command, rest
+
+
+@click.group(cls=_AliasedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rkat", prog_name="rkat", message="%(prog)s %(version)s")
+@realm_options
+def cli() -> None:
+    """rkat: run LLM agent sessions from the shell (sessions, streaming, config, realms).
+
+    A PROMPT on its own runs it: `rkat "hi"` is `rkat run "hi"`. Without
+    --model, the offline mock model answers, so everything works without a key.
+
+    \b
+    Examples:
+      rkat run "What is the capital of France?"
+      rkat run --resume "Now explain it in more detail"
+      rkat c "Keep going"
+      rkat run --stream "Tell me a story"
+      rkat session list
+      rkat config get --format json
+      rkat models
+
+    Realm options may also follow the command (rkat session list -r team).
+    Exit codes: 0 ok, 2 usage/invalid input, 10 session not found, 11 session
+    busy, 15 config generation conflict, 20 provider error, 21 budget exhausted,
+    130 interrupted with Ctrl-C, 1 anything else (see docs/cli.md).
+    """
+
+
+for _command in (run_command, continue_command, resume_command, session_group, config_group, models_command):
+    cli.add_command(_command)
+
+#: Every name that is a command (the prompt-first shorthand never takes these as a prompt).
+COMMAND_NAMES = frozenset(cli.commands) | frozenset(ALIASES) | {"help"}

@@ -1,0 +1,83 @@
+"""Which realm one ``rkat`` invocation serves, and where it lives.
+
+The realm options (``--realm/-r``, ``--isolated``, ``--instance``,
+``--realm-backend``, ``--state-root``) are accepted before the command and after
+it (``rkat session list -r team``); a value given after the command wins.
+
+Defaults (as upstream's CLI): the realm is the workspace realm of the current
+directory (``ws-<hash of its path>``), stored project-locally under
+``<project>/.rkat/realms``, where ``<project>`` is the nearest ancestor of the
+current directory holding a ``.rkat`` entry, else the current directory itself.
+``$RKAT_STATE_ROOT`` overrides that location, and ``--state-root`` overrides both.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, AsyncContextManager, Callable
+
+import asyncclick as click
+
+from surfaces.realm_options import RealmOptions
+
+if TYPE_CHECKING:
+    from actors import SessionService
+
+__all__ = ["realm_options", "service_for", "project_state_root"]
+
+_META_KEY = "rkat.realm"
+_BACKENDS = ("sqlite", "jsonl", "memory")
+
+
+def project_state_root(cwd: str | Path) -> Path:
+    """``<project>/.rkat/realms`` for the nearest ancestor of ``cwd`` holding ``.rkat`` (else ``cwd``)."""
+    start = Path(cwd)
+    for directory in (start, *start.parents):
+        if (directory / ".rkat").exists():
+            return directory / ".rkat" / "realms"
+    return start / ".rkat" / "realms"
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Record a realm option given on the command line (defaults never override a root value)."""
+    source = ctx.get_parameter_source(param.name or "")
+    if source is not None and source.name != "DEFAULT" and param.name:
+        ctx.find_root().meta.setdefault(_META_KEY, {})[param.name] = value
+    return value
+
+
+def realm_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the realm options to a command (the root group and every leaf command)."""
+    options = [
+        click.option("--state-root", type=click.Path(file_okay=False), metavar="DIR", expose_value=False,
+                     callback=_remember, help="Directory holding realms [default: <project>/.rkat/realms, "
+                                              "or $RKAT_STATE_ROOT]."),
+        click.option("--realm-backend", "backend", type=click.Choice(_BACKENDS), expose_value=False,
+                     callback=_remember, help="Storage for a new realm [default: sqlite]; must match an existing one."),
+        click.option("--instance", "instance_id", metavar="ID", expose_value=False, callback=_remember,
+                     help="Instance id recorded on the sessions this invocation creates."),
+        click.option("--isolated", is_flag=True, expose_value=False, callback=_remember,
+                     help="Use a fresh throw-away realm (cannot be combined with --realm)."),
+        click.option("--realm", "-r", "realm_id", metavar="ID", expose_value=False, callback=_remember,
+                     help="Realm to use [default: the workspace realm of the current directory]."),
+    ]
+    for option in options:
+        command = option(command)
+    return command
+
+
+def _chosen_options(ctx: click.Context) -> RealmOptions:
+    chosen = ctx.find_root().meta.get(_META_KEY, {})
+    state_root = chosen.get("state_root") or os.environ.get("RKAT_STATE_ROOT") or None
+    if state_root is None:
+        state_root = str(project_state_root(os.getcwd()))
+    options = RealmOptions(realm_id=chosen.get("realm_id"), isolated=bool(chosen.get("isolated")),
+                           instance_id=chosen.get("instance_id"), backend=chosen.get("backend"),
+                           state_root=state_root)
+    return options.with_workspace_default()
+
+
+def service_for(ctx: click.Context) -> AsyncContextManager["SessionService"]:
+    """Open the realm this invocation names (raises InvalidParams for a bad realm choice)."""
+    return _chosen_options(ctx).open_service()

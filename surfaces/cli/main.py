@@ -1,0 +1,85 @@
+"""The ``rkat`` console script: parse, run under trio, report errors with exit codes.
+
+Failures print ``Error: <message>`` on stderr and exit with the code the shared
+error table (:mod:`meerkat.errors`) gives their error code, so the same mistake
+means the same thing on every surface. Usage errors from the parser exit 2,
+Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from functools import partial
+from typing import Any, Sequence
+
+import asyncclick as click
+
+from meerkat.errors import MeerkatError
+
+from .app import COMMAND_NAMES, cli
+from .argv import normalize_argv
+from .turn import SIGINT_EXIT_CODE
+
+__all__ = ["main", "run_cli"]
+
+#: Exit code for a failure outside the error table (a bug, an unexpected OS error).
+GENERIC_EXIT_CODE = 1
+
+
+def run_cli(argv: Sequence[str]) -> int:
+    """Run one command line (without the program name) and return its exit code."""
+    import trio
+
+    args = normalize_argv(list(argv), COMMAND_NAMES)
+    try:
+        outcome: Any = trio.run(partial(cli.main, args, prog_name="rkat", standalone_mode=False))
+    except BaseException as exc:  # noqa: BLE001 - every way out becomes an exit code here
+        return _exit_code_for(_leaf(exc))
+    return outcome if isinstance(outcome, int) else 0
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The one exception a group wraps (nurseries wrap even a single failure)."""
+    while isinstance(exc, BaseExceptionGroup):
+        interesting = [e for e in exc.exceptions if not _is_cancellation(e)]
+        exc = (interesting or list(exc.exceptions))[0]
+    return exc
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    return type(exc).__name__ == "Cancelled"
+
+
+def _exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, MeerkatError):
+        click.echo(f"Error: {exc.message}", err=True)
+        return exc.spec.exit_code
+    if isinstance(exc, click.exceptions.Exit):
+        return exc.exit_code
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        return exc.exit_code
+    if isinstance(exc, (KeyboardInterrupt, click.Abort)):
+        click.echo("\nInterrupted.", err=True)
+        return SIGINT_EXIT_CODE
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else GENERIC_EXIT_CODE
+    if isinstance(exc, BrokenPipeError):
+        return GENERIC_EXIT_CODE  # the reader went away (`rkat session list | head -1`)
+    click.echo(f"Error: internal error: {exc!r} (this is a bug; the traceback follows)", err=True)
+    traceback.print_exception(exc, file=sys.stderr)
+    return GENERIC_EXIT_CODE
+
+
+def main() -> None:
+    """Entry point of the ``rkat`` console script."""
+    code = run_cli(sys.argv[1:])
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would complain about the closed pipe at exit; point stdout at nothing instead.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)

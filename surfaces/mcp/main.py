@@ -1,0 +1,144 @@
+"""``rkat-mcp``: the host's sessions as MCP tools, over stdio (default) or streamable HTTP.
+
+Examples::
+
+    rkat-mcp                                   # stdio, a fresh realm per start
+    rkat-mcp --realm team-alpha --instance mcp-1
+    rkat-mcp --realm team-alpha --http 127.0.0.1:8811   # http://127.0.0.1:8811/mcp
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from functools import partial
+from importlib import metadata
+
+import trio
+
+from meerkat.errors import InvalidParams, MeerkatError
+from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
+
+__all__ = ["main", "build_parser", "parse_http_address", "BENCH_TOOL_ENV"]
+
+#: Set to 1 to also list the empty ``bench_noop`` tool (used by bench/mcp_roundtrip.py).
+BENCH_TOOL_ENV = "RKAT_MCP_BENCH_TOOL"
+
+_EPILOG = """\
+examples:
+  rkat-mcp                                    serve MCP on stdin/stdout (a fresh realm per start)
+  rkat-mcp --realm team-alpha                 keep sessions in realm team-alpha across restarts
+  rkat-mcp --realm team-alpha --http 127.0.0.1:8811
+                                              streamable HTTP at http://127.0.0.1:8811/mcp
+  rkat-mcp --http 127.0.0.1:0                 HTTP on a free port (the URL is printed on stderr)
+
+tools: meerkat_run, meerkat_resume, meerkat_sessions, meerkat_read, meerkat_archive, meerkat_interrupt,
+meerkat_config, meerkat_event_stream_open/read/close, meerkat_models_catalog (see docs/mcp.md)
+"""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("rkat")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``rkat-mcp``."""
+    parser = argparse.ArgumentParser(
+        prog="rkat-mcp", description="Serve rkat agent sessions as MCP tools (stdio by default).",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--http", metavar="HOST:PORT",
+                        help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (port 0: a free port)")
+    parser.add_argument("--version", action="version", version=f"rkat-mcp {_version()}")
+    add_realm_arguments(parser)
+    return parser
+
+
+def parse_http_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (IPv6 as ``[::1]:PORT``) -> ``(host, port)``; InvalidParams says what is wrong."""
+    host, sep, port_text = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise InvalidParams(f"--http expects HOST:PORT such as 127.0.0.1:8811 (port 0-65535), got {value!r}")
+    return host, int(port_text)
+
+
+def _say(message: str) -> None:
+    print(f"rkat-mcp: {message}", file=sys.stderr, flush=True)
+
+
+async def _serve(realm: RealmOptions, http: tuple[str, int] | None, bench_tool: bool) -> None:
+    # mcp is imported here, not at module top, so `rkat-mcp --help` stays quick.
+    from .server import build_server, serve_http
+    from .stdio import serve_stdio
+    from .tools import MeerkatTools
+
+    async with realm.open_service() as service:
+        tools = MeerkatTools(service, bench_tool=bench_tool)
+        server = build_server(tools, version=_version())
+        _say(f"starting (realm={service.realm.realm_id}, backend={service.realm.backend}, "
+             f"transport={'stdio' if http is None else 'http'})")
+        if realm.realm_id is None:
+            _say("serving a fresh realm; pass --realm NAME to keep sessions across restarts")
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
+                if http is None:
+                    await serve_stdio(server)  # returns when the client closes stdin
+                    nursery.cancel_scope.cancel()
+                else:
+                    url = await nursery.start(partial(serve_http, server, *http))
+                    _say(f"listening on {url}")
+        finally:
+            tools.streams.close_all()
+
+
+async def _stop_on_signals(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``rkat-mcp`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        realm = realm_options_from_args(args)
+        http = parse_http_address(args.http) if args.http else None
+    except InvalidParams as exc:
+        parser.error(exc.message)
+    # Log to stderr only: on stdio, stdout carries the protocol.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="rkat-mcp: %(levelname)s %(name)s: %(message)s")
+    try:
+        trio.run(_serve, realm, http, os.environ.get(BENCH_TOOL_ENV) == "1")
+    except BaseException as exc:  # noqa: BLE001 - unwrapped, then re-raised unless it is ours to report
+        error = _single(exc)
+        if isinstance(error, MeerkatError):
+            _say(f"error: {error.message}")
+            return error.spec.exit_code
+        if isinstance(error, OSError):  # e.g. the HTTP port is taken
+            _say(f"error: {error}")
+            return 1
+        if isinstance(error, KeyboardInterrupt):
+            return 130
+        raise
+    return 0
+
+
+def _single(exc: BaseException) -> BaseException:
+    """The one error inside (nested) one-member exception groups, else ``exc`` itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""``rkat-rest``: start the REST + SSE daemon.
+
+The listen address comes from ``--host``/``--port``, else from the realm config
+``[rest]`` (default 127.0.0.1:8080). Port 0 binds a free port. The bound URL is
+printed on stdout as ``rkat-rest listening on http://HOST:PORT``. SIGINT or
+SIGTERM shuts down gracefully: open event streams end with ``done``, running
+turns are interrupted and committed as interrupted, waiting requests are
+answered, then the server stops (a second signal stops it at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from functools import partial
+from typing import Any
+
+import trio
+
+from meerkat.errors import InvalidParams, MeerkatError
+from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
+
+from .auth import is_loopback
+from .state import DEFAULT_KEEPALIVE_SECS, DEFAULT_MAX_BODY_BYTES, ServerSettings
+
+__all__ = ["main", "build_parser"]
+
+TOKEN_ENV = "RKAT_REST_TOKEN"
+#: Seconds hypercorn waits for open connections once the server has drained itself.
+_HTTP_DRAIN_SECS = 1.0
+
+_EPILOG = """\
+examples:
+  rkat-rest --realm team-alpha                       # 127.0.0.1:8080 unless [rest] in the realm config says otherwise
+  rkat-rest --realm team-alpha --port 0              # any free port; the URL is printed on start
+  rkat-rest --realm team-alpha --realm-backend sqlite --state-root /data/meerkat
+  RKAT_REST_TOKEN=s3cret rkat-rest --realm team-alpha --host 0.0.0.0 --port 8080
+
+  curl -X POST http://localhost:8080/sessions -H "Content-Type: application/json" \\
+    -d '{"prompt": "What is the capital of France?", "model": "mock"}'
+  curl -N http://localhost:8080/sessions/<session_id>/events
+
+Routes, bodies and events: docs/rest.md, or GET /openapi.json on a running server.
+"""
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be in 0..65535 (0 picks a free port), got {port}")
+    return port
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected an integer > 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rkat-rest`` command line."""
+    parser = argparse.ArgumentParser(
+        prog="rkat-rest", description="Serve a realm's sessions over HTTP: JSON routes and Server-Sent Events.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_realm_arguments(parser)
+    net = parser.add_argument_group("server")
+    net.add_argument("--host", help="address to bind (default: [rest] host of the realm config, else 127.0.0.1); "
+                                    "a non-loopback address requires a token")
+    net.add_argument("--port", type=_port, help="port to bind; 0 picks a free one "
+                                                "(default: [rest] port of the realm config, else 8080)")
+    net.add_argument("--auth-token", metavar="TOKEN",
+                     help=f"require 'Authorization: Bearer TOKEN' on every route but /health "
+                          f"(default: ${TOKEN_ENV}; required when binding a non-loopback address)")
+    net.add_argument("--max-body-bytes", type=_positive_int, default=DEFAULT_MAX_BODY_BYTES, metavar="N",
+                     help="largest request body accepted (default: %(default)s); larger ones get 413")
+    net.add_argument("--sse-keepalive", type=_positive_float, default=DEFAULT_KEEPALIVE_SECS, metavar="SECS",
+                     help="seconds of silence before an event stream gets a keep-alive comment (default: %(default)s)")
+    net.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+                     help="stderr log level (default: %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``rkat-rest``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        options = realm_options_from_args(args)
+    except MeerkatError as exc:
+        parser.error(exc.message)
+    token = args.auth_token or os.environ.get(TOKEN_ENV) or None
+    settings = ServerSettings(auth_token=token, max_body_bytes=args.max_body_bytes, keepalive_secs=args.sse_keepalive)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="rkat-rest: %(levelname)s %(name)s: %(message)s")
+    try:
+        trio.run(partial(_serve, options, settings, args.host, args.port))
+    except MeerkatError as exc:
+        print(f"rkat-rest: error: {exc.message}", file=sys.stderr)
+        return exc.spec.exit_code
+    except OSError as exc:
+        print(f"rkat-rest: error: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _listen_address(service: Any, host: str | None, port: int | None) -> tuple[str, int]:
+    rest = (await service.get_config()).config.get("rest") or {}
+    return host or rest.get("host") or "127.0.0.1", port if port is not None else int(rest.get("port", 8080))
+
+
+def _bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def _serve(options: RealmOptions, settings: ServerSettings, host: str | None, port: int | None) -> None:
+    # Imported here: `rkat-rest --help` and bad flags answer without loading the web stack.
+    from hypercorn.config import Config as HypercornConfig
+    from hypercorn.trio import serve
+
+    from .app import create_app
+    from .state import RestState
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with options.open_service() as service:
+            if options.realm_id is None:
+                print(f"rkat-rest: serving a fresh isolated realm {service.realm.realm_id} "
+                      "(pass --realm ID to serve the same realm after a restart)", file=sys.stderr, flush=True)
+            host, port = await _listen_address(service, host, port)
+            if settings.auth_token is None and not is_loopback(host):
+                raise InvalidParams(f"binding {host} (not a loopback address) requires a token: "
+                                    f"pass --auth-token or set {TOKEN_ENV}")
+            state = RestState(service, settings)
+            config = HypercornConfig()
+            config.bind = [_bind(host, port)]
+            config.accesslog = None
+            config.loglevel = "WARNING"
+            # By the time hypercorn stops, state.shut_down() has answered every turn request and
+            # ended every stream. What may remain are idle keep-alive connections, which hypercorn
+            # (0.18, with quart-trio) does not close on shutdown but waits out: keep that wait short.
+            config.graceful_timeout = _HTTP_DRAIN_SECS
+            shutdown = trio.Event()
+            served = trio.Event()
+
+            async def run_server(*, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+                try:
+                    await serve(create_app(state), config, shutdown_trigger=shutdown.wait, task_status=task_status)
+                finally:
+                    served.set()
+
+            async with trio.open_nursery() as nursery:
+                binds = await nursery.start(run_server)
+                print(f"rkat-rest listening on {binds[0]}", flush=True)
+                async for _ in signals:
+                    break
+                print("rkat-rest: shutting down (interrupting running turns)", file=sys.stderr, flush=True)
+                nursery.start_soon(_stop_on_second_signal, signals, nursery.cancel_scope)
+                await state.shut_down()
+                shutdown.set()
+                await served.wait()
+                nursery.cancel_scope.cancel()
+
+
+async def _stop_on_second_signal(signals: Any, scope: trio.CancelScope) -> None:
+    async for _ in signals:
+        print("rkat-rest: second signal, stopping now", file=sys.stderr, flush=True)
+        scope.cancel()
+        return
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""``GET /openapi.json``: the OpenAPI 3.1 description of every route.
+
+Written by hand next to the handlers and checked against the live server by a
+schemathesis run in the test suite (every response must match it). The JSON
+schemas follow what the handlers really send: optional keys are left out of
+``required``, nullable ones say so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meerkat.errors import ErrorCode
+from meerkat.providers import KNOWN_PROVIDERS
+from meerkat.store.base import MAX_LIST_LIMIT
+from meerkat.validation import MAX_OFFSET
+
+__all__ = ["openapi_document"]
+
+_REF = "#/components/schemas/"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF + name}
+
+
+def _obj(properties: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(required), **extra}
+
+
+_INT = {"type": "integer", "minimum": 0}
+_STR = {"type": "string"}
+_LABELS = {"type": "object", "additionalProperties": {"type": "string"},
+           "description": "String labels, e.g. {\"env\": \"prod\"}."}
+
+_PROMPT = {
+    "description": "A non-empty string, or content blocks such as [{\"type\": \"text\", \"text\": \"...\"}].",
+    "oneOf": [
+        {"type": "string", "pattern": "\\S"},
+        {"type": "array", "minItems": 1,
+         "items": {"type": "object", "properties": {"type": _STR}, "required": ["type"]}},
+    ],
+}
+
+_TURN_OPTIONS = {
+    "model": {"type": ["string", "null"], "description": "Model id; the provider is inferred when omitted."},
+    "provider": {"type": ["string", "null"], "enum": [*KNOWN_PROVIDERS, None]},
+    "system_prompt": {"type": ["string", "null"]},
+    "max_tokens": {"type": ["integer", "null"], "minimum": 1},
+    "provider_params": {"type": ["object", "null"],
+                        "description": "Passed through to the provider, e.g. {\"reasoning_effort\": \"high\"}."},
+}
+
+_USAGE = _obj({name: _INT for name in ("input_tokens", "output_tokens", "cache_creation_tokens",
+                                       "cache_read_tokens", "reasoning_tokens", "total_tokens")},
+              ("input_tokens", "output_tokens", "total_tokens"))
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": _obj({
+        "error": {"type": "string", "description": "What went wrong, naming the bad field or id."},
+        "code": {"type": "string", "enum": [code.value for code in ErrorCode]},
+        "details": {"type": "object"},
+    }, ("error", "code")),
+    "Usage": _USAGE,
+    "CreateSessionRequest": _obj({
+        "prompt": _PROMPT, **_TURN_OPTIONS, "labels": {**_LABELS, "type": ["object", "null"]},
+        "budget_max_tokens": {"type": ["integer", "null"], "minimum": 1,
+                              "description": "Token budget for the whole session."},
+    }, ("prompt",)),
+    "TurnRequest": _obj({
+        "session_id": {"type": "string", "description": "Optional; must name the session in the path."},
+        "prompt": _PROMPT, **_TURN_OPTIONS,
+    }, ("prompt",)),
+    "RunResult": _obj({
+        "session_id": _STR, "session_ref": {"type": "string", "description": "<realm_id>:<session_id>"},
+        "text": _STR, "turns": _INT, "tool_calls": _INT, "usage": _ref("Usage"),
+        "run_usage": {**_ref("Usage"), "description": "This run's own usage."},
+        "terminal_cause_kind": _STR,
+    }, ("session_id", "text", "turns", "tool_calls", "usage")),
+    "SessionSummary": _obj({
+        "session_id": _STR, "session_ref": _STR,
+        "created_at": {**_INT, "description": "Unix seconds."}, "updated_at": {**_INT, "description": "Unix seconds."},
+        "message_count": _INT, "total_tokens": _INT, "is_active": {"type": "boolean"}, "labels": _LABELS,
+    }, ("session_id", "created_at", "updated_at", "message_count", "total_tokens", "is_active")),
+    "SessionList": _obj({"sessions": {"type": "array", "items": _ref("SessionSummary")}}, ("sessions",)),
+    "Session": _obj({
+        "session_id": _STR, "session_ref": _STR,
+        "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
+        "message_count": _INT, "total_tokens": _INT, "is_active": {"type": "boolean"}, "labels": _LABELS,
+        "model": _STR, "provider": _STR, "last_assistant_text": {"type": ["string", "null"]}, "usage": _ref("Usage"),
+    }, ("session_id", "created_at", "updated_at", "message_count", "total_tokens", "is_active", "model",
+        "provider", "usage")),
+    "Message": _obj({
+        "role": {"type": "string", "enum": ["system", "user", "block_assistant", "tool_results"]},
+        "created_at": _STR,
+    }, ("role", "created_at"), description="A transcript row; the other fields depend on `role`."),
+    "HistoryPage": _obj({
+        "session_id": _STR, "session_ref": _STR, "message_count": _INT, "offset": _INT,
+        "limit": {"type": ["integer", "null"], "minimum": 0}, "has_more": {"type": "boolean"},
+        "messages": {"type": "array", "items": _ref("Message")},
+    }, ("session_id", "message_count", "offset", "limit", "has_more", "messages")),
+    "ArchiveResult": _obj({"session_id": _STR, "archived": {"const": True}}, ("session_id", "archived")),
+    "InterruptResult": _obj({"session_id": _STR, "interrupted": {"type": "boolean"}, "result": _STR},
+                            ("session_id", "interrupted", "result")),
+    "ConfigEnvelope": _obj({
+        "config": {"type": "object", "description": "The whole realm config, defaults filled in."},
+        "generation": _INT, "realm_id": {"type": ["string", "null"]}, "instance_id": {"type": ["string", "null"]},
+        "backend": {"type": ["string", "null"]},
+        "resolved_paths": {"type": "object", "additionalProperties": {"type": "string"}},
+    }, ("config", "generation", "realm_id", "instance_id", "backend")),
+    "ConfigPut": {
+        "type": "object",
+        "description": "Either {\"config\": {...}, \"expected_generation\": N} or a bare config object. "
+                       "Replaces the config; missing keys take their defaults.",
+        "properties": {"config": {"type": "object"}, "expected_generation": {"type": ["integer", "null"],
+                                                                             "minimum": 0}},
+    },
+    "ConfigPatch": {
+        "type": "object",
+        "description": "Either {\"patch\": {...}, \"expected_generation\": N} or a bare RFC 7396 merge patch "
+                       "(null removes a key, restoring its default).",
+        "properties": {"patch": {"type": "object"}, "expected_generation": {"type": ["integer", "null"],
+                                                                           "minimum": 0}},
+    },
+    "ModelsCatalog": _obj({
+        "contract_version": _obj({"major": _INT, "minor": _INT, "patch": _INT}, ("major", "minor", "patch")),
+        "providers": {"type": "array", "items": _obj({
+            "provider": _STR, "default_model_id": _STR,
+            "models": {"type": "array", "items": _obj({
+                "id": _STR, "display_name": _STR, "tier": _STR, "context_window": _INT,
+                "max_output_tokens": _INT, "server_id": _STR, "profile": {"type": "object"},
+            }, ("id", "display_name", "tier"))},
+        }, ("provider", "default_model_id", "models"))},
+    }, ("contract_version", "providers")),
+}
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    reasons = {400: "Bad input: malformed JSON, a wrong field, an invalid session id",
+               401: "Missing or wrong bearer token", 404: "No such session (or it was archived)",
+               409: "The session is busy with another turn (SESSION_BUSY), or a config generation conflict",
+               413: "Request body too large", 415: "Content-Type is not application/json",
+               429: "The session's token budget is exhausted", 499: "The turn was interrupted",
+               502: "The model provider failed"}
+    responses = {str(s): _json("Error", reasons[s]) for s in statuses}
+    responses["default"] = _json("Error", "Any other error, as {error, code, details?}")
+    return responses
+
+
+_SESSION_ID = {"name": "session_id", "in": "path", "required": True,
+               "description": "A session id (UUID), or <realm_id>:<uuid> for this server's realm.",
+               "schema": {"type": "string"}}
+_LIMIT = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_LIST_LIMIT}}
+_OFFSET = {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _op(summary: str, ok: dict[str, Any], errors: tuple[int, ...], **extra: Any) -> dict[str, Any]:
+    return {"summary": summary, "responses": {"200": ok, **_errors(*errors)}, **extra}
+
+
+_TURN_ERRORS = (400, 404, 409, 413, 415, 429, 499, 502)
+
+_PATHS: dict[str, Any] = {
+    "/sessions": {
+        "post": _op("Create a session and run its first turn (blocks until the turn ends)",
+                    _json("RunResult", "The first turn's result"), (400, 413, 415, 429, 499, 502),
+                    operationId="createSession", requestBody=_body("CreateSessionRequest")),
+        "get": _op("List live sessions, most recently updated first", _json("SessionList", "The sessions"), (400,),
+                   operationId="listSessions", parameters=[
+                       _LIMIT, _OFFSET,
+                       {"name": "label", "in": "query", "style": "form", "explode": True,
+                        "description": "Repeatable key=value filter; a session must carry every pair.",
+                        "schema": {"type": "array", "items": {"type": "string", "pattern": "^[^=]+="}}}]),
+    },
+    "/sessions/{session_id}": {
+        "parameters": [_SESSION_ID],
+        "get": _op("Read a session", _json("Session", "The session"), (400, 404), operationId="readSession"),
+        "delete": _op("Archive a session (hidden from list and read; history stays readable)",
+                      _json("ArchiveResult", "Archived"), (400, 404), operationId="archiveSession"),
+    },
+    "/sessions/{session_id}/messages": {
+        "parameters": [_SESSION_ID],
+        "post": _op("Run a turn on a session (blocks until the turn ends)", _json("RunResult", "The turn's result"),
+                    _TURN_ERRORS, operationId="startTurn", requestBody=_body("TurnRequest")),
+    },
+    "/sessions/{session_id}/history": {
+        "parameters": [_SESSION_ID],
+        "get": _op("A page of the transcript, oldest first", _json("HistoryPage", "The page"), (400, 404),
+                   operationId="readHistory", parameters=[_OFFSET, _LIMIT]),
+    },
+    "/sessions/{session_id}/interrupt": {
+        "parameters": [_SESSION_ID],
+        "post": _op("Interrupt the running turn (a no-op when idle); answers once the turn has ended",
+                    _json("InterruptResult", "Done"), (400, 404), operationId="interruptTurn"),
+    },
+    "/sessions/{session_id}/events": {
+        "parameters": [_SESSION_ID],
+        "get": _op(
+            "Follow the session's events as Server-Sent Events",
+            {"description": "An SSE stream: `session_loaded` first, then one frame per event (`id:` = seq, "
+                            "`event:` = type, `data:` = the event envelope), keep-alive comments when idle, "
+                            "and `done` with {\"reason\"} at the end.",
+             "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            (400, 404), operationId="sessionEvents",
+            parameters=[
+                {"name": "after", "in": "query", "description": "Resume after this seq (Last-Event-ID wins).",
+                 "schema": {"type": "integer", "minimum": 0}},
+                {"name": "Last-Event-ID", "in": "header", "description": "Resume after this seq.",
+                 "schema": {"type": "integer", "minimum": 0}},
+                {"name": "stop_after_run", "in": "query",
+                 "description": "End the stream (with `done`) after the next run's terminal event.",
+                 "schema": {"type": "boolean"}},
+            ]),
+    },
+    "/config": {
+        "get": _op("The realm config and its generation", _json("ConfigEnvelope", "The config"), (),
+                   operationId="getConfig"),
+        "put": _op("Replace the config (compare-and-swap with expected_generation)",
+                   _json("ConfigEnvelope", "The new config"), (400, 409, 413, 415), operationId="setConfig",
+                   requestBody=_body("ConfigPut")),
+        "patch": _op("Merge-patch the config (compare-and-swap with expected_generation)",
+                     _json("ConfigEnvelope", "The new config"), (400, 409, 413, 415), operationId="patchConfig",
+                     requestBody=_body("ConfigPatch")),
+    },
+    "/models/catalog": {
+        "get": _op("Known models by provider", _json("ModelsCatalog", "The catalog"), (), operationId="modelsCatalog"),
+    },
+    "/health": {
+        "get": {"summary": "Liveness (never needs a token)", "operationId": "health", "security": [],
+                "responses": {"200": {"description": "The server is up",
+                                      "content": {"text/plain": {"schema": {"const": "ok"}}}}}},
+    },
+    "/openapi.json": {
+        "get": _op("This document", {"description": "OpenAPI 3.1",
+                                     "content": {"application/json": {"schema": {"type": "object"}}}}, (),
+                   operationId="openapi"),
+    },
+}
+
+
+def openapi_document(*, auth: bool) -> dict[str, Any]:
+    """The document; with ``auth`` every operation but ``/health`` declares the bearer scheme."""
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "rkat-rest", "version": "0.1.0",
+                 "description": "Sessions, turns, events (SSE) and config of one realm. Errors are "
+                                "{error, code, details?} with the status from the shared error table."},
+        "paths": _PATHS,
+        "components": {"schemas": _SCHEMAS},
+    }
+    if auth:
+        document["components"] = {**document["components"],
+                                  "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}
+        document["security"] = [{"bearer": []}]
+    return document

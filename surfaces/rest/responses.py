@@ -1,0 +1,74 @@
+"""Responses: JSON bodies, and every error as ``{error, code, details?}``.
+
+The status of an error comes from the shared table (``meerkat.errors.ERROR_TABLE``),
+never from this module. Rejections that Quart/werkzeug raise before a handler runs
+(no route, a too-large body) are mapped onto the same table, so a client sees one
+error shape whatever went wrong. The single exception is a wrong method on a known
+route: it keeps HTTP's 405 (with ``Allow``) because clients and proxies act on
+it; its code is still the table's METHOD_NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from quart import Response
+from werkzeug.exceptions import HTTPException
+
+from meerkat.errors import ErrorCode, MeerkatError, error_from_code
+
+__all__ = ["JSON_TYPE", "json_response", "error_response", "http_error_response", "internal_error_response"]
+
+log = logging.getLogger("rkat.rest")
+
+JSON_TYPE = "application/json"
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """``body`` encoded as compact JSON."""
+    return Response(_encoder.encode(body), status=status, content_type=JSON_TYPE, headers=headers)
+
+
+def error_response(error: MeerkatError, headers: dict[str, str] | None = None) -> Response:
+    """The error's JSON body with its table status."""
+    return json_response(error.to_dict(), error.spec.http_status, headers)
+
+
+_HTTP_CODES = {
+    404: ErrorCode.METHOD_NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_FOUND,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+}
+
+
+def http_error_response(exc: HTTPException, method: str, path: str, max_body_bytes: int | None) -> Response:
+    """A werkzeug rejection (raised before or around a handler) as a JSON error."""
+    status = exc.code or 500
+    code = _HTTP_CODES.get(status, ErrorCode.INVALID_REQUEST if status < 500 else ErrorCode.INTERNAL_ERROR)
+    headers: dict[str, str] = {}
+    if status == 404:
+        message = f"no route for {method} {path}"
+    elif status == 405:
+        allowed = sorted(getattr(exc, "valid_methods", None) or [])
+        message = f"method {method} is not allowed on {path}" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+        headers["Allow"] = ", ".join(allowed)
+    elif status == 413:
+        message = "request body too large" + (f": the limit is {max_body_bytes} bytes" if max_body_bytes else "")
+        # The rest of the body was never read: the connection cannot carry another request.
+        headers["Connection"] = "close"
+    else:
+        message = exc.description or exc.name
+    error = error_from_code(code, message)
+    # A wrong method keeps 405 (see the module docstring); everything else uses the table.
+    return json_response(error.to_dict(), 405 if status == 405 else error.spec.http_status, headers)
+
+
+def internal_error_response(exc: BaseException, method: str, path: str) -> Response:
+    """An unexpected failure: logged with its traceback, answered without internals."""
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    error = error_from_code(ErrorCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
+    return error_response(error)

@@ -1,0 +1,118 @@
+"""The ``rkat-rpc`` console script: serve one realm over JSON-RPC on stdin/stdout.
+
+Only JSON-RPC objects are written to stdout: at start the real stdout is kept
+for the protocol and file descriptor 1 is pointed at stderr, so a stray print or
+a library's warning can never corrupt the stream. Logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from typing import Sequence
+
+import trio
+
+from meerkat.errors import MeerkatError
+
+from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
+
+from .framing import DEFAULT_MAX_LINE_BYTES
+from .server import RpcConnection
+from .stdio import stdio_streams
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("rkat.rpc")
+
+_EXAMPLES = """\
+examples:
+  rkat-rpc                                   serve a fresh realm (gone with the process unless named)
+  rkat-rpc --realm team-alpha --instance worker-1
+  rkat-rpc --realm team-alpha --realm-backend sqlite --state-root /data/meerkat
+
+  echo '{"jsonrpc":"2.0","id":1,"method":"session/create","params":{"prompt":"Hello"}}' | rkat-rpc
+
+protocol: one JSON-RPC 2.0 object per line on stdin and stdout; see docs/rpc.md.
+SDKs (meerkat.MeerkatClient, the published meerkat-sdk) start this program themselves.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``rkat-rpc``."""
+    parser = argparse.ArgumentParser(
+        prog="rkat-rpc", description="Serve rkat sessions over newline-delimited JSON-RPC 2.0 on stdin/stdout.",
+        epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_realm_arguments(parser)
+    parser.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES, metavar="N",
+                        help=f"refuse request lines longer than N bytes (default {DEFAULT_MAX_LINE_BYTES})")
+    parser.add_argument("--log-level", default=os.environ.get("RKAT_LOG", "warning"),
+                        choices=["debug", "info", "warning", "error"],
+                        help="stderr log level (default $RKAT_LOG or warning)")
+    return parser
+
+
+#: Events one streamed turn may queue for a client that reads slower than the turn produces.
+#: Past it the client gets a stream_truncated marker; real models never come close, the
+#: offline mock with no delay (benchmarks) does at 4096, the runtime's default.
+TURN_STREAM_CAPACITY = 1 << 16
+
+
+async def _serve(options: RealmOptions, input_fd: int, output_fd: int, max_line_bytes: int) -> None:
+    from actors import HostOptions
+
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with options.open_service(HostOptions(turn_stream_capacity=TURN_STREAM_CAPACITY)) as service:
+            realm = service.realm
+            if options.realm_id is None:
+                print(f"rkat-rpc: serving a fresh realm {realm.realm_id} (backend {realm.backend}); "
+                      f"pass --realm ID to keep sessions across restarts", file=sys.stderr, flush=True)
+            else:
+                log.info("serving realm %s (backend %s)", realm.realm_id, realm.backend)
+            stdin, stdout = stdio_streams(input_fd, output_fd)
+            async with trio.open_nursery() as nursery:
+
+                async def stop_on_signal() -> None:
+                    async for signum in signals:
+                        log.info("%s: interrupting running turns and exiting", signal.Signals(signum).name)
+                        nursery.cancel_scope.cancel()
+                        return
+
+                nursery.start_soon(stop_on_signal)
+                await RpcConnection(service, stdout, max_line_bytes=max_line_bytes).serve(stdin)
+                nursery.cancel_scope.cancel()
+        # Leaving open_service interrupted running turns and committed them as interrupted.
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rkat-rpc`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=getattr(logging, args.log_level.upper()),
+                        format="rkat-rpc: %(levelname)s %(name)s: %(message)s")
+    if args.max_line_bytes < 1024:
+        parser.error("--max-line-bytes must be at least 1024")
+    try:
+        options = realm_options_from_args(args)
+    except MeerkatError as exc:
+        parser.error(exc.message)
+    # Keep the real stdout for the protocol; anything else printing to fd 1 lands on stderr.
+    output_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    input_fd = os.dup(0)
+    try:
+        trio.run(_serve, options, input_fd, output_fd, args.max_line_bytes)
+    except MeerkatError as exc:  # the realm could not be opened (bad backend for it, unreadable root...)
+        print(f"rkat-rpc: error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""One JSON-RPC connection: read requests, run them concurrently, write answers in order.
+
+The reader never waits for a request to finish: each runs in its own task, so a
+``turn/interrupt`` or a callback answer is read while a ``turn/start`` is
+pending. Everything written goes through one outbox, drained by one writer task;
+a request's notifications are queued before its response by the same task, so
+they reach the client first. The writer hands whatever is queued to one write,
+which is what makes a burst of text deltas cheap.
+
+Closing stdin means "no more requests", not "cancel": requests already read are
+answered, callbacks still waiting are failed (nobody can answer them), then
+:meth:`RpcConnection.serve` returns. If the client stops reading stdout, the
+connection ends at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import aclosing
+from typing import TYPE_CHECKING
+
+import trio
+
+from meerkat.errors import ErrorCode, InternalError, MeerkatError
+
+from .callbacks import ClientCalls
+from .framing import DEFAULT_MAX_LINE_BYTES, LineReader, Oversized
+from .methods import Methods
+from .wire import Invalid, Notification, Request, Response, classify, encode_error, encode_result, protocol_error
+
+if TYPE_CHECKING:
+    from actors import SessionService
+
+__all__ = ["RpcConnection"]
+
+log = logging.getLogger("rkat.rpc")
+
+#: Largest batch of queued lines written with one call.
+_MAX_BATCH_BYTES = 1 << 20
+
+
+class RpcConnection:
+    """Serves one client over a pair of byte streams."""
+
+    def __init__(self, service: "SessionService", output: trio.abc.SendStream, *,
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        self._output = output
+        self._max_line_bytes = max_line_bytes
+        self._outbox_send, self._outbox = trio.open_memory_channel[bytes](math.inf)
+        self._calls = ClientCalls(self._send)
+        self._methods = Methods(service, self._calls, self._send_event)
+
+    async def serve(self, input: trio.abc.ReceiveStream) -> None:
+        """Serve until the input ends and every request read has been answered."""
+        async with trio.open_nursery() as connection:
+            connection.start_soon(self._write_loop, connection.cancel_scope)
+            async with trio.open_nursery() as requests:
+                async with aclosing(LineReader(input, self._max_line_bytes).__aiter__()) as lines:
+                    async for line in lines:
+                        self._accept(line, requests)
+                log.debug("input closed; finishing the requests in flight")
+                self._calls.close()
+            await self._outbox_send.aclose()  # the writer drains what is queued, then stops
+
+    async def _send(self, line: bytes) -> None:
+        await self._outbox_send.send(line)
+
+    def _send_event(self, line: bytes) -> None:
+        # Events are queued without a scheduler trip each (a burst of deltas costs one wake-up of
+        # the writer). The outbox is unbounded for them: the turn's own subscription already
+        # bounds what a slow client can pile up, with a stream_truncated marker past its capacity.
+        self._outbox_send.send_nowait(line)
+
+    def _accept(self, line: bytes | Oversized, requests: trio.Nursery) -> None:
+        if isinstance(line, Oversized):
+            error = protocol_error(ErrorCode.PAYLOAD_TOO_LARGE,
+                                   f"Request too large: a line of {line.size} bytes exceeds the limit of "
+                                   f"{self._max_line_bytes} bytes (rkat-rpc --max-line-bytes)")
+            requests.start_soon(self._send, encode_error(None, error))
+            return
+        incoming = classify(line)
+        if isinstance(incoming, Request):
+            requests.start_soon(self._answer, incoming, name=f"rpc {incoming.method} #{incoming.id}")
+        elif isinstance(incoming, Response):
+            self._calls.answer(incoming.id, incoming.result, incoming.error)
+        elif isinstance(incoming, Invalid):
+            requests.start_soon(self._send, encode_error(incoming.id, incoming.error))
+        elif isinstance(incoming, Notification):
+            # Notifications are never answered; upstream's `initialized` needs nothing either.
+            log.debug("ignoring notification %s", incoming.method)
+
+    async def _answer(self, request: Request) -> None:
+        try:
+            result = await self._methods.call(request.method, request.params)
+        except MeerkatError as exc:
+            line = encode_error(request.id, exc)
+        except Exception as exc:  # a bug: answer the call, keep serving, leave a trace on stderr
+            log.exception("%s failed", request.method)
+            line = encode_error(request.id, InternalError(f"internal error: {type(exc).__name__}: {exc}"))
+        else:
+            line = encode_result(request.id, result)
+        await self._send(line)
+
+    async def _write_loop(self, connection_scope: trio.CancelScope) -> None:
+        try:
+            async for line in self._outbox:
+                batch = [line]
+                size = len(line)
+                while size < _MAX_BATCH_BYTES:
+                    try:
+                        more = self._outbox.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    batch.append(more)
+                    size += len(more)
+                await self._output.send_all(b"".join(batch))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            log.info("stdout closed (%s); stopping", exc)
+            connection_scope.cancel()

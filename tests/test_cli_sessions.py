@@ -1,0 +1,69 @@
+"""`rkat session list|show|delete|interrupt` (and `rkat sessions`) and the realm options, through the installed CLI."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli_process import Cli
+
+
+@pytest.fixture
+def rkat(tmp_path) -> Cli:
+    return Cli(tmp_path / "state", tmp_path)
+
+
+def test_list_show_interrupt_delete(rkat):
+    older = rkat("run", "--json", "--label", "team=alpha", "First question").json()["session_id"]
+    newer = rkat("run", "--json", "Second question").json()["session_id"]
+
+    table = rkat("session", "list").out.splitlines()
+    assert table[0].split() == ["~N", "ID", "MESSAGES", "TOKENS", "CREATED", "(UTC)", "UPDATED", "(UTC)", "LABELS"]
+    assert table[1].split()[:3] == ["~1", newer, "2"]
+    assert table[2].split()[:3] == ["~2", older, "2"] and table[2].endswith("team=alpha")
+
+    page = rkat("sessions", "list", "--format", "json", "--limit", "1", "--offset", "1").json()
+    assert [s["session_id"] for s in page["sessions"]] == [older]
+    assert page["sessions"][0]["labels"] == {"team": "alpha"} and page["sessions"][0]["message_count"] == 2
+    labelled = rkat("session", "list", "--label", "team=alpha", "--format", "json").json()
+    assert [s["session_id"] for s in labelled["sessions"]] == [older]
+
+    shown = rkat("session", "show", older).out
+    assert shown.startswith(f"Session: {older}\nSession Ref: ")
+    assert "[0] USER:\n  First question" in shown and "[1] ASSISTANT:\n  Mock reply to: First question" in shown
+    as_json = rkat("sessions", "show", older[-8:], "--format", "json").json()
+    assert as_json["session"]["session_id"] == older and as_json["session"]["labels"] == {"team": "alpha"}
+    assert [m["role"] for m in as_json["messages"]] == ["user", "block_assistant"]
+
+    idle = rkat("session", "interrupt", newer)
+    assert idle.out == f"Session {newer}: no turn running in this process; nothing to interrupt.\n"
+
+    deleted = rkat("session", "delete", older)
+    assert deleted.out.startswith(f"Deleted session: {older}\nSession Ref: ws-")
+    gone = rkat("session", "show", older, expect=10)
+    assert gone.err == f"Error: Session not found: {older}\n"
+    assert rkat("run", "--resume", older, "Still there?", expect=10).err == f"Error: Session not found: {older}\n"
+    assert [s["session_id"] for s in rkat("session", "list", "--format", "json").json()["sessions"]] == [newer]
+    assert rkat("session", "delete", "not-a-session", expect=10).err == "Error: No session matching 'not-a-session'\n"
+
+
+def test_realm_options(rkat, tmp_path):
+    rkat("--realm", "team-alpha", "run", "In the team realm")
+    # Realm options may follow the command too; a new realm starts empty.
+    assert rkat("session", "list", "-r", "other-team").out == "No sessions found.\n"
+    listed = rkat("session", "list", "--realm", "team-alpha", "--format", "json").json()["sessions"]
+    assert len(listed) == 1 and listed[0]["session_ref"].startswith("team-alpha:")
+    assert (rkat.state_root / "team-alpha" / "realm_manifest.json").is_file()
+    # The default realm is the workspace realm of the working directory, which has nothing yet.
+    assert rkat("session", "list").out == "No sessions found.\n"
+    assert rkat("--isolated", "session", "list").out == "No sessions found.\n"
+    assert rkat("--isolated", "run", "--resume", "last", "x", expect=10).err == \
+        "Error: No sessions found in this realm\n"
+
+    mismatch = rkat("--realm", "team-alpha", "--realm-backend", "jsonl", "session", "list", expect=None)
+    assert mismatch.code != 0 and mismatch.err.startswith("Error: ") and "backend" in mismatch.err
+    bad = rkat("--realm", "../x", "session", "list", expect=2)
+    assert bad.err.startswith("Error: invalid explicit realm id: '../x'")
+    both = rkat("--realm", "a", "--isolated", "session", "list", expect=2)
+    assert both.err == "Error: --realm and --isolated cannot be used together\n"
+    ref = rkat("--realm", "other-team", "run", "--resume", f"team-alpha:{listed[0]['session_id']}", "x", expect=2)
+    assert "Session belongs to realm 'team-alpha', but the active realm is 'other-team'" in ref.err
