@@ -240,6 +240,23 @@ def test_stdin_eof_exits_promptly_and_sessions_survive_a_restart(tmp_path):
         again.stop()
 
 
+def test_stdin_eof_mid_turn_interrupts_it_after_the_grace_period(tmp_path):
+    server = RpcProcess("--realm", "eof", "--eof-grace", "0.2", state_root=tmp_path)
+    session_id = server.result("session/create", {"prompt": "hi", "session_events": False})["session_id"]
+    server.request("turn/start", {"session_id": session_id, "prompt": "long one", "provider_params": SLOW})
+    while server.read()["params"]["event"]["payload"]["type"] != "text_delta":
+        pass
+    server.close_stdin()  # the 400-word turn would take 8 s; the grace period ends it long before
+    assert server.wait() == 0
+    server.stop()
+    again = RpcProcess("--realm", "eof", state_root=tmp_path)
+    try:
+        rows = again.result("session/history", {"session_id": session_id})["messages"]
+        assert rows[2]["content"] == "long one" and rows[3]["stop_reason"] == "cancelled"
+    finally:
+        again.stop()
+
+
 def test_sigterm_mid_turn_commits_the_turn_as_interrupted(tmp_path):
     server = RpcProcess("--realm", "term", state_root=tmp_path)
     session_id = server.result("session/create", {"prompt": "hi", "session_events": False})["session_id"]

@@ -49,11 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_realm_arguments(parser)
     parser.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES, metavar="N",
                         help=f"refuse request lines longer than N bytes (default {DEFAULT_MAX_LINE_BYTES})")
+    parser.add_argument("--eof-grace", type=float, default=DEFAULT_EOF_GRACE, metavar="SECONDS",
+                        help="after stdin closes, how long requests in flight may take before running turns "
+                             f"are interrupted (committed as interrupted) and the server exits "
+                             f"(default {DEFAULT_EOF_GRACE:g})")
     parser.add_argument("--log-level", default=os.environ.get("RKAT_LOG", "warning"),
                         choices=["debug", "info", "warning", "error"],
                         help="stderr log level (default $RKAT_LOG or warning)")
     return parser
 
+
+#: Seconds requests in flight may go on after stdin closes: enough for ``rkat-rpc < file``
+#: with quick turns, short enough that a client that went away does not leave a process behind.
+DEFAULT_EOF_GRACE = 2.0
 
 #: Events one streamed turn may queue for a client that reads slower than the turn produces.
 #: Past it the client gets a stream_truncated marker; real models never come close, the
@@ -61,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 TURN_STREAM_CAPACITY = 1 << 16
 
 
-async def _serve(options: RealmOptions, input_fd: int, output_fd: int, max_line_bytes: int) -> None:
+async def _serve(options: RealmOptions, input_fd: int, output_fd: int, max_line_bytes: int,
+                 eof_grace: float) -> None:
     from actors import HostOptions
 
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -82,7 +91,7 @@ async def _serve(options: RealmOptions, input_fd: int, output_fd: int, max_line_
                         return
 
                 nursery.start_soon(stop_on_signal)
-                await RpcConnection(service, stdout, max_line_bytes=max_line_bytes).serve(stdin)
+                await RpcConnection(service, stdout, max_line_bytes=max_line_bytes, eof_grace=eof_grace).serve(stdin)
                 nursery.cancel_scope.cancel()
         # Leaving open_service interrupted running turns and committed them as interrupted.
 
@@ -95,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="rkat-rpc: %(levelname)s %(name)s: %(message)s")
     if args.max_line_bytes < 1024:
         parser.error("--max-line-bytes must be at least 1024")
+    if not args.eof_grace >= 0:
+        parser.error("--eof-grace must be a number of seconds >= 0")
     try:
         options = realm_options_from_args(args)
     except MeerkatError as exc:
@@ -105,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout = sys.stderr
     input_fd = os.dup(0)
     try:
-        trio.run(_serve, options, input_fd, output_fd, args.max_line_bytes)
+        trio.run(_serve, options, input_fd, output_fd, args.max_line_bytes, args.eof_grace)
     except MeerkatError as exc:  # the realm could not be opened (bad backend for it, unreadable root...)
         print(f"rkat-rpc: error: {exc.message}", file=sys.stderr)
         return 2

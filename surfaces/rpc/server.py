@@ -7,9 +7,12 @@ a request's notifications are queued before its response by the same task, so
 they reach the client first. The writer hands whatever is queued to one write,
 which is what makes a burst of text deltas cheap.
 
-Closing stdin means "no more requests", not "cancel": requests already read are
-answered, callbacks still waiting are failed (nobody can answer them), then
-:meth:`RpcConnection.serve` returns. If the client stops reading stdout, the
+Closing stdin means "no more requests": requests already read get a grace period
+(``eof_grace`` seconds, ``rkat-rpc --eof-grace``) to be answered, so
+``rkat-rpc < requests.jsonl`` works; callbacks still waiting are failed (nobody
+can answer them). Whatever is still running after the grace period is left to
+the caller, which interrupts running turns (committed as interrupted) on the way
+out, so the process exits promptly. If the client stops reading stdout, the
 connection ends at once.
 """
 
@@ -44,15 +47,16 @@ class RpcConnection:
     """Serves one client over a pair of byte streams."""
 
     def __init__(self, service: "SessionService", output: trio.abc.SendStream, *,
-                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, eof_grace: float = math.inf) -> None:
         self._output = output
+        self._eof_grace = eof_grace
         self._max_line_bytes = max_line_bytes
         self._outbox_send, self._outbox = trio.open_memory_channel[bytes](math.inf)
         self._calls = ClientCalls(self._send)
         self._methods = Methods(service, self._calls, self._send_event)
 
     async def serve(self, input: trio.abc.ReceiveStream) -> None:
-        """Serve until the input ends and every request read has been answered."""
+        """Serve until the input ends and every request read has been answered (or the grace period is over)."""
         async with trio.open_nursery() as connection:
             connection.start_soon(self._write_loop, connection.cancel_scope)
             async with trio.open_nursery() as requests:
@@ -61,6 +65,7 @@ class RpcConnection:
                         self._accept(line, requests)
                 log.debug("input closed; finishing the requests in flight")
                 self._calls.close()
+                requests.cancel_scope.deadline = trio.current_time() + self._eof_grace
             await self._outbox_send.aclose()  # the writer drains what is queued, then stops
 
     async def _send(self, line: bytes) -> None:
