@@ -85,7 +85,7 @@ class RestServer:
 
     def client(self, **kwargs: object) -> httpx2.AsyncClient:
         """An httpx2 client for this server (no read timeout: turns block until they end)."""
-        return httpx2.AsyncClient(base_url=self.url, timeout=httpx2.Timeout(60.0, read=None), **kwargs)
+        return httpx2.AsyncClient(base_url=self.url, timeout=httpx2.Timeout(60.0, read=15), **kwargs)
 
 
 def run_rest(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
