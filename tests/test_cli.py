@@ -79,6 +79,11 @@ def test_text_output_stdin_and_params(rkat):
     words = rkat("run", "-s", "--param", "reply_words=3", "--param", "token_delay_ms=1", "Three words")
     assert words.out == "lorem ipsum dolor\n"
     assert rkat("run", "-s", "--param", "reply=plain text", "Echo").out == "plain text\n"
+    # --max-tokens caps each model call (the mock counts a word as a token); --system-prompt is kept.
+    capped = rkat("run", "--system-prompt", "Be brief.", "--max-tokens", "2", "--param", "reply_words=5", "x")
+    assert capped.out == "lorem ipsum \n"
+    shown = rkat("session", "show", "last").out
+    assert "[0] SYSTEM:\n  Be brief.\n" in shown and "[2] ASSISTANT (max_tokens):\n  lorem ipsum" in shown
 
     no_prompt = rkat("run", "--stdin", "off", expect=2)
     assert no_prompt.err.startswith("Error: no prompt")

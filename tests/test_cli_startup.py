@@ -13,7 +13,7 @@ from cli_process import RKAT, Cli, cli_env
 COMMANDS = [
     [], ["run"], ["c"], ["continue"], ["resume"], ["session"], ["sessions"], ["session", "list"],
     ["sessions", "list"], ["session", "show"], ["session", "delete"], ["session", "interrupt"], ["config"],
-    ["config", "get"], ["config", "set"], ["config", "patch"], ["models"],
+    ["config", "get"], ["config", "set"], ["config", "patch"], ["models"], ["help"],
 ]
 HEAVY = ("openai", "anthropic", "quart", "mcp", "hypercorn")
 
@@ -53,3 +53,4 @@ def test_usage_errors(tmp_path):
     conflicting = rkat("run", "--no-stream", "-w", "mux", "x", expect=2)
     assert conflicting.err == "Error: --stream-view cannot be combined with --no-stream\n"
     assert rkat("--version").out == "rkat 0.1.0\n"
+    assert rkat("help", "sessions", "list").out.startswith("Usage: rkat session list [OPTIONS]\n")

@@ -305,7 +305,6 @@ async def test_bad_input_gets_a_json_error_and_the_server_keeps_serving(server):
         mismatched = await client.post(f"/sessions/{sid}/messages", json={"session_id": UNKNOWN, "prompt": "hi"})
         assert mismatched.status_code == 400 and "mismatch" in mismatched.json()["error"]
         for method, path, headers, body, status, code, words in BAD_REQUESTS:
-            print("REQ", method, path[:50], len(body), flush=True)
             reply = await client.request(method, path, headers=headers, content=body)
             assert reply.status_code == status, (method, path, reply.text)
             assert reply.headers["content-type"] == "application/json", (method, path)

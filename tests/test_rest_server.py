@@ -84,8 +84,8 @@ class RestServer:
         return self._stderr.read()
 
     def client(self, **kwargs: object) -> httpx2.AsyncClient:
-        """An httpx2 client for this server (no read timeout: turns block until they end)."""
-        return httpx2.AsyncClient(base_url=self.url, timeout=httpx2.Timeout(60.0, read=15), **kwargs)
+        """An httpx2 client for this server (60 s timeouts: a stuck request fails the test, never hangs it)."""
+        return httpx2.AsyncClient(base_url=self.url, timeout=httpx2.Timeout(60.0), **kwargs)
 
 
 def run_rest(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:

@@ -54,8 +54,31 @@ def cli() -> None:
     """
 
 
-for _command in (run_command, continue_command, resume_command, session_group, config_group, models_command):
+@click.command("help")
+@click.argument("command", nargs=-1)
+@click.pass_context
+async def help_command(ctx: click.Context, command: tuple[str, ...]) -> None:
+    """Show the help of rkat or of one of its commands.
+
+    \b
+    Examples:
+      rkat help
+      rkat help session list
+    """
+    root = ctx.find_root()
+    target: click.Command = root.command
+    names = ["rkat"]
+    for name in command:
+        sub = target.get_command(ctx, name) if isinstance(target, click.Group) else None
+        if sub is None:
+            raise click.UsageError(f"No such command {' '.join([*names[1:], name])!r}.", ctx)
+        target, names = sub, [*names, sub.name or name]
+    click.echo(target.get_help(click.Context(target, info_name=" ".join(names), parent=None)))
+
+
+for _command in (run_command, continue_command, resume_command, session_group, config_group, models_command,
+                 help_command):
     cli.add_command(_command)
 
 #: Every name that is a command (the prompt-first shorthand never takes these as a prompt).
-COMMAND_NAMES = frozenset(cli.commands) | frozenset(ALIASES) | {"help"}
+COMMAND_NAMES = frozenset(cli.commands) | frozenset(ALIASES)

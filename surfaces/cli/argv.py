@@ -27,7 +27,7 @@ def normalize_argv(argv: list[str], commands: Iterable[str]) -> list[str]:
     index = 0
     while index < len(argv):
         token = argv[index]
-        if token in HELP_OPTIONS or token == "--":
+        if token in HELP_OPTIONS:
             return argv
         if token in VALUE_OPTIONS:
             index += 2
@@ -36,7 +36,8 @@ def normalize_argv(argv: list[str], commands: Iterable[str]) -> list[str]:
             index += 1
             continue
         if token.startswith("-") and len(token) > 1:
-            # An option the root does not know (``-m gpt-5.5 "hi"``): it belongs to ``run``.
+            # An option the root does not know (``-m gpt-5.5 "hi"``), or ``--`` before a prompt
+            # that starts with a dash: it belongs to ``run``.
             return argv[:index] + ["run"] + argv[index:]
         if token in names:
             return argv

@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any, Sequence
 
 import asyncclick as click
+import trio
 
 from meerkat.errors import MeerkatError
 
@@ -29,8 +30,6 @@ GENERIC_EXIT_CODE = 1
 
 def run_cli(argv: Sequence[str]) -> int:
     """Run one command line (without the program name) and return its exit code."""
-    import trio
-
     args = normalize_argv(list(argv), COMMAND_NAMES)
     try:
         outcome: Any = trio.run(partial(cli.main, args, prog_name="rkat", standalone_mode=False))
@@ -42,13 +41,9 @@ def run_cli(argv: Sequence[str]) -> int:
 def _leaf(exc: BaseException) -> BaseException:
     """The one exception a group wraps (nurseries wrap even a single failure)."""
     while isinstance(exc, BaseExceptionGroup):
-        interesting = [e for e in exc.exceptions if not _is_cancellation(e)]
+        interesting = [e for e in exc.exceptions if not isinstance(e, trio.Cancelled)]
         exc = (interesting or list(exc.exceptions))[0]
     return exc
-
-
-def _is_cancellation(exc: BaseException) -> bool:
-    return type(exc).__name__ == "Cancelled"
 
 
 def _exit_code_for(exc: BaseException) -> int:
@@ -74,6 +69,10 @@ def _exit_code_for(exc: BaseException) -> int:
 
 def main() -> None:
     """Entry point of the ``rkat`` console script."""
+    for stream in (sys.stdout, sys.stderr):
+        # A terminal that cannot show "✓" or "━" gets "?" rather than a crash mid-answer.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     code = run_cli(sys.argv[1:])
     try:
         sys.stdout.flush()

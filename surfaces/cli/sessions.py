@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import asyncclick as click
 
+from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, ToolResultsMessage
 from meerkat.views import session_ref
 
 from .context import realm_options, service_for
@@ -16,7 +17,6 @@ from .inputs import parse_labels
 from .output import print_json
 
 if TYPE_CHECKING:
-    from meerkat.transcript import Message
     from meerkat.views import SessionSummary
 
 __all__ = ["session_group"]
@@ -128,21 +128,21 @@ async def show_command(ctx: click.Context, session: str, output_format: str) -> 
         click.echo("\n" + "\n".join(_message_lines(index, message)))
 
 
-def _message_lines(index: int, message: "Message") -> Iterable[str]:
-    role = str(message.__struct_config__.tag)
-    if role == "block_assistant":
-        stop = message.stop_reason  # type: ignore[union-attr]
-        yield f"[{index}] ASSISTANT" + ("" if stop in ("end_turn", "tool_use") else f" ({stop})") + ":"
-        for block in message.blocks:  # type: ignore[union-attr]
+def _message_lines(index: int, message: Message) -> Iterable[str]:
+    if isinstance(message, BlockAssistantMessage):
+        stop = "" if message.stop_reason in ("end_turn", "tool_use") else f" ({message.stop_reason})"
+        yield f"[{index}] ASSISTANT{stop}:"
+        for block in message.blocks:
             yield from _indented(_block_text(block.block_type, block.data))
-    elif role == "tool_results":
+    elif isinstance(message, ToolResultsMessage):
         yield f"[{index}] TOOL RESULTS:"
-        for result in message.results:  # type: ignore[union-attr]
+        for result in message.results:
             status = "ERROR" if result.is_error else "OK"
             yield from _indented(f"[{status}] {result.tool_use_id}: {_content_text(result.content)[:200]}")
     else:
-        yield f"[{index}] {role.upper()}:"
-        yield from _indented(_content_text(message.content))  # type: ignore[union-attr]
+        role = "SYSTEM" if isinstance(message, SystemMessage) else "USER"
+        yield f"[{index}] {role}:"
+        yield from _indented(_content_text(message.content))
 
 
 def _block_text(block_type: str, data: dict[str, Any]) -> str:

@@ -30,6 +30,7 @@ from .streams import open_event_stream
 
 __all__ = ["create_app"]
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -60,7 +61,12 @@ def create_app(state: RestState) -> QuartTrio:
     # -- guards and errors ----------------------------------------------------------
 
     @app.before_request
-    async def authenticate() -> None:
+    async def receive_body_then_authenticate() -> None:
+        # Take in the whole body before any answer, even a rejection: hypercorn can only
+        # reuse a keep-alive connection whose request was read to its end, and an answer
+        # sent before that left the client's next request on the connection unanswered.
+        if request.method in _BODY_METHODS:
+            await request.get_data()
         if request.path in OPEN_PATHS:
             return
         if token is not None:
