@@ -4,7 +4,8 @@
 
 Each script runs in its own process (so one's memory and threads don't skew
 the next) with this interpreter, its output streamed as it goes. At the end the
-``TARGET`` lines of all of them are repeated. Exit status: 1 if a script
+``TARGET`` lines of all of them (and the ``RATIO`` lines of scripts without a
+target) are repeated. Exit status: 1 if a script
 failed; with ``--strict`` also 1 if a target was missed (off by default: on a
 noisy 2-core machine a miss is a figure to read, not a build failure).
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["turn_overhead", "idle_actors", "fanout", "concurrent_turns", "provider_overhead", "cli_startup",
-           "mcp_roundtrip", "rpc_roundtrip"]
+           "mcp_roundtrip", "rpc_roundtrip", "rest_throughput"]
 
 
 def main() -> int:
@@ -46,7 +47,7 @@ def main() -> int:
         for line in proc.stdout:
             print(line, end="", flush=True)
             stripped = line.strip()
-            if stripped.startswith("TARGET") or stripped.startswith("hibernated sessions cost"):
+            if stripped.startswith(("TARGET", "RATIO", "hibernated sessions cost")):
                 summary.append(f"{name:<17} {stripped}")
         rc = proc.wait()
         elapsed = time.perf_counter() - t0

@@ -228,6 +228,8 @@ async def test_config_compare_and_swap(server):
 async def test_keepalive_comments_then_done_when_archived(server):
     async with server.client() as client:
         sid = (await create(client))["session_id"]
+        head = await client.head(f"/sessions/{sid}/events")
+        assert head.status_code == 200 and head.headers["content-type"] == "text/event-stream"
         received = b""
         async with client.stream("GET", f"/sessions/{sid}/events") as response:
             assert response.headers["content-type"] == "text/event-stream"

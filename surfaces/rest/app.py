@@ -137,6 +137,9 @@ def create_app(state: RestState) -> QuartTrio:
     @app.get("/sessions/<session_id>/events")
     async def session_events(session_id: str) -> Response:
         sid = locate(session_id)
+        if request.method == "HEAD":  # headers only: a stream would never end for a body nobody reads
+            await service.read_session(sid)
+            return Response(b"", headers=_SSE_HEADERS)
         frames = await open_event_stream(state, sid, resume_cursor(request), bool_query(request, "stop_after_run"))
         response = Response(frames, headers=_SSE_HEADERS)
         response.timeout = None  # Quart's RESPONSE_TIMEOUT would otherwise cut the stream after 60 s

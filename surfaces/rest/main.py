@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from functools import partial
-from typing import Any
+from typing import Any, Callable
 
 import trio
 
@@ -57,24 +57,17 @@ def _port(text: str) -> int:
     return port
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected an integer > 0, got {text!r}")
-    return value
+def _positive(convert: Callable[[str], float]) -> Callable[[str], Any]:
+    """An argparse type: ``convert(text)``, which must be > 0."""
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = 0
+        if not value > 0:  # NaN fails too
+            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+        return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,9 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--auth-token", metavar="TOKEN",
                      help=f"require 'Authorization: Bearer TOKEN' on every route but /health "
                           f"(default: ${TOKEN_ENV}; required when binding a non-loopback address)")
-    net.add_argument("--max-body-bytes", type=_positive_int, default=DEFAULT_MAX_BODY_BYTES, metavar="N",
+    net.add_argument("--max-body-bytes", type=_positive(int), default=DEFAULT_MAX_BODY_BYTES, metavar="N",
                      help="largest request body accepted (default: %(default)s); larger ones get 413")
-    net.add_argument("--sse-keepalive", type=_positive_float, default=DEFAULT_KEEPALIVE_SECS, metavar="SECS",
+    net.add_argument("--sse-keepalive", type=_positive(float), default=DEFAULT_KEEPALIVE_SECS, metavar="SECS",
                      help="seconds of silence before an event stream gets a keep-alive comment (default: %(default)s)")
     net.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                      help="stderr log level (default: %(default)s)")
