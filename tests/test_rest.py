@@ -15,7 +15,7 @@ import httpx2
 import pytest
 import trio
 
-from test_rest_server import RestServer
+from test_rest_server import RestServer, assert_documented, assert_matches
 
 REALM = "rest-main"
 SLOW = {"reply_words": 30, "token_delay_ms": 20}
@@ -35,35 +35,45 @@ async def create(client: httpx2.AsyncClient, prompt: str = "hello", **fields: An
 
 
 async def test_create_continue_read_list_archive(server):
+    document = server.openapi()
+
+    async def call(method: str, path: str, **kwargs: Any) -> httpx2.Response:
+        reply = await client.request(method, path, **kwargs)
+        assert_documented(document, method, path, reply)
+        return reply
+
     async with server.client() as client:
-        created = await create(client, "What is the capital of France?", labels={"team": "alpha"})
+        created = (await call("POST", "/sessions", json={"prompt": "What is the capital of France?",
+                                                          "labels": {"team": "alpha"}})).json()
         sid = created["session_id"]
         assert created["text"] == "Mock reply to: What is the capital of France?"
         assert created["session_ref"] == f"{REALM}:{sid}"
         assert created["turns"] == 1 and created["tool_calls"] == 0 and created["usage"]["total_tokens"] > 0
 
-        turn = await client.post(f"/sessions/{sid}/messages", json={"session_id": sid, "prompt": "And Spain?"})
+        turn = await call("POST", f"/sessions/{sid}/messages", json={"session_id": sid, "prompt": "And Spain?"})
         assert turn.status_code == 200 and turn.json()["text"] == "Mock reply to: And Spain?"
-        by_ref = await client.post(f"/sessions/{REALM}:{sid}/messages", json={"prompt": "tool:datetime"})
+        by_ref = await call("POST", f"/sessions/{REALM}:{sid}/messages", json={"prompt": "tool:datetime"})
         assert by_ref.status_code == 200 and by_ref.json()["tool_calls"] == 1
 
-        view = (await client.get(f"/sessions/{sid}")).json()
+        view = (await call("GET", f"/sessions/{sid}")).json()
         assert view["message_count"] == 8 and view["labels"] == {"team": "alpha"} and view["is_active"] is False
         assert datetime.fromisoformat(view["created_at"]).utcoffset().total_seconds() == 0
 
-        listed = (await client.get("/sessions", params={"label": "team=alpha"})).json()["sessions"]
+        listed = (await call("GET", "/sessions?label=team=alpha")).json()["sessions"]
         assert [s["session_id"] for s in listed] == [sid]
         assert isinstance(listed[0]["created_at"], int)
         assert (await client.get("/sessions", params={"label": "team=beta"})).json() == {"sessions": []}
 
-        page = (await client.get(f"/sessions/{sid}/history", params={"offset": 1, "limit": 2})).json()
+        page = (await call("GET", f"/sessions/{sid}/history", params={"offset": 1, "limit": 2})).json()
         assert page["offset"] == 1 and page["has_more"] is True
         assert [m["role"] for m in page["messages"]] == ["block_assistant", "user"]
+        whole = (await call("GET", f"/sessions/{sid}/history")).json()  # every role, tool rows included
+        assert {m["role"] for m in whole["messages"]} == {"user", "block_assistant", "tool_results"}
 
-        assert (await client.delete(f"/sessions/{sid}")).json() == {"session_id": sid, "archived": True}
+        assert (await call("DELETE", f"/sessions/{sid}")).json() == {"session_id": sid, "archived": True}
         for method, path in (("GET", f"/sessions/{sid}"), ("DELETE", f"/sessions/{sid}"),
-                             ("GET", f"/sessions/{sid}/events")):
-            gone = await client.request(method, path)
+                             ("GET", f"/sessions/{sid}/events"), ("POST", f"/sessions/{sid}/interrupt")):
+            gone = await call(method, path)
             assert gone.status_code == 404 and gone.json()["code"] == "SESSION_NOT_FOUND", (method, path)
         assert (await client.get(f"/sessions/{sid}/history")).json()["message_count"] == 8
 
@@ -99,6 +109,13 @@ async def test_deltas_stream_before_the_turn_answers(server):
         envelope = event.json()
         assert event.id == str(envelope["seq"]) and envelope["payload"]["type"] == event.event
     assert [e.event for e in events[1:3]] == ["run_started", "turn_started"]
+    document = server.openapi()
+    frames = document["paths"]["/sessions/{session_id}/events"]["get"]["responses"]["200"]["content"][
+        "text/event-stream"]["x-sse-frames"]
+    assert_matches(document, frames["session_loaded"], events[0].json())
+    for event in events[1:-1]:
+        assert_matches(document, frames["event"], event.json())
+    assert_matches(document, frames["done"], events[-1].json())
 
 
 async def _read_stream(client: httpx2.AsyncClient, path: str, *, stop_after: int | None = None,
@@ -135,9 +152,9 @@ async def test_resume_with_last_event_id_loses_and_repeats_nothing(server):
 
         async with trio.open_nursery() as nursery:
             first = await _read_stream(client, path, stop_after=5, on_loaded=lambda: nursery.start_soon(turn))
-            # Disconnected mid-turn; reconnect from the last id the client saw.
+            # Disconnected mid-turn; reconnect from the last id the client saw (the header wins over ?after=).
             rest = await _read_stream(client, path, headers={"Last-Event-ID": str(first[-1]["seq"])},
-                                      params={"stop_after_run": "1"})
+                                      params={"stop_after_run": "1", "after": "0"})
         seqs = [e["seq"] for e in first + rest]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
         assert rest[-1]["payload"]["type"] == "run_completed"
@@ -163,6 +180,8 @@ async def test_two_concurrent_turns_one_wins_one_is_busy(server):
             nursery.start_soon(turn, "first")
             nursery.start_soon(turn, "second")
         assert sorted(r.status_code for r in replies) == [200, 409]
+        for reply in replies:
+            assert_documented(server.openapi(), "POST", f"/sessions/{sid}/messages", reply)
         busy = next(r for r in replies if r.status_code == 409).json()
         assert busy["code"] == "SESSION_BUSY" and busy["details"]["session_id"] == sid
         history = (await client.get(f"/sessions/{sid}/history")).json()["messages"]
@@ -193,6 +212,7 @@ async def test_interrupt_ends_the_turn_and_keeps_what_was_seen(server):
                         assert event.json()["payload"]["error_report"]["class"] == "cancelled"
         assert kinds[-2:] == ["run_failed", "done"]
         assert outcome[0].status_code == 499 and outcome[0].json()["code"] == "REQUEST_CANCELLED"
+        assert_documented(server.openapi(), "POST", f"/sessions/{sid}/messages", outcome[0])
         last = (await client.get(f"/sessions/{sid}/history")).json()["messages"][-1]
         assert last["stop_reason"] == "cancelled" and last["blocks"][0]["data"]["text"]
         idle = await client.post(f"/sessions/{sid}/interrupt")
@@ -213,6 +233,8 @@ async def test_config_compare_and_swap(server):
         stale = await client.patch("/config", json={"patch": {"budget": {"max_tool_calls": 8}},
                                                      "expected_generation": gen})
         assert stale.status_code == 409
+        for method, reply in (("PUT", put), ("PATCH", stale)):
+            assert_documented(server.openapi(), method, "/config", reply)
         assert stale.json()["code"] == "CONFIG_GENERATION_CONFLICT"
         assert stale.json()["details"] == {"expected_generation": gen, "current_generation": gen + 1}
         bare = await client.patch("/config", json={"budget": {"max_tool_calls": None}})
@@ -233,6 +255,7 @@ async def test_keepalive_comments_then_done_when_archived(server):
         received = b""
         async with client.stream("GET", f"/sessions/{sid}/events") as response:
             assert response.headers["content-type"] == "text/event-stream"
+            assert_documented(server.openapi(), "GET", f"/sessions/{sid}/events", response)
             assert response.headers["cache-control"] == "no-cache"
             archived = False
             async for chunk in response.aiter_raw():
@@ -246,12 +269,14 @@ async def test_keepalive_comments_then_done_when_archived(server):
 
 async def test_models_catalog_health_and_openapi(server):
     async with server.client() as client:
+        document = (await client.get("/openapi.json")).json()
+        for path in ("/models/catalog", "/health", "/openapi.json", "/config", "/sessions"):
+            assert_documented(document, "GET", path, await client.get(path))
         catalog = (await client.get("/models/catalog")).json()
         assert set(catalog["contract_version"]) == {"major", "minor", "patch"}
         assert {p["provider"] for p in catalog["providers"]} >= {"anthropic", "openai"}
         health = await client.get("/health")
         assert health.text == "ok" and health.headers["content-type"].startswith("text/plain")
-        document = (await client.get("/openapi.json")).json()
     assert document["openapi"] == "3.1.0"
     routes = {(path, method) for path, item in document["paths"].items() for method in item if method != "parameters"}
     assert routes == {
@@ -270,6 +295,10 @@ BAD_REQUESTS = [
     # (method, path, headers, body, status, code, words in the message)
     ("POST", "/sessions", JSON, b"{not json", 400, "PARSE_ERROR", "malformed JSON"),
     ("POST", "/sessions", JSON, b"", 400, "PARSE_ERROR", "empty"),
+    ("POST", "/sessions", JSON, b'{"prompt": "\xff"}', 400, "PARSE_ERROR", "not UTF-8"),
+    ("PATCH", "/config", JSON, b'{"\xc3": 1}', 400, "PARSE_ERROR", "not UTF-8"),
+    ("POST", "/sessions", JSON, b'{"prompt": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "PARSE_ERROR",
+     "nested too deeply"),
     ("POST", "/sessions", {"Content-Type": "text/plain"}, b'{"prompt": "hi"}', 415, "UNSUPPORTED_MEDIA_TYPE",
      "application/json"),
     ("POST", "/sessions", {}, b'{"prompt": "hi"}', 415, "UNSUPPORTED_MEDIA_TYPE", "application/json"),
@@ -297,7 +326,10 @@ BAD_REQUESTS = [
     ("PUT", "/config", JSON, b'{"config": {}, "expected_generation": "3"}', 400, "INVALID_PARAMS",
      "expected_generation"),
     ("GET", "/no/such/route", {}, b"", 404, "METHOD_NOT_FOUND", "/no/such/route"),
-    ("DELETE", "/config", {}, b"", 405, "METHOD_NOT_FOUND", "DELETE"),
+    ("DELETE", "/config", {}, b"", 405, "METHOD_NOT_ALLOWED", "DELETE"),
+    ("POST", "/health", {}, b"", 405, "METHOD_NOT_ALLOWED", "POST"),
+    ("DELETE", f"/sessions/{UNKNOWN}", JSON, b"x" * 3_000_000, 413, "PAYLOAD_TOO_LARGE", "limit"),
+    ("POST", f"/sessions/{UNKNOWN}/interrupt", JSON, b"x" * 3_000_000, 413, "PAYLOAD_TOO_LARGE", "limit"),
 ]
 
 
@@ -309,9 +341,55 @@ async def test_bad_input_gets_a_json_error_and_the_server_keeps_serving(server):
         for method, path, headers, body, status, code, words in BAD_REQUESTS:
             reply = await client.request(method, path, headers=headers, content=body)
             assert reply.status_code == status, (method, path, reply.text)
+            assert_documented(server.openapi(), method, path, reply)
             assert reply.headers["content-type"] == "application/json", (method, path)
             error = json.loads(reply.content)
             assert error["code"] == code and words in error["error"], (method, path, error)
             assert set(error) <= {"error", "code", "details"}
+        wrong_method = await client.put("/sessions")
+        assert wrong_method.headers["allow"] == "GET, HEAD, OPTIONS, POST"
         assert (await client.get("/health")).text == "ok"
         assert (await create(client, "still serving"))["text"] == "Mock reply to: still serving"
+
+
+async def test_agent_failure_is_a_documented_500(server):
+    """A turn the agent cannot finish (turn limit) answers 500 AGENT_ERROR, as the document says."""
+    async with server.client() as client:
+        generation = (await client.patch("/config", json={"agent": {"max_turns": 1}})).json()["generation"]
+        try:
+            reply = await client.post("/sessions", json={"prompt": "tool:datetime"})
+        finally:
+            await client.patch("/config", json={"patch": {"agent": {"max_turns": None}},
+                                                "expected_generation": generation})
+        assert reply.status_code == 500 and reply.json()["code"] == "AGENT_ERROR"
+        assert "turn limit" in reply.json()["error"]
+        assert_documented(server.openapi(), "POST", "/sessions", reply)
+
+
+async def test_a_client_leaving_never_interrupts_its_turn(server):
+    """Decision 4: the waiting POST's client disconnects mid-turn; the turn still runs to its end."""
+    async with server.client() as client:
+        sid = (await create(client))["session_id"]
+        async with server.client() as leaver:
+            kinds: list[str] = []
+            deltas: list[str] = []
+            async with trio.open_nursery() as nursery:
+                waiting = trio.CancelScope()
+
+                async def turn() -> None:
+                    with waiting:
+                        await leaver.post(f"/sessions/{sid}/messages",
+                                          json={"prompt": "keep going", "provider_params": SLOW})
+
+                async with client.sse(f"/sessions/{sid}/events", params={"stop_after_run": "true"}) as source:
+                    async for event in source:
+                        kinds.append(event.event)
+                        if event.event == "session_loaded":
+                            nursery.start_soon(turn)
+                        elif event.event == "text_delta":
+                            deltas.append(event.json()["payload"]["delta"])
+                            waiting.cancel()  # the client gives up and closes its connection
+        assert "run_failed" not in kinds and kinds[-2:] == ["run_completed", "done"]
+        assert len("".join(deltas).split()) == SLOW["reply_words"]
+        last = (await client.get(f"/sessions/{sid}/history")).json()["messages"][-1]
+        assert last["stop_reason"] == "end_turn" and last["blocks"][0]["data"]["text"] == "".join(deltas)

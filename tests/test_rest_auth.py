@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_rest_server import RestServer
+from test_rest_server import RestServer, assert_documented
 
 TOKEN = "s3cret-token"
 
@@ -17,13 +17,17 @@ def token_server(tmp_path_factory):
 
 
 async def test_token_is_required_everywhere_but_health(token_server):
+    document = token_server.openapi()
+    operations = [(method.upper(), path.replace("{session_id}", "01936f8a-7b2c-7000-8000-000000000001"))
+                  for path, item in document["paths"].items() for method in item if method != "parameters"]
     async with token_server.client() as anonymous:
         assert (await anonymous.get("/health")).text == "ok"
-        for method, path in (("GET", "/sessions"), ("POST", "/sessions"), ("GET", "/config"),
-                             ("GET", "/openapi.json"), ("GET", "/models/catalog"),
-                             ("GET", "/sessions/01936f8a-7b2c-7000-8000-000000000001/events")):
+        for method, path in operations:
+            if path == "/health":
+                continue
             reply = await anonymous.request(method, path, json={"prompt": "hi"} if method == "POST" else None)
             assert reply.status_code == 401, (method, path)
+            assert_documented(document, method, path, reply)
             assert reply.json()["code"] == "UNAUTHORIZED" and "bearer token" in reply.json()["error"]
             assert reply.headers["www-authenticate"].startswith("Bearer")
     async with token_server.client(headers={"Authorization": "Bearer wrong"}) as wrong:
@@ -67,4 +71,5 @@ async def test_without_token_only_loopback_host_names_are_answered(tmp_path):
                 assert (await client.get("/sessions", headers={"Host": host})).status_code == 200, host
             rebound = await client.get("/sessions", headers={"Host": f"attacker.example:{port}"})
             assert rebound.status_code == 401 and "--auth-token" in rebound.json()["error"]
+            assert_documented(document, "GET", "/sessions", rebound)
             assert (await client.get("/health", headers={"Host": "attacker.example"})).text == "ok"

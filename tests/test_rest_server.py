@@ -1,7 +1,9 @@
 """``rkat-rest`` as a process: start-up, listen address, tokens, graceful shutdown.
 
 Also home of :class:`RestServer`, the real ``rkat-rest`` subprocess on a free
-loopback port that every ``test_rest*`` module talks to with httpx2.
+loopback port that every ``test_rest*`` module talks to with httpx2, and of
+:func:`assert_documented`, which holds each answer a test gets against the
+server's own ``GET /openapi.json``.
 """
 
 from __future__ import annotations
@@ -13,14 +15,26 @@ import socket
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import httpx2
+import jsonschema
 import pytest
 import trio
 
 REST_BIN = Path(sys.executable).with_name("rkat-rest")
 STARTUP_TIMEOUT = 60.0
+
+
+def hermetic_environ() -> dict[str, str]:
+    """This process's environment without what would make a test depend on its machine.
+
+    A developer's provider keys or base URLs would send default-model turns to a
+    real vendor, and their ``RKAT_REST_TOKEN`` would lock every token-less test out.
+    """
+    return {name: value for name, value in os.environ.items()
+            if not name.endswith(("_API_KEY", "_BASE_URL")) and name != "RKAT_REST_TOKEN"}
 
 
 class RestServer:
@@ -33,11 +47,14 @@ class RestServer:
 
     def __init__(self, *args: str, env: dict[str, str] | None = None, port: int | None = 0) -> None:
         self.args = [*args, *(("--port", str(port)) if port is not None else ())]
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.env = {**hermetic_environ(), "PYTHONUNBUFFERED": "1", **(env or {})}
         self.url = ""
         self.returncode: int | None = None
         self._stderr = tempfile.TemporaryFile(mode="w+")
         self.proc: subprocess.Popen[str] | None = None
+        self._document: dict | None = None
+        token = next((args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--auth-token"), None)
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     def __enter__(self) -> "RestServer":
         self.start()
@@ -83,14 +100,57 @@ class RestServer:
         self._stderr.seek(0)
         return self._stderr.read()
 
+    def openapi(self) -> dict:
+        """The server's ``GET /openapi.json`` (fetched once)."""
+        if self._document is None:
+            self._document = httpx2.get(f"{self.url}/openapi.json", headers=self._auth).json()
+        return self._document
+
     def client(self, **kwargs: object) -> httpx2.AsyncClient:
         """An httpx2 client for this server (60 s timeouts: a stuck request fails the test, never hangs it)."""
         return httpx2.AsyncClient(base_url=self.url, timeout=httpx2.Timeout(60.0), **kwargs)
 
 
+def documented_operation(document: dict, method: str, path: str) -> dict | None:
+    """The operation ``method path`` reaches in the document (None: no such route or method)."""
+    parts = path.split("?", 1)[0].strip("/").split("/")
+    for template, item in document["paths"].items():
+        pattern = template.strip("/").split("/")
+        if len(pattern) == len(parts) and all(p == s or p.startswith("{") for p, s in zip(pattern, parts)):
+            return item.get(method.lower())
+    return None
+
+
+def assert_documented(document: dict, method: str, path: str, reply: httpx2.Response) -> None:
+    """``reply`` is what the document says ``method path`` answers.
+
+    Its status is declared by the operation itself (a catch-all ``default`` does
+    not count), its content type is the declared one, and a JSON body matches the
+    declared schema. Answers off the document (no route, wrong method) must still
+    be the Error shape.
+    """
+    operation = documented_operation(document, method, path)
+    status = str(reply.status_code)
+    if operation is None:
+        response = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    else:
+        assert status in operation["responses"], f"{method} {path} answered {status}, undeclared: {reply.text[:300]}"
+        response = operation["responses"][status]
+    content_type = reply.headers["content-type"].split(";")[0]
+    assert content_type in response["content"], f"{method} {path} {status} sent {content_type}"
+    if content_type == "application/json":
+        assert_matches(document, response["content"][content_type]["schema"], reply.json())
+
+
+def assert_matches(document: dict, schema: dict, value: object) -> None:
+    """``value`` matches ``schema``, whose ``$ref`` point into the document's components."""
+    jsonschema.Draft202012Validator({"components": document["components"], **schema}).validate(value)
+
+
 def run_rest(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run ``rkat-rest`` to completion (for flags that exit at once)."""
-    return subprocess.run([str(REST_BIN), *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([str(REST_BIN), *args], capture_output=True, text=True, timeout=timeout,
+                          env=hermetic_environ())
 
 
 def free_port() -> int:
@@ -179,10 +239,25 @@ async def test_sigterm_interrupts_running_turns_and_commits_them(tmp_path):
     with RestServer("--realm", "graceful", "--state-root", root) as again:
         async with again.client() as client:
             history = (await client.get(f"/sessions/{sid}/history")).json()
+            # The new process's ring is empty: resuming says how much it cannot replay, then goes live.
+            resumed = []
+            async with trio.open_nursery() as nursery:
+                async with client.sse(f"/sessions/{sid}/events", headers={"Last-Event-ID": "1"},
+                                      params={"stop_after_run": "true"}) as source:
+                    async for event in source:
+                        resumed.append(event)
+                        if event.event == "session_loaded":
+                            back = partial(client.post, f"/sessions/{sid}/messages", json={"prompt": "back"})
+                            nursery.start_soon(back)
     last = history["messages"][-1]
     assert history["messages"][-2]["content"] == "keep talking"
     assert last["role"] == "block_assistant" and last["stop_reason"] == "cancelled"
     assert last["blocks"][0]["data"]["text"].startswith("lorem")
+    truncated, first_live = resumed[1], resumed[2]
+    assert truncated.event == "stream_truncated" and not truncated.id  # no id: the cursor must not move
+    dropped = truncated.json()["payload"]["reason"]["dropped"]
+    assert dropped > 0 and first_live.json()["seq"] == 1 + dropped + 1 == int(first_live.id)
+    assert first_live.event == "run_started" and [e.event for e in resumed[-2:]] == ["run_completed", "done"]
 
 
 def test_sigint_stops_an_idle_server_cleanly(tmp_path):

@@ -10,18 +10,34 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from meerkat.errors import ErrorCode
+from meerkat.events import EventEnvelope
 from meerkat.providers import KNOWN_PROVIDERS
 from meerkat.store.base import MAX_LIST_LIMIT
+from meerkat.transcript import Message
 from meerkat.validation import MAX_OFFSET
 
 __all__ = ["openapi_document"]
 
 _REF = "#/components/schemas/"
+#: Prefix of the event schemas (their names, e.g. ``Usage``, would clash with this module's).
+_EVENTS = "events."
 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": _REF + name}
+
+
+def _generated(kind: Any, prefix: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JSON schema of a msgspec type and its components, from the very types the server encodes."""
+    (schema,), components = msgspec.json.schema_components([kind], ref_template=_REF + prefix + "{name}")
+    return schema, {prefix + name: component for name, component in components.items()}
+
+
+_MESSAGE, _MESSAGE_COMPONENTS = _generated(Message)
+_ENVELOPE, _EVENT_COMPONENTS = _generated(EventEnvelope, _EVENTS)
 
 
 def _obj(properties: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
@@ -90,10 +106,8 @@ _SCHEMAS: dict[str, Any] = {
         "model": _STR, "provider": _STR, "last_assistant_text": {"type": ["string", "null"]}, "usage": _ref("Usage"),
     }, ("session_id", "created_at", "updated_at", "message_count", "total_tokens", "is_active", "model",
         "provider", "usage")),
-    "Message": _obj({
-        "role": {"type": "string", "enum": ["system", "user", "block_assistant", "tool_results"]},
-        "created_at": _STR,
-    }, ("role", "created_at"), description="A transcript row; the other fields depend on `role`."),
+    "Message": {**_MESSAGE, "description": "A transcript row; its fields depend on `role`."},
+    **_MESSAGE_COMPONENTS,
     "HistoryPage": _obj({
         "session_id": _STR, "session_ref": _STR, "message_count": _INT, "offset": _INT,
         "limit": {"type": ["integer", "null"], "minimum": 0}, "has_more": {"type": "boolean"},
@@ -132,6 +146,11 @@ _SCHEMAS: dict[str, Any] = {
             }, ("id", "display_name", "tier"))},
         }, ("provider", "default_model_id", "models"))},
     }, ("contract_version", "providers")),
+    "SessionLoaded": _obj({"session_id": _STR, "message_count": _INT}, ("session_id", "message_count"),
+                          description="`data:` of the `session_loaded` frame that opens an event stream."),
+    "StreamDone": _obj({"reason": {"type": "string", "enum": ["archived", "shutdown", "run_ended", "closed"]}},
+                       ("reason",), description="`data:` of the `done` frame that ends an event stream."),
+    **_EVENT_COMPONENTS,
 }
 
 
@@ -139,14 +158,26 @@ def _json(schema: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    reasons = {400: "Bad input: malformed JSON, a wrong field, an invalid session id",
-               401: "Missing or wrong bearer token", 404: "No such session (or it was archived)",
-               409: "The session is busy with another turn (SESSION_BUSY), or a config generation conflict",
-               413: "Request body too large", 415: "Content-Type is not application/json",
-               429: "The session's token budget is exhausted", 499: "The turn was interrupted",
-               502: "The model provider failed"}
-    responses = {str(s): _json("Error", reasons[s]) for s in statuses}
+_REASONS = {
+    400: "Bad input: malformed JSON, a wrong field, an invalid session id or query parameter",
+    401: "Missing or wrong bearer token (servers with a token), or a Host header that is not a loopback "
+         "name (servers without one)",
+    404: "No such session (or it was archived)",
+    409: "The session is busy with another turn (SESSION_BUSY), or a config generation conflict",
+    413: "Request body too large", 415: "Content-Type is not application/json",
+    429: "The session's token budget is exhausted", 499: "The turn was interrupted",
+    500: "A storage failure (STORE_ERROR) or a bug (INTERNAL_ERROR), logged by the server",
+    502: "The model provider failed, or has no API key",
+}
+#: What a turn's 500 also covers.
+_AGENT_ERROR = ("The agent could not finish the run: turn limit reached or a tool failed (AGENT_ERROR); "
+                "or a storage failure (STORE_ERROR) or a bug (INTERNAL_ERROR)")
+
+
+def _errors(statuses: tuple[int, ...], overrides: dict[int, str]) -> dict[str, Any]:
+    """Error responses: ``statuses`` plus 401 and 500, which every guarded route can answer."""
+    codes = sorted({*statuses, 401, 500})
+    responses = {str(s): _json("Error", overrides.get(s, _REASONS[s])) for s in codes}
     responses["default"] = _json("Error", "Any other error, as {error, code, details?}")
     return responses
 
@@ -162,34 +193,37 @@ def _body(schema: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
-def _op(summary: str, ok: dict[str, Any], errors: tuple[int, ...], **extra: Any) -> dict[str, Any]:
-    return {"summary": summary, "responses": {"200": ok, **_errors(*errors)}, **extra}
+def _op(summary: str, ok: dict[str, Any], errors: tuple[int, ...], *, reasons: dict[int, str] | None = None,
+        **extra: Any) -> dict[str, Any]:
+    return {"summary": summary, "responses": {"200": ok, **_errors(errors, reasons or {})}, **extra}
 
 
 _TURN_ERRORS = (400, 404, 409, 413, 415, 429, 499, 502)
+_TURN_REASONS = {500: _AGENT_ERROR}
 
 _PATHS: dict[str, Any] = {
     "/sessions": {
         "post": _op("Create a session and run its first turn (blocks until the turn ends)",
                     _json("RunResult", "The first turn's result"), (400, 413, 415, 429, 499, 502),
-                    operationId="createSession", requestBody=_body("CreateSessionRequest")),
+                    reasons=_TURN_REASONS, operationId="createSession", requestBody=_body("CreateSessionRequest")),
         "get": _op("List live sessions, most recently updated first", _json("SessionList", "The sessions"), (400,),
                    operationId="listSessions", parameters=[
                        _LIMIT, _OFFSET,
                        {"name": "label", "in": "query", "style": "form", "explode": True,
-                        "description": "Repeatable key=value filter; a session must carry every pair.",
+                        "description": "Repeatable key=value filter; a session must carry every pair "
+                                       "(`labels=` is accepted too).",
                         "schema": {"type": "array", "items": {"type": "string", "pattern": "^[^=]+="}}}]),
     },
     "/sessions/{session_id}": {
         "parameters": [_SESSION_ID],
         "get": _op("Read a session", _json("Session", "The session"), (400, 404), operationId="readSession"),
         "delete": _op("Archive a session (hidden from list and read; history stays readable)",
-                      _json("ArchiveResult", "Archived"), (400, 404), operationId="archiveSession"),
+                      _json("ArchiveResult", "Archived"), (400, 404, 413), operationId="archiveSession"),
     },
     "/sessions/{session_id}/messages": {
         "parameters": [_SESSION_ID],
         "post": _op("Run a turn on a session (blocks until the turn ends)", _json("RunResult", "The turn's result"),
-                    _TURN_ERRORS, operationId="startTurn", requestBody=_body("TurnRequest")),
+                    _TURN_ERRORS, reasons=_TURN_REASONS, operationId="startTurn", requestBody=_body("TurnRequest")),
     },
     "/sessions/{session_id}/history": {
         "parameters": [_SESSION_ID],
@@ -199,16 +233,19 @@ _PATHS: dict[str, Any] = {
     "/sessions/{session_id}/interrupt": {
         "parameters": [_SESSION_ID],
         "post": _op("Interrupt the running turn (a no-op when idle); answers once the turn has ended",
-                    _json("InterruptResult", "Done"), (400, 404), operationId="interruptTurn"),
+                    _json("InterruptResult", "Done"), (400, 404, 413), operationId="interruptTurn"),
     },
     "/sessions/{session_id}/events": {
         "parameters": [_SESSION_ID],
         "get": _op(
             "Follow the session's events as Server-Sent Events",
-            {"description": "An SSE stream: `session_loaded` first, then one frame per event (`id:` = seq, "
-                            "`event:` = type, `data:` = the event envelope), keep-alive comments when idle, "
-                            "and `done` with {\"reason\"} at the end.",
-             "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            {"description": "An SSE stream: `session_loaded` first (data: SessionLoaded), then one frame per "
+                            "event (`id:` = seq, `event:` = payload type, `data:` = events.EventEnvelope; a "
+                            "`stream_truncated` marker has no `id:`), `: keep-alive` comments when idle, and "
+                            "`done` (data: StreamDone) at the end.",
+             "content": {"text/event-stream": {"schema": {"type": "string"},
+                                               "x-sse-frames": {"session_loaded": _ref("SessionLoaded"),
+                                                                "event": _ENVELOPE, "done": _ref("StreamDone")}}}},
             (400, 404), operationId="sessionEvents",
             parameters=[
                 {"name": "after", "in": "query", "description": "Resume after this seq (Last-Event-ID wins).",
@@ -252,7 +289,9 @@ def openapi_document(*, auth: bool) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "rkat-rest", "version": "0.1.0",
                  "description": "Sessions, turns, events (SSE) and config of one realm. Errors are "
-                                "{error, code, details?} with the status from the shared error table."},
+                                "{error, code, details?} with the status from the shared error table; a path "
+                                "no route matches is 404 METHOD_NOT_FOUND, a route asked with a method it does "
+                                "not take is 405 METHOD_NOT_ALLOWED (with Allow)."},
         "paths": _PATHS,
         "components": {"schemas": _SCHEMAS},
     }

@@ -5,7 +5,7 @@ message names what was wrong, so the error handler answers it as JSON with the
 status from the shared table: a body that is not JSON is PARSE_ERROR (400), a
 wrong ``Content-Type`` UNSUPPORTED_MEDIA_TYPE (415), a wrong field INVALID_PARAMS
 (400). Too-large bodies are stopped by Quart (``MAX_CONTENT_LENGTH``) before they
-are read and reported by :mod:`.errors` as PAYLOAD_TOO_LARGE (413).
+are read and reported by :mod:`.responses` as PAYLOAD_TOO_LARGE (413).
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ async def json_object(request: Request) -> dict[str, Any]:
         body = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise error_from_code(ErrorCode.PARSE_ERROR, f"malformed JSON body: {exc}") from None
+    except UnicodeDecodeError as exc:  # msgspec checks strings' UTF-8 with Python's codec
+        raise error_from_code(ErrorCode.PARSE_ERROR, f"malformed JSON body: not UTF-8 at byte {exc.start}") from None
+    except RecursionError:  # msgspec decodes nested arrays/objects recursively, within Python's limit
+        raise error_from_code(ErrorCode.PARSE_ERROR, "malformed JSON body: nested too deeply") from None
     return require_object(body, "request body")
 
 

@@ -3,9 +3,8 @@
 The status of an error comes from the shared table (``meerkat.errors.ERROR_TABLE``),
 never from this module. Rejections that Quart/werkzeug raise before a handler runs
 (no route, a too-large body) are mapped onto the same table, so a client sees one
-error shape whatever went wrong. The single exception is a wrong method on a known
-route: it keeps HTTP's 405 (with ``Allow``) because clients and proxies act on
-it; its code is still the table's METHOD_NOT_FOUND.
+error shape whatever went wrong: an unknown route is METHOD_NOT_FOUND (404), a
+known route asked with another method METHOD_NOT_ALLOWED (405, with ``Allow``).
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ def error_response(error: MeerkatError, headers: dict[str, str] | None = None) -
 
 _HTTP_CODES = {
     404: ErrorCode.METHOD_NOT_FOUND,
-    405: ErrorCode.METHOD_NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
     413: ErrorCode.PAYLOAD_TOO_LARGE,
     415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
 }
@@ -62,9 +61,7 @@ def http_error_response(exc: HTTPException, method: str, path: str, max_body_byt
         headers["Connection"] = "close"
     else:
         message = exc.description or exc.name
-    error = error_from_code(code, message)
-    # A wrong method keeps 405 (see the module docstring); everything else uses the table.
-    return json_response(error.to_dict(), 405 if status == 405 else error.spec.http_status, headers)
+    return error_response(error_from_code(code, message), headers)
 
 
 def internal_error_response(exc: BaseException, method: str, path: str) -> Response:

@@ -10,7 +10,7 @@ One frame per event::
 ``Last-Event-ID`` resumes right after the last event it saw. The synthetic
 ``stream_truncated`` marker (seq 0) carries no ``id:``: it must not move the
 client's cursor. The frames this layer adds itself (``session_loaded``,
-``done``, ``error``, keep-alive comments) carry no ``id:`` either.
+``done``, keep-alive comments) carry no ``id:`` either.
 
 Every subscriber of a session receives the same envelope objects, so a frame is
 encoded once and shared (:class:`FrameCache`), not encoded per subscriber.
@@ -42,7 +42,7 @@ def event_frame(envelope: EventEnvelope) -> bytes:
 
 
 def control_frame(event: str, data: dict[str, Any]) -> bytes:
-    """A frame this layer adds (``session_loaded``, ``done``, ``error``): no ``id:``."""
+    """A frame this layer adds (``session_loaded``, ``done``): no ``id:``."""
     return b"event: %s\ndata: %s\n\n" % (event.encode(), _encoder.encode(data))
 
 
