@@ -5,6 +5,11 @@ module, a test per scenario) and over stdio (one server process running them all
 in turn). Scenarios make their own sessions, so they do not depend on each other.
 Slow turns come from the mock provider's ``token_delay_ms``/``reply_words``; no
 test measures time.
+
+Cancellation (design Decision 4): ``notifications/cancelled`` interrupts a turn
+(stdio, handshake-era HTTP); a lost client never does (a killed stdio client, a
+dropped HTTP connection, a 2026-07-28 HTTP call closed by its client). The seed's
+MCP examples run last, with hosted models served by a fake vendor server.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import sys
 import threading
 import uuid
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
@@ -28,6 +34,7 @@ from mcp.shared.exceptions import MCPError
 
 from meerkat.config.schema import config_from_dict
 from meerkat.providers.catalog import catalog_wire
+from meerkat.testing import FakeProviderServer, Reply, open_fake_provider_server
 
 RKAT_MCP = str(Path(sys.executable).with_name("rkat-mcp"))
 TOOLS = {"meerkat_run", "meerkat_resume", "meerkat_sessions", "meerkat_read", "meerkat_archive",
@@ -35,6 +42,8 @@ TOOLS = {"meerkat_run", "meerkat_resume", "meerkat_sessions", "meerkat_read", "m
          "meerkat_event_stream_close", "meerkat_models_catalog"}
 #: A turn that runs until interrupted (2000 words, 10 ms apart).
 ENDLESS = {"reply_words": 2000, "token_delay_ms": 10}
+#: A turn still running when its call is dropped, yet ending by itself (60 words, 10 ms apart).
+FINITE = {"reply_words": 60, "token_delay_ms": 10}
 #: A turn slow enough that its events visibly precede its result.
 SLOW = {"reply_words": 12, "token_delay_ms": 15}
 LOG_OPT_IN = {"io.modelcontextprotocol/logLevel": "info"}
@@ -261,7 +270,8 @@ async def event_streams_follow_a_turn_started_elsewhere(h: Harness) -> None:
     await h.fails("meerkat_event_stream_open", {"session_id": sid}, "SESSION_NOT_FOUND")
 
 
-async def cancelling_a_run_interrupts_its_turn(h: Harness) -> None:
+async def run_then_abandon(h: Harness, provider_params: dict[str, Any]) -> str:
+    """Start a streamed ``meerkat_run``, cancel the call once its turn is writing; returns the session id."""
     started = trio.Event()
     session: dict[str, str] = {}
 
@@ -274,23 +284,60 @@ async def cancelling_a_run_interrupts_its_turn(h: Harness) -> None:
     async with trio.open_nursery() as nursery:
         call_scope = trio.CancelScope()
 
-        async def endless_run() -> None:
+        async def long_run() -> None:
             with call_scope:
-                await h.client.call_tool("meerkat_run", {"prompt": "talk forever", "model": "mock", "stream": True,
-                                                         "provider_params": ENDLESS}, progress_callback=on_progress)
+                await h.client.call_tool("meerkat_run", {"prompt": "talk on", "model": "mock", "stream": True,
+                                                         "provider_params": provider_params},
+                                         progress_callback=on_progress)
             assert call_scope.cancelled_caught  # the call never finished by itself
 
-        nursery.start_soon(endless_run)
+        nursery.start_soon(long_run)
         with trio.fail_after(10):
             await started.wait()
-        sid = session["id"]
-        stream = await h.call("meerkat_event_stream_open", {"session_id": sid, "after_seq": 0})
         call_scope.cancel()
+    return session["id"]
 
-    with trio.fail_after(10):
-        events: list[dict[str, Any]] = []
+
+async def turn_events(h: Harness, sid: str) -> list[dict[str, Any]]:
+    """Every event of the session's (single) turn, waiting for its end: replayed, then live."""
+    stream = await h.call("meerkat_event_stream_open", {"session_id": sid, "after_seq": 0})
+    events: list[dict[str, Any]] = []
+    with trio.fail_after(30):
         while not events or events[-1]["payload"]["type"] not in ("run_completed", "run_failed"):
             events.extend((await h.call("meerkat_event_stream_read", {"stream_id": stream["stream_id"]}))["events"])
+    await h.call("meerkat_event_stream_close", {"stream_id": stream["stream_id"]})
+    return events
+
+
+async def concurrent_reads_keep_their_own_timeouts(h: Harness) -> None:
+    sid = (await h.run("quiet session"))["session_id"]
+    stream_id = (await h.call("meerkat_event_stream_open", {"session_id": sid}))["stream_id"]
+    assert stream_id.startswith("evt-")
+    outcome: dict[str, Any] = {}
+
+    async def long_read() -> None:
+        outcome["long"] = await h.call("meerkat_event_stream_read", {"stream_id": stream_id, "timeout_ms": 60_000})
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(long_read)
+            await trio.sleep(0.2)  # not a timing assertion: gives the long read a head start on the stream
+            # A second read of the same stream does not wait behind the first one's 60 s:
+            short = await h.call("meerkat_event_stream_read", {"stream_id": stream_id, "timeout_ms": 50})
+            assert short == {"status": "timeout", "stream_id": stream_id, "events": []}
+            assert "long" not in outcome
+            # Closing the stream ends the pending read with status "closed", not an error.
+            assert (await h.call("meerkat_event_stream_close", {"stream_id": stream_id}))["closed"] is True
+    assert outcome["long"] == {"status": "closed", "stream_id": stream_id, "events": []}
+    for bad in (stream_id, "", "evt-nope", "../x"):
+        body = await h.fails("meerkat_event_stream_read", {"stream_id": bad}, "INVALID_PARAMS")
+        assert "meerkat_event_stream_open" in body["error"]
+
+
+async def cancelling_a_run_interrupts_its_turn(h: Harness) -> None:
+    """Where the wire carries notifications/cancelled (stdio, handshake-era HTTP), cancelling interrupts."""
+    sid = await run_then_abandon(h, ENDLESS)
+    events = await turn_events(h, sid)
     assert events[-1]["payload"]["type"] == "run_failed"
     assert events[-1]["payload"]["error_report"]["class"] == "cancelled"
     state = (await h.call("meerkat_read", {"session_id": sid}))["state"]
@@ -361,6 +408,8 @@ async def provider_failure_is_a_tool_error(h: Harness) -> None:
     resumed = await h.call("meerkat_resume", {"session_id": failed["details"]["session_id"], "prompt": "again",
                                               "provider_params": {}})
     assert resumed["content"][0]["text"] == "Mock reply to: again"
+    no_key = await h.fails("meerkat_run", {"prompt": "x", "model": "claude-sonnet-4-6"}, "PROVIDER_ERROR")
+    assert "ANTHROPIC_API_KEY" in no_key["error"]  # the server has no vendor keys here: it says which is missing
 
 
 async def unknown_sessions_are_tool_errors(h: Harness) -> None:
@@ -397,34 +446,12 @@ async def models_catalog_is_the_service_catalog(h: Harness) -> None:
     assert catalog["providers"] and all(p["models"] for p in catalog["providers"])
 
 
-async def seed_examples_are_accepted(h: Harness) -> None:
-    """The MCP calls of seed-sessions-and-streaming.md, verbatim. The server has no vendor keys here, so a
-    real-model run is a well-formed call answered with a PROVIDER_ERROR tool error saying what is missing."""
-    for arguments in ({"prompt": "What is the capital of France?", "model": "claude-sonnet-4-6"},
-                      {"prompt": "Hello", "model": "gpt-5.5", "provider": "openai"}):
-        result = await h.client.call_tool("meerkat_run", arguments)
-        body = json.loads(result.content[0].text)
-        assert result.is_error and body["code"] == "PROVIDER_ERROR", body
-    story = await h.call("meerkat_run", {"prompt": "Tell me a story", "stream": True})
-    sid = story["session_id"]
-    assert (await h.call("meerkat_resume", {"session_id": sid, "prompt": "What's my name?"}))["session_id"] == sid
-    assert any(s["session_id"] == sid for s in (await h.call("meerkat_sessions", {}))["sessions"])
-    assert (await h.call("meerkat_read", {"session_id": sid}))["session_id"] == sid
-    assert (await h.call("meerkat_interrupt", {"session_id": sid}))["interrupted"] is True
-    stream_id = (await h.call("meerkat_event_stream_open", {"session_id": sid}))["stream_id"]
-    assert (await h.call("meerkat_event_stream_read", {"stream_id": stream_id, "timeout_ms": 0}))["status"] == "timeout"
-    assert (await h.call("meerkat_event_stream_close", {"stream_id": stream_id}))["closed"] is True
-    assert "config" in await h.call("meerkat_config", {"action": "get"})
-    await h.call("meerkat_config", {"action": "patch", "patch": {"agent": {"max_tokens_per_turn": 8192}}})
-    assert (await h.call("meerkat_archive", {"session_id": sid}))["archived"] is True
-
-
 SCENARIOS: list[Callable[[Harness], Awaitable[None]]] = [
     lists_every_tool, session_lifecycle, streams_events_as_progress_before_the_result,
     streams_events_as_log_messages_without_progress_token, event_streams_follow_a_turn_started_elsewhere,
-    cancelling_a_run_interrupts_its_turn, busy_session_and_interrupt_tool, config_get_set_patch,
+    concurrent_reads_keep_their_own_timeouts, busy_session_and_interrupt_tool, config_get_set_patch,
     provider_failure_is_a_tool_error, unknown_sessions_are_tool_errors, malformed_calls_are_protocol_errors,
-    models_catalog_is_the_service_catalog, seed_examples_are_accepted,
+    models_catalog_is_the_service_catalog,
 ]
 
 
@@ -474,11 +501,59 @@ async def test_over_streamable_http(http_server, scenario):
         await scenario(harness)
 
 
-async def test_log_streaming_to_a_handshake_era_client_over_http(http_server):
+async def test_handshake_era_client_over_http_gets_log_streaming_and_cancels(http_server):
     connect = harness_factory(http_server.url)
     async with connect(mode="legacy") as harness:
         assert harness.client.protocol_version < "2026"
         await streams_events_as_log_messages_without_progress_token(harness)
+        await cancelling_a_run_interrupts_its_turn(harness)  # the client POSTs notifications/cancelled
+
+
+async def assert_finished_by_itself(h: Harness, sid: str) -> None:
+    """The session's only turn ran to its end (it was not interrupted) and was committed."""
+    state = (await h.call("meerkat_read", {"session_id": sid}))["state"]
+    assert state["is_active"] is False and state["message_count"] == 2
+    assert len(state["last_assistant_text"].split()) == FINITE["reply_words"]
+
+
+async def test_a_dropped_http_call_leaves_its_turn_running(http_server):
+    """On the 2026-07-28 HTTP wire a client cancels by closing the response stream, which is what a lost
+    connection looks like too: by Decision 4 that is no interrupt, so the turn completes."""
+    connect = harness_factory(http_server.url)
+    async with connect() as harness:
+        assert harness.client.protocol_version >= "2026"
+        sid = await run_then_abandon(harness, FINITE)
+    async with connect() as fresh:  # a new client follows the turn to its end and reads it
+        events = await turn_events(fresh, sid)
+        assert events[-1]["payload"]["type"] == "run_completed"
+        await assert_finished_by_itself(fresh, sid)
+
+
+async def test_a_dropped_handshake_era_http_request_leaves_its_turn_running(http_server):
+    """A 2025-11-25 client whose connection drops mid-call (no notifications/cancelled): the turn completes."""
+    version = "2025-11-25"
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "flaky", "version": "1"}}}
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "meerkat_run", "_meta": {"progressToken": "p"},
+        "arguments": {"prompt": "talk on", "model": "mock", "stream": True, "provider_params": FINITE}}}
+    async with httpx2.AsyncClient(timeout=30) as http:
+        opened = await http.post(http_server.url, json=initialize, headers=headers)
+        assert opened.status_code == 200, opened.text
+        headers |= {"Mcp-Session-Id": opened.headers["mcp-session-id"], "MCP-Protocol-Version": version}
+        await http.post(http_server.url, json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+                        headers=headers)
+        with trio.fail_after(30):
+            async with http.stream("POST", http_server.url, json=call, headers=headers) as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("data:") and '\\"text_delta\\"' in line:
+                        sid = json.loads(json.loads(line[5:])["params"]["message"])["session_id"]
+                        break  # leaving the block drops the connection mid-response
+    async with harness_factory(http_server.url)() as fresh:
+        events = await turn_events(fresh, sid)
+        assert events[-1]["payload"]["type"] == "run_completed"
+        await assert_finished_by_itself(fresh, sid)
 
 
 async def test_malformed_http_bodies_get_clear_errors_and_the_server_keeps_serving(http_server):
@@ -497,7 +572,177 @@ async def test_every_scenario_over_stdio(tmp_path):
                                    env=server_env())
     connect = harness_factory(target)
     async with connect() as harness:
-        for scenario in SCENARIOS:
+        for scenario in [*SCENARIOS, cancelling_a_run_interrupts_its_turn]:
             await scenario(harness)
     async with connect(mode="legacy") as harness:
         await streams_events_as_log_messages_without_progress_token(harness)
+        await cancelling_a_run_interrupts_its_turn(harness)
+
+
+class RawStdioClient:
+    """``rkat-mcp`` on pipes, spoken to in raw JSON-RPC lines: for what the official client never does
+    (send a call and its cancellation in one write, vanish mid-call)."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.proc = subprocess.Popen([RKAT_MCP, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=server_env())
+        self.send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                       "protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "raw", "version": "1"}}},
+                  {"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def send(self, *messages: dict[str, Any]) -> None:
+        self.proc.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
+        self.proc.stdin.flush()
+
+    async def next_message(self) -> dict[str, Any]:
+        return json.loads(await trio.to_thread.run_sync(self.proc.stdout.readline))
+
+    async def call(self, request_id: int, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """A tool call's structured result (notifications and other replies read meanwhile are skipped)."""
+        self.send({"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
+                   "params": {"name": tool, "arguments": arguments}})
+        while (message := await self.next_message()).get("id") != request_id:
+            pass
+        return message["result"]["structuredContent"]
+
+    async def stop(self) -> tuple[int, str]:
+        """Close both pipes as a dying client would; the exit code and stderr once the server is gone."""
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+        code = await trio.to_thread.run_sync(self.proc.wait, 30)
+        stderr = self.proc.stderr.read()
+        self.proc.stderr.close()
+        return code, stderr
+
+
+def call_message(request_id: int, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {
+        "name": "meerkat_run", "_meta": {"progressToken": request_id}, "arguments": arguments}}
+
+
+async def test_a_cancellation_sent_with_its_call_still_interrupts_the_turn(tmp_path):
+    """notifications/cancelled arriving while the turn is being started: the turn starts and is interrupted."""
+    client = RawStdioClient(["--state-root", str(tmp_path)])
+    try:
+        with trio.fail_after(30):
+            client.send(call_message(1, {"prompt": "talk on", "model": "mock", "provider_params": ENDLESS}),
+                        {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}})
+            sessions = (await client.call(2, "meerkat_sessions", {}))["sessions"]
+            assert len(sessions) == 1  # the call was not lost half-way: its session and turn exist
+            sid = sessions[0]["session_id"]
+            stream_id = (await client.call(3, "meerkat_event_stream_open",
+                                           {"session_id": sid, "after_seq": 0}))["stream_id"]
+            events: list[dict[str, Any]] = []
+            while not events or events[-1]["payload"]["type"] not in ("run_completed", "run_failed"):
+                events += (await client.call(4 + len(events), "meerkat_event_stream_read",
+                                             {"stream_id": stream_id}))["events"]
+    finally:
+        code, stderr = await client.stop()
+    assert events[-1]["payload"]["type"] == "run_failed", events[-1]
+    assert events[-1]["payload"]["error_report"]["class"] == "cancelled"
+    assert code == 0 and "finishing" not in stderr, stderr  # nothing was left running at the end
+
+
+async def test_a_killed_stdio_client_leaves_its_turn_to_finish(tmp_path):
+    """The client process dies mid-turn (both pipes close, no cancellation sent): the server finishes and
+    commits the turn before exiting, and the next client finds it complete."""
+    args = ["--realm", "kept", "--state-root", str(tmp_path)]
+    client = RawStdioClient(args)
+    client.send(call_message(1, {"prompt": "talk on", "model": "mock", "stream": True, "provider_params": FINITE}))
+    with trio.fail_after(30):
+        while True:
+            message = await client.next_message()
+            if message.get("method") == "notifications/progress":
+                event = json.loads(message["params"]["message"])["event"]
+                if event["payload"]["type"] == "text_delta":
+                    break
+    sid = event["source"]["session_id"]
+    code, stderr = await client.stop()  # the client is gone: neither pipe has anyone on the other end
+    assert code == 0, stderr
+    assert "client disconnected; finishing 1 running turn(s)" in stderr and "Traceback" not in stderr
+    target = StdioServerParameters(command=RKAT_MCP, args=args, env=server_env())
+    async with harness_factory(target)() as fresh:
+        await assert_finished_by_itself(fresh, sid)
+
+
+# -- the seed's MCP examples, against hosted models served by a fake vendor ----------------------
+
+SEED_REPLY = "Paris is the capital of France."
+
+
+def vendor_env(vendor_url: str) -> dict[str, str]:
+    """The server environment with claude-* and gpt-* models pointed at the fake vendor server."""
+    return server_env() | {"RKAT_ANTHROPIC_API_KEY": "sk-ant-test", "RKAT_ANTHROPIC_BASE_URL": vendor_url,
+                           "RKAT_OPENAI_API_KEY": "sk-openai-test", "RKAT_OPENAI_BASE_URL": f"{vendor_url}/v1"}
+
+
+async def seed_examples_work(h: Harness, vendor: FakeProviderServer) -> None:
+    """Every MCP call of seed-sessions-and-streaming.md, as written there (ids filled in), in its order."""
+    france = await h.call("meerkat_run", {"prompt": "What is the capital of France?", "model": "claude-sonnet-4-6"})
+    assert france["content"] == [{"type": "text", "text": SEED_REPLY}] and france["usage"]["total_tokens"] > 0
+    asked = vendor.requests[-1]
+    assert asked.vendor == "anthropic" and asked.body["model"] == "claude-sonnet-4-6"
+    sid = france["session_id"]
+
+    again = await h.call("meerkat_resume", {"session_id": sid, "prompt": "What's my name?"})
+    assert again["session_id"] == sid and again["content"][0]["text"] == SEED_REPLY
+    history = vendor.requests[-1].body["messages"]
+    assert [m["role"] for m in history] == ["user", "assistant", "user"]  # the model saw the conversation
+    assert "What's my name?" in json.dumps(history[-1])
+
+    assert sid in {s["session_id"] for s in (await h.call("meerkat_sessions", {}))["sessions"]}
+    state = (await h.call("meerkat_read", {"session_id": sid}))["state"]
+    assert state["model"] == "claude-sonnet-4-6" and state["provider"] == "anthropic"
+    assert state["message_count"] == 4 and state["last_assistant_text"] == SEED_REPLY
+
+    idle = await h.call("meerkat_interrupt", {"session_id": sid})
+    assert idle["interrupted"] is True and idle["was_running"] is False
+
+    progress: list[dict[str, Any]] = []
+    complete = trio.Event()
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(json.loads(message)["event"])
+        if progress[-1]["payload"]["type"] == "run_completed":
+            complete.set()
+
+    story = await h.call("meerkat_run", {"prompt": "Tell me a story", "stream": True},
+                         progress_callback=on_progress)
+    with trio.fail_after(10):  # progress callbacks run as their own tasks: the last may trail the result
+        await complete.wait()
+    assert story["content"][0]["text"] == SEED_REPLY and deltas(progress) == SEED_REPLY
+    assert event_types(progress)[0] == "run_started" and event_types(progress)[-1] == "run_completed"
+    # No model and no realm default: the first provider with a key (anthropic here) serves its default model.
+    assert vendor.requests[-1].vendor == "anthropic"
+
+    opened = await h.call("meerkat_event_stream_open", {"session_id": sid})
+    assert opened["stream_id"].startswith("evt-")
+    events: list[dict[str, Any]] = []
+    async with trio.open_nursery() as nursery:  # a turn for the stream to see
+        nursery.start_soon(partial(h.call, "meerkat_resume", {"session_id": sid, "prompt": "And Spain?"}))
+        with trio.fail_after(30):
+            while not events or events[-1]["payload"]["type"] != "run_completed":
+                events.extend((await h.call("meerkat_event_stream_read", {"stream_id": opened["stream_id"]}))["events"])
+    assert deltas(events) == SEED_REPLY
+    assert (await h.call("meerkat_event_stream_close", {"stream_id": opened["stream_id"]}))["closed"] is True
+
+    hello = await h.call("meerkat_run", {"prompt": "Hello", "model": "gpt-5.5", "provider": "openai"})
+    assert hello["content"][0]["text"] == SEED_REPLY
+    asked = vendor.requests[-1]
+    assert asked.vendor == "openai" and asked.body["model"] == "gpt-5.5"
+
+    got = await h.call("meerkat_config", {"action": "get"})
+    patched = await h.call("meerkat_config", {"action": "patch", "patch": {"agent": {"max_tokens_per_turn": 8192}}})
+    assert patched["generation"] == got["generation"] + 1
+    assert patched["config"]["agent"]["max_tokens_per_turn"] == 8192
+    assert (await h.call("meerkat_archive", {"session_id": sid}))["archived"] is True
+
+
+async def test_seed_examples_against_a_fake_vendor(tmp_path):
+    """Over stdio (every tool is also covered over HTTP above; a second walk would only repeat the SDK imports)."""
+    async with open_fake_provider_server(default=Reply(text=SEED_REPLY)) as vendor:
+        stdio = StdioServerParameters(command=RKAT_MCP, env=vendor_env(vendor.url),
+                                      args=["--realm", "seed", "--state-root", str(tmp_path)])
+        async with harness_factory(stdio)() as harness:
+            await seed_examples_work(harness, vendor)

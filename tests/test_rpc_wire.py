@@ -45,6 +45,12 @@ def test_bad_lines_get_clear_errors_and_the_server_keeps_serving(rpc):
     assert parse["id"] is None and parse["error"]["code"] == -32700
     rpc.send_raw(b"\xff\xfe{}\n")  # not UTF-8
     assert rpc.read()["error"]["code"] == -32700
+    rpc.send_raw(b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"x": "\xff"}}\n')
+    bad_string = rpc.read()
+    assert bad_string["error"]["code"] == -32700 and "not UTF-8" in bad_string["error"]["message"]
+    rpc.send_raw(b"[" * 100_000 + b"]" * 100_000 + b"\n")  # deeper than any decoder recursion limit
+    nested = rpc.read()
+    assert nested["id"] is None and nested["error"]["code"] == -32700 and "nested too deeply" in nested["error"]["message"]
     rpc.send_raw(b"   \n")  # blank lines carry nothing and get nothing
     rpc.send_raw(b"[1, 2]\n")
     batch = rpc.read()

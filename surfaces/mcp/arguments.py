@@ -60,11 +60,12 @@ Prompt = Annotated[Annotated[str, _D(min_length=1)] | Annotated[list[dict[str, A
 SessionId = Annotated[str, _D(description="The session's id (a UUID) as returned by meerkat_run or meerkat_sessions.")]
 Model = Annotated[str, _D(
     description="Model id, e.g. \"claude-sonnet-4-6\" or \"gpt-5.5\"; see meerkat_models_catalog. "
-                "Default: the realm config's agent.model, else the offline \"mock\" model.")]
+                "Default: the realm config's agent.model; without one, the default model of the first provider "
+                "with an API key (anthropic, openai, gemini), else the offline \"mock\" model.")]
 Provider = Annotated[Literal[KNOWN_PROVIDERS], _D(  # type: ignore[valid-type]
     description="Provider serving the model; inferred from the model name when left out.")]
 ProviderParams = Annotated[dict[str, Any], _D(
-    description="Settings passed to the provider, e.g. {\"reasoning_effort\": \"high\"} or {\"temperature\": 0.2}; "
+    description="Settings passed to the provider, e.g. {\"reasoning_effort\": \"high\"}; "
                 "the keys a model accepts are its profile.params_schema in meerkat_models_catalog. The offline "
                 "mock model takes reply, reply_words, token_delay_ms, first_token_latency_ms and fail.")]
 SystemPrompt = Annotated[str, _D(description="System prompt for the model.")]

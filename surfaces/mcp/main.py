@@ -16,11 +16,15 @@ import signal
 import sys
 from functools import partial
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 import trio
 
 from meerkat.errors import InvalidParams, MeerkatError
 from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
+
+if TYPE_CHECKING:  # imported for real inside _serve, keeping `rkat-mcp --help` light
+    from .turns import RunningTurns
 
 __all__ = ["main", "build_parser", "parse_http_address", "BENCH_TOOL_ENV"]
 
@@ -77,9 +81,10 @@ async def _serve(realm: RealmOptions, http: tuple[str, int] | None, bench_tool: 
     from .server import build_server, serve_http
     from .stdio import serve_stdio
     from .tools import MeerkatTools
+    from .turns import RunningTurns
 
-    async with realm.open_service() as service:
-        tools = MeerkatTools(service, bench_tool=bench_tool)
+    async with realm.open_service() as service, trio.open_nursery() as turn_watchers:
+        tools = MeerkatTools(service, RunningTurns(service, turn_watchers), bench_tool=bench_tool)
         server = build_server(tools, version=_version())
         _say(f"starting (realm={service.realm.realm_id}, backend={service.realm.backend}, "
              f"transport={'stdio' if http is None else 'http'})")
@@ -90,12 +95,23 @@ async def _serve(realm: RealmOptions, http: tuple[str, int] | None, bench_tool: 
                 nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
                 if http is None:
                     await serve_stdio(server)  # returns when the client closes stdin
+                    await _finish_turns(tools.turns)
                     nursery.cancel_scope.cancel()
                 else:
                     url = await nursery.start(partial(serve_http, server, *http))
                     _say(f"listening on {url}")
         finally:
             tools.streams.close_all()
+            # A stop (signal) lands here with turns still running: closing the service interrupts them.
+            turn_watchers.cancel_scope.cancel()
+
+
+async def _finish_turns(turns: "RunningTurns") -> None:
+    """The stdio client went away: a disconnect is not an interrupt, so its running turns finish and are
+    committed before the process exits (SIGTERM/SIGINT still stops at once, interrupting them)."""
+    if len(turns):
+        _say(f"client disconnected; finishing {len(turns)} running turn(s) before exiting")
+        await turns.wait_idle()
 
 
 async def _stop_on_signals(scope: trio.CancelScope) -> None:

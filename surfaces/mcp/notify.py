@@ -19,6 +19,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import anyio
 import msgspec
 
 from mcp.server.context import ServerRequestContext
@@ -50,12 +51,16 @@ class EventForwarder:
         """``"progress"`` or ``"log"``."""
         return "progress" if self._by_progress else "log"
 
-    async def send(self, envelope: EventEnvelope) -> None:
-        """Send one event to the caller."""
+    async def send(self, envelope: EventEnvelope) -> bool:
+        """Send one event to the caller; False once the caller's connection is gone (nothing more can reach it)."""
         body = {"source": "meerkat", "session_id": envelope.source.session_id, "event": event_payload(envelope)}
         self._sent += 1
-        if self._by_progress:
-            await self._ctx.session.report_progress(self._sent, None, _encoder.encode(body).decode())
-        else:
-            await self._ctx.session.send_log_message("info", body, logger="meerkat",
-                                                     related_request_id=self._ctx.request_id)
+        try:
+            if self._by_progress:
+                await self._ctx.session.report_progress(self._sent, None, _encoder.encode(body).decode())
+            else:
+                await self._ctx.session.send_log_message("info", body, logger="meerkat",
+                                                         related_request_id=self._ctx.request_id)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            return False
+        return True

@@ -32,6 +32,7 @@ from meerkat.errors import ERROR_TABLE, ErrorCode, MeerkatError
 from .arguments import MalformedCall, parse_arguments
 from .results import tool_error, tool_result
 from .tools import MeerkatTools, ToolSpec
+from .turns import call_key
 
 __all__ = ["SERVER_NAME", "INSTRUCTIONS", "build_server", "serve_http"]
 
@@ -63,8 +64,16 @@ def build_server(tools: MeerkatTools, *, version: str = "") -> Server[Any]:
                                   f"Unknown tool: {params.name} (available: {', '.join(specs)})", params.name)
         return await _call(spec, ctx, params.arguments)
 
-    return Server(SERVER_NAME, version=version, instructions=INSTRUCTIONS, on_list_tools=list_tools,
-                  on_call_tool=call_tool)
+    async def cancelled(ctx: Any, params: types.CancelledNotificationParams) -> None:
+        # The library has already cancelled the call's handler; this is what tells an
+        # explicit cancellation from a disconnect, so this is where the turn is interrupted.
+        if params.request_id is not None:
+            await tools.turns.cancelled(call_key(ctx, params.request_id))
+
+    server = Server(SERVER_NAME, version=version, instructions=INSTRUCTIONS, on_list_tools=list_tools,
+                    on_call_tool=call_tool)
+    server.add_notification_handler("notifications/cancelled", types.CancelledNotificationParams, cancelled)
+    return server
 
 
 async def _call(spec: ToolSpec, ctx: Any, arguments: dict[str, Any] | None) -> types.CallToolResult:

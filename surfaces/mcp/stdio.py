@@ -79,9 +79,13 @@ class ParseErrorReplies:
 
 
 async def serve_stdio(server: Server[Any]) -> None:
-    """Serve one client on stdin/stdout until it closes stdin."""
+    """Serve one client on stdin/stdout until it closes stdin or stops reading stdout."""
     from mcp.server.stdio import stdio_server
 
-    async with stdio_server() as (read_stream, write_stream):
-        await server.run(ParseErrorReplies(read_stream, write_stream), write_stream,
-                         server.create_initialization_options())
+    try:
+        async with stdio_server() as (read_stream, write_stream):
+            await server.run(ParseErrorReplies(read_stream, write_stream), write_stream,
+                             server.create_initialization_options())
+    except* BrokenPipeError:
+        # The client closed its end of stdout (it exited or was killed): a disconnect, not a failure.
+        log.info("the client stopped reading stdout")

@@ -62,22 +62,30 @@ class EventStreams:
         self._make_room()
         subscription = await self._service.subscribe(session_id, after_seq=after_seq)
         session_id = known_session_id(session_id)  # subscribe accepted it, so this is its canonical form
-        stream_id = str(uuid.uuid4())
+        stream_id = f"evt-{uuid.uuid4()}"  # the seed shows stream ids as "evt-..."
         self._streams[stream_id] = _OpenStream(session_id, subscription, trio.current_time())
         return stream_id, session_id
 
     async def read(self, stream_id: str, *, timeout_s: float, max_events: int) -> StreamBatch:
         """Wait up to ``timeout_s`` for the next event, then take what else is already queued.
 
-        ``closed`` means the stream ended (its session was archived) and is gone;
-        any events it still held come with it.
+        ``closed`` means the stream ended (its session was archived, or it was
+        closed meanwhile) and is gone; any events it still held come with it.
+        The wait for another read of the same stream counts against the timeout too.
         """
         stream = self._get(stream_id)
-        async with stream.lock:
+        deadline = trio.current_time() + timeout_s
+        acquired = False
+        with trio.move_on_at(deadline):
+            await stream.lock.acquire()
+            acquired = True  # no checkpoint after a successful acquire, so this cannot be skipped
+        if not acquired:
+            return StreamBatch("timeout", [])
+        try:
             stream.last_used = trio.current_time()
             events: list[EventEnvelope] = []
             ended = False
-            with trio.move_on_after(timeout_s):
+            with trio.move_on_at(deadline):
                 try:
                     events.append(await stream.subscription.receive())
                 except trio.EndOfChannel:
@@ -90,6 +98,8 @@ class EventStreams:
                 except trio.EndOfChannel:
                     ended = True
             stream.last_used = trio.current_time()
+        finally:
+            stream.lock.release()
         if ended:
             self._drop(stream_id)
             return StreamBatch("closed", events)

@@ -39,13 +39,12 @@ from .arguments import (
 from .notify import EventForwarder
 from .results import event_payload, interrupt_payload, read_payload, run_payload, tool_error
 from .streams import EventStreams
+from .turns import CallKey, RunningTurns, call_key
 
 __all__ = ["ToolSpec", "MeerkatTools", "BENCH_TOOL_NAME"]
 
 #: The empty tool registered only for ``bench/mcp_roundtrip.py`` (``RKAT_MCP_BENCH_TOOL=1``).
 BENCH_TOOL_NAME = "bench_noop"
-#: How long an abandoned call waits for its turn to be interrupted.
-_INTERRUPT_GRACE_S = 10.0
 
 Ctx = Any  # mcp.server.context.ServerRequestContext; kept loose so handlers stay easy to call in tests
 Handler = Callable[[Ctx, Any], Awaitable["dict[str, Any] | types.CallToolResult"]]
@@ -74,8 +73,9 @@ RUN_DESCRIPTION = (
     "then returns the answer in content[0].text with session_id (keep it: meerkat_resume continues the "
     "conversation), turns, tool_calls and usage. Pick the model with `model` (ids from meerkat_models_catalog); "
     "without it the realm default is used. With stream=true the turn's events (text_delta, tool calls, "
-    "turn_completed, run_completed, ...) arrive as notifications while it runs. Cancelling the call interrupts "
-    "the turn; what was written so far is kept in the session.")
+    "turn_completed, run_completed, ...) arrive as notifications while it runs. Cancelling the call "
+    "(notifications/cancelled) interrupts the turn and keeps what was written so far; if the connection is lost "
+    "instead, the turn runs to its end in the session (stop it with meerkat_interrupt).")
 RESUME_DESCRIPTION = (
     "Continue an existing session with a new prompt: a follow-up turn in which the model sees the whole "
     "conversation so far. Blocks until the turn ends and returns the same shape as meerkat_run. Errors: "
@@ -108,7 +108,8 @@ STREAM_OPEN_DESCRIPTION = (
 STREAM_READ_DESCRIPTION = (
     "Wait for the next events of an open stream, up to timeout_ms, and return them: {status: \"events\", "
     "events: [...]}; {status: \"timeout\", events: []} when nothing happened (the stream stays open, read "
-    "again); or {status: \"closed\"} when the session was archived (the stream is gone). Each event is an "
+    "again); or {status: \"closed\"} when the session was archived or the stream closed (it is gone). An unknown "
+    "stream_id is an INVALID_PARAMS error: open a new stream. Each event is an "
     "envelope {seq, timestamp_ms, source, payload: {type, ...}}; a turn ends with payload.type \"run_completed\" "
     "(payload.result holds the answer) or \"run_failed\".")
 STREAM_CLOSE_DESCRIPTION = "Close an event stream; `closed` is false when it was already closed or never existed."
@@ -118,12 +119,19 @@ CATALOG_DESCRIPTION = (
     "meerkat_run.")
 
 
+def _call(ctx: Ctx) -> CallKey | None:
+    """The tool call ``ctx`` serves, for cancellation (None when the request has no id)."""
+    request_id = getattr(ctx, "request_id", None)
+    return call_key(ctx, request_id) if request_id is not None else None
+
+
 class MeerkatTools:
     """The tools of one server, bound to its service and its event streams."""
 
-    def __init__(self, service: SessionService, *, bench_tool: bool = False) -> None:
+    def __init__(self, service: SessionService, turns: RunningTurns, *, bench_tool: bool = False) -> None:
         self._service = service
         self.streams = EventStreams(service)
+        self.turns = turns
         self._bench_tool = bench_tool
 
     def specs(self) -> list[ToolSpec]:
@@ -155,7 +163,11 @@ class MeerkatTools:
         with checking_arguments():
             prompt = require_prompt({"prompt": args.prompt})
             options = create_options(given(args, without=("prompt", "stream")))
-        stream = await self._service.create_session_streaming(prompt, **options)
+        # Shielded: once asked, the turn starts and is tracked, so a cancellation
+        # arriving meanwhile still finds it (see RunningTurns).
+        with trio.CancelScope(shield=True):
+            stream = await self._service.create_session_streaming(prompt, **options)
+            self.turns.track(_call(ctx), stream)
         return await self._follow(ctx, stream, forward=args.stream, created=True)
 
     async def resume(self, ctx: Ctx, args: ResumeArguments) -> dict[str, Any] | types.CallToolResult:
@@ -163,33 +175,33 @@ class MeerkatTools:
         with checking_arguments():
             prompt = require_prompt({"prompt": args.prompt})
             options = turn_options(given(args, without=("session_id", "prompt", "stream")))
-        stream = await self._service.start_turn_streaming(args.session_id, prompt, **options)
+        with trio.CancelScope(shield=True):
+            stream = await self._service.start_turn_streaming(args.session_id, prompt, **options)
+            self.turns.track(_call(ctx), stream)
         return await self._follow(ctx, stream, forward=args.stream, created=False)
 
     async def _follow(self, ctx: Ctx, stream: TurnStream, *, forward: bool,
                       created: bool) -> dict[str, Any] | types.CallToolResult:
-        """Wait for the turn (forwarding its events if asked); a cancelled call interrupts it."""
+        """Wait for the turn, forwarding its events if asked.
+
+        When this call is cancelled, the turn is left running: only the client's
+        cancellation notification interrupts it (RunningTurns), never the call
+        unwinding because its client went away.
+        """
         try:
             if forward:
                 forwarder = EventForwarder(ctx)
                 async for envelope in stream:
-                    await forwarder.send(envelope)
-            else:
-                await stream.aclose()
+                    if not await forwarder.send(envelope):
+                        break  # the caller is gone: stop forwarding, the turn goes on
+            await stream.aclose()  # events are not wanted (any more); the result still comes
             result = await stream.result()
-        except trio.Cancelled:
-            # The caller cancelled the call (or the server is stopping): the turn it
-            # started must not run on unobserved. The interrupt commits the partial answer.
-            with trio.move_on_after(_INTERRUPT_GRACE_S, shield=True):
-                try:
-                    await self._service.interrupt(stream.session_id)
-                except MeerkatError:
-                    pass  # the session went away meanwhile: nothing left to stop
-            raise
         except MeerkatError as error:
             if created:  # the session exists although its first turn failed: say so, it can be resumed
                 return tool_error(error, session_id=stream.session_id, session_created=True, resumable=True)
             raise
+        finally:
+            await stream.aclose()  # no checkpoint inside, so this runs even while the call is being cancelled
         return run_payload(result)
 
     # -- sessions ------------------------------------------------------------------

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from quart import Request
 
 from meerkat.errors import ErrorCode, InvalidParams, MeerkatError, error_from_code
 from meerkat.ids import canonical_uuid
+from surfaces.json_input import decode_json
 from surfaces.session_params import require_object
 
 __all__ = ["json_object", "int_query", "bool_query", "label_query", "session_locator", "resume_cursor",
@@ -36,14 +36,7 @@ async def json_object(request: Request) -> dict[str, Any]:
     raw = await request.get_data(as_text=False)
     if not raw.strip():
         raise error_from_code(ErrorCode.PARSE_ERROR, "request body is empty: expected a JSON object")
-    try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise error_from_code(ErrorCode.PARSE_ERROR, f"malformed JSON body: {exc}") from None
-    except UnicodeDecodeError as exc:  # msgspec checks strings' UTF-8 with Python's codec
-        raise error_from_code(ErrorCode.PARSE_ERROR, f"malformed JSON body: not UTF-8 at byte {exc.start}") from None
-    except RecursionError:  # msgspec decodes nested arrays/objects recursively, within Python's limit
-        raise error_from_code(ErrorCode.PARSE_ERROR, "malformed JSON body: nested too deeply") from None
+    body = decode_json(raw, "malformed JSON body")
     return require_object(body, "request body")
 
 

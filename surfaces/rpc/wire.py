@@ -17,6 +17,7 @@ import msgspec
 
 from meerkat.errors import ErrorCode, MeerkatError, error_from_code
 from meerkat.events import EventEnvelope
+from surfaces.json_input import json_parse_error
 
 __all__ = ["Request", "Notification", "Response", "Invalid", "Incoming", "classify", "encode_result",
            "encode_error", "encode_request", "encode_event", "protocol_error"]
@@ -77,8 +78,8 @@ def classify(line: bytes) -> Incoming:
     """Sort one line: a request, a notification, a response to us, or something invalid."""
     try:
         message = _decoder.decode(line)
-    except msgspec.DecodeError as exc:
-        return Invalid(None, protocol_error(ErrorCode.PARSE_ERROR, f"Parse error: {exc}"))
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        return Invalid(None, json_parse_error(exc))
     if isinstance(message, list):
         return Invalid(None, protocol_error(ErrorCode.INVALID_REQUEST,
                                             "Invalid request: batches are not supported, send one object per line"))
