@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from cli_process import Cli, cli_env
+from cli_process import Cli
+from fake_vendor import fake_vendor_process, vendor_env
 
 REPLY = "Paris is the capital of France."
 
 
 @pytest.fixture
 def vendor_url():
-    """A fake Anthropic/OpenAI/Gemini server process on a free loopback port (meerkat.testing)."""
-    proc = subprocess.Popen([sys.executable, "-m", "meerkat.testing", "--port", "0", "--reply", REPLY],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=cli_env())
-    try:
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), url
+    """A fake Anthropic/OpenAI/Gemini server process on a free loopback port."""
+    with fake_vendor_process(REPLY) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        proc.stdout.close()
 
 
 def test_seed_model_and_provider_examples(tmp_path, vendor_url):
-    env = {}
-    for vendor in ("ANTHROPIC", "OPENAI", "GEMINI"):
-        env[f"RKAT_{vendor}_API_KEY"] = "test-key"
-        env[f"RKAT_{vendor}_BASE_URL"] = vendor_url
-    rkat = Cli(tmp_path / "state", tmp_path, env)
+    rkat = Cli(tmp_path / "state", tmp_path, vendor_env(vendor_url))
     for args, provider in [
         (["run", "--model", "claude-sonnet-4-6", "What is the capital of France?"], "anthropic"),
         (["run", "--model", "gemini-3-flash-preview", "--provider", "gemini", "Hello"], "gemini"),

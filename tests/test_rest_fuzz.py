@@ -11,10 +11,10 @@ it is a stream that only ends with its session (``test_rest.py`` covers it).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
+
+from fake_vendor import fake_vendor_process, vendor_env
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.specs.openapi.checks import (
@@ -33,26 +33,14 @@ MAX_EXAMPLES = 25
 @pytest.fixture(scope="module")
 def vendor_url():
     """A fake Anthropic/OpenAI/Gemini server process on a free loopback port."""
-    vendor = subprocess.Popen([sys.executable, "-m", "meerkat.testing", "--port", "0", "--reply", "fuzzed"],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
-    try:
-        url = vendor.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), url
+    with fake_vendor_process("fuzzed") as url:
         yield url
-    finally:
-        vendor.terminate()
-        vendor.wait(timeout=30)
-        vendor.stdout.close()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, vendor_url):
     root = tmp_path_factory.mktemp("rest-fuzz")
-    env = {}
-    for vendor in ("ANTHROPIC", "OPENAI", "GEMINI"):
-        env[f"RKAT_{vendor}_API_KEY"] = "fuzz-key"
-        env[f"RKAT_{vendor}_BASE_URL"] = vendor_url
-    with RestServer("--realm", "fuzzed", "--state-root", str(root), env=env) as running:
+    with RestServer("--realm", "fuzzed", "--state-root", str(root), env=vendor_env(vendor_url)) as running:
         yield running
 
 

@@ -15,18 +15,13 @@ import json
 
 import trio
 
+from fake_vendor import vendor_env
 from meerkat.testing import Reply, open_fake_provider_server
 from test_rest_server import RestServer
 
 CURL_JSON = {"Content-Type": "application/json"}
 SEED_ID = "01936f8a-7b2c-7000-8000-000000000001"
 REPLY = "Paris is the capital of France."
-
-
-def vendor_env(url: str) -> dict[str, str]:
-    """Fake keys and base URLs that send the anthropic and openai providers to the fake vendor."""
-    return {"ANTHROPIC_API_KEY": "sk-ant-test", "RKAT_ANTHROPIC_BASE_URL": url,
-            "OPENAI_API_KEY": "sk-openai-test", "RKAT_OPENAI_BASE_URL": f"{url}/v1"}
 
 
 async def test_seed_rest_examples(tmp_path):

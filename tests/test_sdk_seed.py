@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from fake_vendor import fake_vendor_process, vendor_env
+
 from rpc_process import child_env
 
 SCRIPT = Path(__file__).resolve().parent / "sdk_drivers" / "seed_examples.py"
@@ -21,23 +23,14 @@ REPLY = "Paris is the capital of France."
 
 @pytest.fixture(scope="module")
 def vendor_url():
-    server = subprocess.Popen([sys.executable, "-m", "meerkat.testing", "--port", "0", "--reply", REPLY],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        url = server.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), server.stderr.read()
+    """A fake Anthropic/OpenAI/Gemini server process on a free loopback port."""
+    with fake_vendor_process(REPLY) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        server.stdout.close()
-        server.stderr.close()
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "trio"])
 def test_seed_python_examples_run_as_written(tmp_path, vendor_url, loop):
-    env = child_env(tmp_path, ANTHROPIC_API_KEY="sk-ant-test", RKAT_ANTHROPIC_BASE_URL=vendor_url,
-                    OPENAI_API_KEY="sk-openai-test", RKAT_OPENAI_BASE_URL=f"{vendor_url}/v1")
+    env = child_env(tmp_path, **vendor_env(vendor_url))
     done = subprocess.run([sys.executable, str(SCRIPT), loop], capture_output=True, text=True, env=env,
                           cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
