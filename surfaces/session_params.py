@@ -14,7 +14,7 @@ from typing import Any
 from meerkat.errors import InvalidParams
 from meerkat.validation import validate_labels, validate_optional_positive_int, validate_prompt
 
-__all__ = ["TURN_OPTION_FIELDS", "CREATE_OPTION_FIELDS", "require_object", "require_prompt", "turn_options",
+__all__ = ["TURN_OPTION_FIELDS", "CREATE_OPTION_FIELDS", "DISABLE_SYSTEM_PROMPT", "require_object", "require_prompt", "turn_options",
            "create_options", "config_write"]
 
 #: Per-turn overrides accepted by ``turn/start``, ``POST /sessions/{id}/messages`` and ``meerkat_resume``.
@@ -62,9 +62,25 @@ def turn_options(params: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+#: The create-time ``system_prompt`` value that suppresses every prompt source (config default included).
+DISABLE_SYSTEM_PROMPT = {"action": "disable"}
+
+
 def create_options(params: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for ``SessionService.create_session`` (the turn options plus labels and budget)."""
-    options = turn_options(params)
+    """Keyword arguments for ``SessionService.create_session`` (the turn options plus labels and budget).
+
+    At create time ``system_prompt`` may also be ``{"action": "disable"}``: no system
+    prompt at all, not even the realm config's ``agent.system_prompt``.
+    """
+    system_prompt = params.get("system_prompt")
+    if isinstance(system_prompt, dict):
+        if system_prompt != DISABLE_SYSTEM_PROMPT:
+            raise InvalidParams('system_prompt must be a string, null or {"action": "disable"}')
+        params = {**params, "system_prompt": None}
+        options = turn_options(params)
+        options["system_prompt"] = ""
+    else:
+        options = turn_options(params)
     labels = params.get("labels")
     if labels is not None:
         options["labels"] = validate_labels(labels)

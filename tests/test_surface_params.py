@@ -25,6 +25,24 @@ def test_wrong_types_name_the_field(params, field):
         create_options(params)
 
 
+def test_system_prompt_can_be_disabled_at_create_only():
+    assert create_options({"system_prompt": {"action": "disable"}}) == {"system_prompt": ""}
+    with pytest.raises(InvalidParams, match="disable"):
+        create_options({"system_prompt": {"action": "replace"}})
+    with pytest.raises(InvalidParams, match="system_prompt must be a string"):
+        turn_options({"system_prompt": {"action": "disable"}})
+
+
+async def test_disabled_system_prompt_skips_the_config_default():
+    async with RealmOptions(backend="memory").open_service() as service:
+        await service.patch_config({"agent": {"system_prompt": "Be terse."}})
+        default = await service.create_session("hi")
+        disabled = await service.create_session("hi", **create_options({"system_prompt": {"action": "disable"}}))
+        roles = [[type(row).__name__ for row in (await service.read_history(r.session_id)).messages]
+                 for r in (default, disabled)]
+    assert roles == [["SystemMessage", "UserMessage", "BlockAssistantMessage"], ["UserMessage", "BlockAssistantMessage"]]
+
+
 def test_prompt_is_required_and_checked():
     with pytest.raises(InvalidParams, match="prompt"):
         require_prompt({})

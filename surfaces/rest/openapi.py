@@ -79,7 +79,14 @@ _SCHEMAS: dict[str, Any] = {
     }, ("error", "code")),
     "Usage": _USAGE,
     "CreateSessionRequest": _obj({
-        "prompt": _PROMPT, **_TURN_OPTIONS, "labels": {**_LABELS, "type": ["object", "null"]},
+        "prompt": _PROMPT, **_TURN_OPTIONS,
+        "system_prompt": {"oneOf": [
+            {"type": ["string", "null"]},
+            {"type": "object", "properties": {"action": {"const": "disable"}}, "required": ["action"],
+             "additionalProperties": False,
+             "description": "No system prompt at all, not even the realm config's agent.system_prompt."},
+        ]},
+        "labels": {**_LABELS, "type": ["object", "null"]},
         "budget_max_tokens": {"type": ["integer", "null"], "minimum": 1,
                               "description": "Token budget for the whole session."},
     }, ("prompt",)),
