@@ -7,8 +7,9 @@ Slow turns come from the mock provider's ``token_delay_ms``/``reply_words``; no
 test measures time.
 
 Cancellation (design Decision 4): ``notifications/cancelled`` interrupts a turn
-(stdio, handshake-era HTTP); a lost client never does (a killed stdio client, a
-dropped HTTP connection, a 2026-07-28 HTTP call closed by its client). The seed's
+(stdio, handshake-era HTTP), and so does a 2026-07-28 HTTP call closed by its
+client (that wire's only cancellation signal); a lost client never does (a killed
+stdio client, a dropped handshake-era HTTP connection). The seed's
 MCP examples run last, with hosted models served by a fake vendor server.
 """
 
@@ -335,7 +336,8 @@ async def concurrent_reads_keep_their_own_timeouts(h: Harness) -> None:
 
 
 async def cancelling_a_run_interrupts_its_turn(h: Harness) -> None:
-    """Where the wire carries notifications/cancelled (stdio, handshake-era HTTP), cancelling interrupts."""
+    """Cancelling a call interrupts its turn: notifications/cancelled on stdio and handshake-era HTTP, a
+    closed response stream on 2026-07-28 HTTP."""
     sid = await run_then_abandon(h, ENDLESS)
     events = await turn_events(h, sid)
     assert events[-1]["payload"]["type"] == "run_failed"
@@ -516,17 +518,13 @@ async def assert_finished_by_itself(h: Harness, sid: str) -> None:
     assert len(state["last_assistant_text"].split()) == FINITE["reply_words"]
 
 
-async def test_a_dropped_http_call_leaves_its_turn_running(http_server):
-    """On the 2026-07-28 HTTP wire a client cancels by closing the response stream, which is what a lost
-    connection looks like too: by Decision 4 that is no interrupt, so the turn completes."""
+async def test_cancelling_a_call_over_2026_http_interrupts_its_turn(http_server):
+    """The official client's default (2026-07-28) HTTP wire cancels a call by closing its response
+    stream, the protocol's cancellation signal: the turn is interrupted and its partial answer kept."""
     connect = harness_factory(http_server.url)
     async with connect() as harness:
         assert harness.client.protocol_version >= "2026"
-        sid = await run_then_abandon(harness, FINITE)
-    async with connect() as fresh:  # a new client follows the turn to its end and reads it
-        events = await turn_events(fresh, sid)
-        assert events[-1]["payload"]["type"] == "run_completed"
-        await assert_finished_by_itself(fresh, sid)
+        await cancelling_a_run_interrupts_its_turn(harness)
 
 
 async def test_a_dropped_handshake_era_http_request_leaves_its_turn_running(http_server):

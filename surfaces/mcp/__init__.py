@@ -10,6 +10,7 @@ Modules, each with one job:
 * :mod:`.results` - result and error payloads (JSON text plus ``structuredContent``);
 * :mod:`.notify` - streaming a turn's events as progress or log notifications;
 * :mod:`.streams` - the managed event streams behind ``meerkat_event_stream_*``.
+* :mod:`.turns` - the turns tool calls started, so only a client's cancellation interrupts one.
 
 Importing this package imports nothing heavy; ``mcp`` is loaded when the server starts.
 """

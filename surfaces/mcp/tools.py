@@ -39,7 +39,7 @@ from .arguments import (
 from .notify import EventForwarder
 from .results import event_payload, interrupt_payload, read_payload, run_payload, tool_error
 from .streams import EventStreams
-from .turns import CallKey, RunningTurns, call_key
+from .turns import CallKey, RunningTurns, call_key, cancels_by_closing
 
 __all__ = ["ToolSpec", "MeerkatTools", "BENCH_TOOL_NAME"]
 
@@ -74,8 +74,8 @@ RUN_DESCRIPTION = (
     "conversation), turns, tool_calls and usage. Pick the model with `model` (ids from meerkat_models_catalog); "
     "without it the realm default is used. With stream=true the turn's events (text_delta, tool calls, "
     "turn_completed, run_completed, ...) arrive as notifications while it runs. Cancelling the call "
-    "(notifications/cancelled) interrupts the turn and keeps what was written so far; if the connection is lost "
-    "instead, the turn runs to its end in the session (stop it with meerkat_interrupt).")
+    "interrupts the turn and keeps what was written so far; if the connection is lost instead (stdio, or "
+    "handshake-era HTTP), the turn runs to its end in the session (stop it with meerkat_interrupt).")
 RESUME_DESCRIPTION = (
     "Continue an existing session with a new prompt: a follow-up turn in which the model sees the whole "
     "conversation so far. Blocks until the turn ends and returns the same shape as meerkat_run. Errors: "
@@ -186,7 +186,8 @@ class MeerkatTools:
 
         When this call is cancelled, the turn is left running: only the client's
         cancellation notification interrupts it (RunningTurns), never the call
-        unwinding because its client went away.
+        unwinding because its client went away; except on the 2026-07-28 HTTP wire,
+        where a closed response stream is the protocol's cancellation.
         """
         try:
             if forward:
@@ -196,6 +197,10 @@ class MeerkatTools:
                         break  # the caller is gone: stop forwarding, the turn goes on
             await stream.aclose()  # events are not wanted (any more); the result still comes
             result = await stream.result()
+        except trio.Cancelled:
+            if cancels_by_closing(ctx):
+                self.turns.interrupt_soon(stream.session_id)
+            raise
         except MeerkatError as error:
             if created:  # the session exists although its first turn failed: say so, it can be resumed
                 return tool_error(error, session_id=stream.session_id, session_created=True, resumable=True)

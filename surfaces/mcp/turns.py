@@ -10,10 +10,11 @@ session actor, which commits it as usual. The cancellation notification itself,
 handed to :meth:`RunningTurns.cancelled` by the server's notification handler,
 finds the call's turn here and interrupts it; the partial answer is kept.
 
-On the 2026-07-28 streamable-HTTP wire a client has no cancellation message (it
-cancels by closing the response stream, which is indistinguishable from a lost
-connection), so there a cancelled call leaves its turn running; ``meerkat_interrupt``
-stops it.
+On the 2026-07-28 streamable-HTTP wire a client has no cancellation message: the
+protocol defines closing the call's response stream as its cancellation (the
+official client does exactly that when a call is cancelled). There a cancelled
+call therefore interrupts its turn (:func:`cancels_by_closing`); a connection lost
+mid-call looks the same on that wire and is treated the same.
 
 An entry lives as long as its turn, not as long as its call: the library unwinds
 the cancelled handler and forwards the notification at the same moment, in no
@@ -32,7 +33,7 @@ import trio
 from actors import SessionService, TurnStream
 from meerkat.errors import MeerkatError
 
-__all__ = ["RunningTurns", "CallKey", "call_key"]
+__all__ = ["RunningTurns", "CallKey", "call_key", "cancels_by_closing"]
 
 #: A tool call: its connection (the HTTP ``Mcp-Session-Id``; ``None`` on stdio) and its JSON-RPC id.
 CallKey = tuple[str | None, Hashable]
@@ -55,48 +56,71 @@ def call_key(ctx: Any, request_id: Hashable) -> CallKey:
     return (connection, request_id)
 
 
+#: The first protocol revision whose HTTP requests are single exchanges, cancelled by closing them.
+_SINGLE_EXCHANGE_HTTP = "2026-07-28"
+
+
+def cancels_by_closing(ctx: Any) -> bool:
+    """Whether the call ``ctx`` serves is a 2026-07-28+ HTTP exchange, whose cancellation is a closed stream."""
+    headers = getattr(getattr(ctx, "request", None), "headers", None)
+    if headers is None:  # stdio: cancellations arrive as notifications
+        return False
+    return headers.get("mcp-protocol-version", "") >= _SINGLE_EXCHANGE_HTTP
+
+
 class RunningTurns:
     """The running turns of this server's tool calls, by call (see the module docstring)."""
 
     def __init__(self, service: SessionService, nursery: trio.Nursery) -> None:
         self._service = service
         self._nursery = nursery
-        self._turns: dict[CallKey, str] = {}  # call -> session id
+        # call -> its turn. A 2026-07-28 HTTP call has no connection id, so two such clients may
+        # use the same key; that is harmless, as that wire never sends a cancellation to look one up.
+        self._turns: dict[CallKey, TurnStream] = {}
+        self._running = 0
         self._cancelled_early: deque[CallKey] = deque(maxlen=_EARLY_CANCELS)
         self._changed = trio.Event()
 
     def __len__(self) -> int:
-        return len(self._turns)
+        """How many turns started by tool calls are running."""
+        return self._running
 
     def track(self, call: CallKey | None, stream: TurnStream) -> None:
         """Remember that ``call`` started ``stream``'s turn, until the turn ends."""
-        key = call if call is not None else (None, object())  # a call without id still counts for wait_idle
-        self._turns[key] = stream.session_id
-        self._nursery.start_soon(self._watch, key, stream)
-        if key in self._cancelled_early:  # the client cancelled while the turn was being started
-            self._cancelled_early.remove(key)
+        self._running += 1
+        if call is not None:
+            self._turns[call] = stream
+        self._nursery.start_soon(self._watch, call, stream)
+        if call is not None and call in self._cancelled_early:  # cancelled while the turn was being started
+            self._cancelled_early.remove(call)
             self._nursery.start_soon(self._interrupt, stream.session_id)
 
     async def cancelled(self, call: CallKey) -> None:
         """The client cancelled ``call``: interrupt the turn it started, if it still runs."""
-        session_id = self._turns.get(call)
-        if session_id is None:
+        stream = self._turns.get(call)
+        if stream is None:
             self._cancelled_early.append(call)
             return
-        await self._interrupt(session_id)
+        await self._interrupt(stream.session_id)
+
+    def interrupt_soon(self, session_id: str) -> None:
+        """Interrupt the session's turn from this object's nursery (callable from a task being cancelled)."""
+        self._nursery.start_soon(self._interrupt, session_id)
 
     async def wait_idle(self) -> None:
         """Return once no turn started by a tool call is running."""
-        while self._turns:
+        while self._running:
             await self._changed.wait()
 
-    async def _watch(self, key: CallKey, stream: TurnStream) -> None:
+    async def _watch(self, call: CallKey | None, stream: TurnStream) -> None:
         try:
             await stream.result()
         except MeerkatError:
             pass  # the turn failed or was interrupted: ended all the same
         finally:
-            self._turns.pop(key, None)
+            if call is not None and self._turns.get(call) is stream:  # not a later call's entry
+                del self._turns[call]
+            self._running -= 1
             self._changed.set()
             self._changed = trio.Event()
 
