@@ -626,7 +626,12 @@ async def test_a_cancellation_sent_with_its_call_still_interrupts_the_turn(tmp_p
         with trio.fail_after(30):
             client.send(call_message(1, {"prompt": "talk on", "model": "mock", "provider_params": ENDLESS}),
                         {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}})
-            sessions = (await client.call(2, "meerkat_sessions", {}))["sessions"]
+            sessions: list[dict[str, Any]] = []
+            for request_id in range(1000, 2000):  # the calls run concurrently: wait for the create to land
+                sessions = (await client.call(request_id, "meerkat_sessions", {}))["sessions"]
+                if sessions:
+                    break
+                await trio.sleep(0.01)
             assert len(sessions) == 1  # the call was not lost half-way: its session and turn exist
             sid = sessions[0]["session_id"]
             stream_id = (await client.call(3, "meerkat_event_stream_open",
