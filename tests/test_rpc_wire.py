@@ -142,8 +142,12 @@ def test_busy_interrupt_and_the_cancelled_turn_keeps_its_partial_answer(rpc):
     while first["params"]["event"]["payload"]["type"] != "text_delta":
         first = rpc.read()
     busy_id = rpc.request("turn/start", {"session_id": session_id, "prompt": "me too"})
-    interrupt_id = rpc.request("turn/interrupt", {"session_id": session_id})
     seen: dict = {}
+    while busy_id not in seen:  # requests run concurrently: an interrupt sent now could overtake it
+        message = rpc.read()
+        if "id" in message:
+            seen[message["id"]] = message
+    interrupt_id = rpc.request("turn/interrupt", {"session_id": session_id})
     events_after_response = []
     while len(seen) < 3:
         message = rpc.read()

@@ -127,6 +127,32 @@ async def sessions_scenario(root: Path) -> None:
         await client.close()
 
 
+async def seed_shapes_scenario() -> None:
+    """What the seed's readers write: ``match`` on typed events, ``result.session_id``/``usage``, ``collect*()``."""
+    async with MeerkatClient() as client:
+        stream = client.create_session_streaming("Tell me a story")
+        text, stops, ends = [], [], []
+        async with stream:
+            async for event in stream:
+                match event:
+                    case TextDelta(delta=chunk):
+                        text.append(chunk)
+                    case TurnCompleted(stop_reason=reason):
+                        stops.append(reason)
+                    case RunCompleted(result=final):
+                        ends.append(final)
+        result = stream.result
+        assert "".join(text) == result.text == "Mock reply to: Tell me a story" == ends[0]
+        assert stops == ["end_turn"] and result.session_id == stream.session_id
+        assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
+        session = stream.session
+        assert session.id == result.session_id and session.text == result.text
+        collected = await session.stream("again").collect()
+        assert collected.text == "Mock reply to: again" and collected.session_id == session.id
+        streamed, last = await session.stream("once more", provider_params={"reply_words": 5}).collect_text()
+        assert streamed == last.text and len(streamed.split()) == 5 and session.last_result is last
+
+
 async def config_scenario(root: Path) -> None:
     realm = {"realm_id": "cfg", "realm_backend": "sqlite", "state_root": root}
     first = await MeerkatClient().connect(**realm)
@@ -153,6 +179,22 @@ async def config_scenario(root: Path) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def context_root_scenario(tmp: Path) -> None:
+    """``connect(context_root=...)`` serves a realm the CLI keeps in that project; without it, the global root."""
+    project = tmp / "project"
+    (project / ".rkat").mkdir(parents=True)
+    (project / "src").mkdir()
+    async with await MeerkatClient().connect(realm_id="proj", state_root=project / ".rkat" / "realms") as client:
+        kept = await client.create_session("kept in the project")
+    async with await MeerkatClient().connect(realm_id="proj", context_root=project / "src",
+                                             user_config_root=tmp) as client:
+        assert [s.session_id for s in await client.list_sessions()] == [kept.id]
+    async with await MeerkatClient().connect(realm_id="proj") as client:  # $XDG_DATA_HOME/meerkat/realms
+        assert await client.list_sessions() == []
+    with pytest.raises(ConnectionClosed, match="is not a directory"):
+        await MeerkatClient().connect(context_root=tmp / "missing")
 
 
 async def tools_scenario() -> None:
@@ -275,8 +317,18 @@ def test_sessions_streams_history_and_archive(run, tmp_path):
     run(sessions_scenario, tmp_path)
 
 
+def test_seed_shapes_typed_events_and_collect(run):
+    run(seed_shapes_scenario)
+
+
 def test_config_compare_and_swap_across_two_clients(run, tmp_path):
     run(config_scenario, tmp_path)
+
+
+def test_context_root_finds_the_projects_realm(run, tmp_path, monkeypatch):
+    monkeypatch.delenv("RKAT_STATE_ROOT")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    run(context_root_scenario, tmp_path)
 
 
 def test_callback_tools(run):

@@ -1,5 +1,11 @@
 """The published ``meerkat-sdk`` 0.9.6, unchanged, against our ``rkat-rpc``: the 21 scenarios of rpc-wire.md.
 
+Then, as users' code would, the rest of what the SDK can ask this host: every
+create/turn option, ``match`` on typed events, ``collect()``, deferred sessions,
+paging past the end, stale config writes, a hung and a huge callback tool,
+``connect(context_root=...)``. The last scenario checks everything the server
+wrote in all the others against the SDK's strict parsers.
+
 The published package is also named ``meerkat``, so it lives in its own
 virtualenv, ``.venv-sdk`` (``make test`` creates it; so does this module if it is
 missing). The scenarios run in one driver process (``sdk_drivers/published_conformance.py``)
@@ -23,7 +29,7 @@ DRIVERS = Path(__file__).resolve().parent / "sdk_drivers"
 SDK_VENV = ROOT / ".venv-sdk"
 SDK_PYTHON = SDK_VENV / "bin" / "python"
 PUBLISHED = "meerkat-sdk==0.9.6"
-SCENARIOS = 21
+SCENARIOS = 25  # the 21 of rpc-wire.md, then four of the SDK surface users touch beyond them
 
 
 def ensure_sdk_venv() -> Path:

@@ -43,7 +43,9 @@ _CREATE_OPTIONS = _TURN_OPTIONS + ("labels", "budget_max_tokens")
 
 
 def connect_argv(*, realm_id: str | None = None, instance_id: str | None = None, realm_backend: str | None = None,
-                 isolated: bool = False, state_root: str | os.PathLike[str] | None = None) -> list[str]:
+                 isolated: bool = False, state_root: str | os.PathLike[str] | None = None,
+                 context_root: str | os.PathLike[str] | None = None,
+                 user_config_root: str | os.PathLike[str] | None = None) -> list[str]:
     """``rkat-rpc`` arguments for these realm options, in the published SDK's order."""
     if realm_id and isolated:
         raise InvalidParams("realm_id and isolated=True cannot be used together")
@@ -51,7 +53,8 @@ def connect_argv(*, realm_id: str | None = None, instance_id: str | None = None,
     if isolated:
         argv.append("--isolated")
     for flag, value in (("--realm", realm_id), ("--instance", instance_id), ("--realm-backend", realm_backend),
-                        ("--state-root", state_root)):
+                        ("--state-root", state_root), ("--context-root", context_root),
+                        ("--user-config-root", user_config_root)):
         if value:
             argv += [flag, os.fspath(value)]
     return argv
@@ -93,16 +96,23 @@ class MeerkatClient:
 
     async def connect(self, *, realm_id: str | None = None, instance_id: str | None = None,
                       realm_backend: str | None = None, isolated: bool = False,
-                      state_root: str | os.PathLike[str] | None = None) -> "MeerkatClient":
+                      state_root: str | os.PathLike[str] | None = None,
+                      context_root: str | os.PathLike[str] | None = None,
+                      user_config_root: str | os.PathLike[str] | None = None) -> "MeerkatClient":
         """Start ``rkat-rpc`` on a realm and shake hands.
 
         Without ``realm_id`` the server uses a fresh realm that ends with it.
         ``realm_backend`` is ``sqlite`` (default), ``jsonl`` or ``memory``.
+        ``context_root`` is a project directory: a ``realm_id`` the ``rkat`` CLI
+        keeps there (``<project>/.rkat/realms``) is served from there when no
+        state root is given. ``user_config_root`` is accepted as the published
+        SDK's is; this host keeps all config in the realm.
         """
         if self._conn is not None:
             raise InvalidParams("already connected; close() first")
         args = connect_argv(realm_id=realm_id, instance_id=instance_id, realm_backend=realm_backend,
-                            isolated=isolated, state_root=state_root)
+                            isolated=isolated, state_root=state_root, context_root=context_root,
+                            user_config_root=user_config_root)
         argv = [find_rkat_rpc(self._rkat_path), *args]
         self._conn = await Connection.open(argv, self._on_server_request)
         try:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from meerkat.events import TextDelta
 from meerkat.views import RunResult
 
 from ._errors import StreamNotConsumed
@@ -142,6 +143,11 @@ class EventStream:
                 pass
         return self.result
 
-    async def collect_text(self) -> str:
-        """Consume the whole stream and return the final text."""
-        return (await self.collect()).text
+    async def collect_text(self) -> tuple[str, RunResult]:
+        """Consume the whole stream: ``(the text its deltas spelled, the result)``, as the published SDK returns."""
+        parts: list[str] = []
+        async with self:
+            async for event in self:
+                if isinstance(event, TextDelta):
+                    parts.append(event.delta)
+        return "".join(parts), self.result

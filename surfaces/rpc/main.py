@@ -8,6 +8,7 @@ a library's warning can never corrupt the stream. Logs go to stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ from typing import Sequence
 import trio
 
 from meerkat.errors import MeerkatError
+from meerkat.realm import RealmPaths
 
 from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
 
@@ -33,6 +35,7 @@ examples:
   rkat-rpc                                   serve a fresh realm (gone with the process unless named)
   rkat-rpc --realm team-alpha --instance worker-1
   rkat-rpc --realm team-alpha --realm-backend sqlite --state-root /data/meerkat
+  rkat-rpc --realm ws-1234abcd5678ef90 --context-root ~/project   share a realm the CLI made in ~/project
 
   echo '{"jsonrpc":"2.0","id":1,"method":"session/create","params":{"prompt":"Hello"}}' | rkat-rpc
 
@@ -56,7 +59,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=os.environ.get("RKAT_LOG", "warning"),
                         choices=["debug", "info", "warning", "error"],
                         help="stderr log level (default $RKAT_LOG or warning)")
+    # What the published SDK's connect(context_root=..., user_config_root=..., live_ws=...,
+    # live_webrtc=...) appends: known here, so each gets a meaning or a precise refusal.
+    roots = parser.add_argument_group("context (what SDKs' connect() passes)")
+    roots.add_argument("--context-root", metavar="DIR",
+                       help="project directory: a --realm that exists in its <project>/.rkat/realms (where the "
+                            "rkat CLI keeps it) is served from there, unless a state root is given")
+    roots.add_argument("--user-config-root", metavar="DIR",
+                       help="accepted for SDK compatibility; this host keeps all config in the realm, so there "
+                            "is nothing user-level to read")
+    roots.add_argument("--live-ws", metavar="ADDR", help=argparse.SUPPRESS)
+    roots.add_argument("--live-webrtc", action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def _apply_context_root(options: RealmOptions, context_root: str | None) -> RealmOptions:
+    """Serve the named realm from the context's project root when it exists there and no root was chosen."""
+    if context_root is None or options.realm_id is None or options.state_root or os.environ.get("RKAT_STATE_ROOT"):
+        return options
+    from surfaces.cli.context import project_state_root  # the CLI's rule, so both find the same realm
+
+    local = project_state_root(context_root)
+    if RealmPaths.for_realm(local, options.realm_id).manifest_path.exists():
+        return dataclasses.replace(options, state_root=str(local))
+    return options
 
 
 #: Seconds requests in flight may go on after stdin closes: enough for ``rkat-rpc < file``
@@ -106,8 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--max-line-bytes must be at least 1024")
     if not args.eof_grace >= 0:
         parser.error("--eof-grace must be a number of seconds >= 0")
+    if args.live_ws is not None or args.live_webrtc:
+        parser.error("live channels (--live-ws, --live-webrtc) are not supported by this host; "
+                     "connect without live_ws/live_webrtc")
+    if args.context_root is not None and not os.path.isdir(args.context_root):  # read below: a typo would hide
+        parser.error(f"--context-root {args.context_root!r} is not a directory")
     try:
-        options = realm_options_from_args(args)
+        options = _apply_context_root(realm_options_from_args(args), args.context_root)
     except MeerkatError as exc:
         parser.error(exc.message)
     # Keep the real stdout for the protocol; anything else printing to fd 1 lands on stderr.

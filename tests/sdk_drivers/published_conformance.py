@@ -24,6 +24,7 @@ from meerkat import (
     MeerkatClient,
     MeerkatError,
     RunCompleted,
+    RunFailed,
     RunStarted,
     TextComplete,
     TextDelta,
@@ -540,10 +541,173 @@ async def s21_negative_checks():
     assert lines > 100, lines
 
 
+# -- beyond rpc-wire.md: the rest of the SDK's surface, called the way users' code calls it --------
+
+
+async def s22_options_users_pass():
+    """Every create/turn option of the SDK is accepted (acted on or ignored), block prompts, deferred sessions."""
+    proxied("s22")
+    async with MeerkatClient() as c:
+        s = await c.create_session(
+            "hi", model="mock", system_prompt="Be brief", max_tokens=100, labels={"app": "s22"},
+            additional_instructions=["x"], app_context={"k": 1}, budget_limits={"max_tokens": 10000},
+            enable_builtins=True, keep_alive=False, injected_context=["ctx"], transient_turn_context="t",
+            output_schema={"type": "object"}, structured_output_retries=1)
+        assert s.text == "Mock reply to: hi" and s.structured_output is None and s.ref.endswith(s.id)
+        scripted = await c.create_session("hi", provider_params={"reply": "made"})
+        assert scripted.text == "made" and (await scripted.turn("again")).text == "made"  # kept for the session
+        quiet = await c.create_session("hi", system_prompt={"action": "disable"})
+        assert quiet.text == "Mock reply to: hi"
+        blocks = await c.create_session([{"type": "text", "text": "blocky"}])
+        assert blocks.text == "Mock reply to: blocky"
+        r = await s.turn("again", model="mock", max_tokens=2, system_prompt="sys", additional_instructions=["a"],
+                         keep_alive=False, injected_context=["x"], transient_turn_context="tt")
+        assert r.text == "Mock reply " and s.last_result is r  # max_tokens=2 words
+        r = await s.turn([{"type": "text", "text": "b"}])
+        assert r.text == "Mock reply to: b" and r.usage.input_tokens > 0 and r.session_id == s.id
+        deferred = await c.create_deferred_session("later", labels={"app": "deferred"})
+        details = await c.read_session(deferred.id)
+        assert details.message_count == 0 and details.labels == {"app": "deferred"}
+        assert (await deferred.history()).messages == []
+        first = await deferred.start_turn("now", provider_params={"reply": "first"})
+        assert first.text == "first" and first.session_id == deferred.id
+        assert [x.session_id for x in await c.list_sessions(labels={"app": "deferred"})] == [deferred.id]
+        assert (await deferred.history()).message_count == 2
+
+
+async def s23_streams_users_write():
+    """``match`` on typed events, collect()/collect_text(), two streams at once, failures inside a stream."""
+    proxied("s23")
+    async with MeerkatClient() as c:
+        s = await c.create_session("hi")
+        text, stops, totals = [], [], []
+        async with s.stream("m") as events:
+            async for event in events:
+                match event:
+                    case TextDelta(delta=chunk):
+                        text.append(chunk)
+                    case TurnCompleted(stop_reason=reason):
+                        stops.append(reason)
+                    case RunCompleted(result=final, usage=usage):
+                        totals.append((final, usage.input_tokens))
+        assert "".join(text) == "Mock reply to: m" and stops == ["end_turn"]
+        assert totals == [("Mock reply to: m", events.result.usage.input_tokens)]
+        assert (await s.stream("coll").collect()).text == "Mock reply to: coll"
+        streamed, result = await s.stream("coll2").collect_text()
+        assert streamed == result.text == "Mock reply to: coll2"
+        created = c.create_session_streaming("cs", labels={"app": "s23"})
+        assert (await created.collect()).session_id == created.session_id
+        a, b = await c.create_session("a"), await c.create_session("b")
+
+        async def deltas(session, prompt):
+            async with session.stream(prompt, provider_params={"reply_words": 20, "token_delay_ms": 2}) as events:
+                return [e.delta async for e in events if isinstance(e, TextDelta)], events.result
+
+        (da, ra), (db, rb) = await asyncio.gather(deltas(a, "one"), deltas(b, "two"))
+        assert "".join(da) == ra.text and "".join(db) == rb.text and len(da) == len(db) == 20
+        seen = []
+        try:
+            async with s.stream("x", provider_params={"fail": "boom"}) as events:
+                async for event in events:
+                    seen.append(event)
+        except MeerkatError as exc:
+            assert str(exc.code) == "-32010" and "boom" in exc.message, exc
+        else:
+            raise AssertionError("a failed stream ended without an error")
+        assert isinstance(seen[-1], RunFailed) and "boom" in seen[-1].error, seen
+        error = await raises("-32010", s.turn("x", provider_params={"fail": "boom"}))
+        assert error.details["reason"]["provider_error"] == {"message": "boom"}, error.details
+        error = await raises("-32602", s.turn("x", provider_params={"bogus": 1}))
+        assert "bogus" in error.message
+        error = await raises("-32602", c.create_session_streaming("x", model="nope-1").collect())
+        assert "nope-1" in error.message
+        assert (await s.turn("still fine")).text == "Mock reply to: still fine"
+
+
+async def s24_edges_users_hit():
+    """Paging past the end, repeated archive, stale config, methods this host lacks, tools that hang or are huge."""
+    proxied("s24")
+    async with MeerkatClient() as c:
+        gate = asyncio.Event()
+
+        @c.tool("slow")
+        async def slow(arguments):
+            gate.set()
+            await asyncio.sleep(60)
+            return "too late"
+
+        @c.tool("big")
+        async def big(arguments):
+            return "x" * (3 * 1024 * 1024)
+
+        s = await c.create_session("hello")
+        page = await c.read_session_history(s.id, limit=1)
+        assert page.limit == 1 and page.has_more is True and len(page.messages) == 1
+        past = await c.read_session_history(s.id, offset=100)
+        assert past.messages == [] and past.has_more is False and past.message_count == 2
+        assert await c.list_sessions(offset=1000) == [] and await c.list_sessions(labels={"no": "such"}) == []
+        pending = asyncio.create_task(s.turn("tool:slow"))
+        await gate.wait()  # the server is waiting on our tool/execute answer
+        await s.interrupt()
+        await raises("-32005", pending)
+        assert (await s.turn("after")).text == "Mock reply to: after"
+        assert (await s.turn("tool:big")).text == "Tool big returned: " + "x" * (3 * 1024 * 1024)
+        error = await raises("-32601", c.subscribe_session_events(s.id))
+        assert "session/stream_open" in error.message
+        generation = (await c.get_config())["generation"]
+        await c.patch_config({"agent": {"max_turns": 7}}, expected_generation=generation)
+        error = await raises("-32602", c.patch_config({"agent": {"max_turns": 8}}, expected_generation=generation))
+        assert error.message.startswith("Generation conflict")
+        assert (await c.get_config())["config"]["agent"]["max_turns"] == 7
+        await s.archive()
+        await raises("-32001", s.archive())
+        await raises("-32001", s.interrupt())
+        await raises("-32001", c.read_session_history(s.id))
+
+
+async def s25_connect_roots():
+    """connect(context_root=...) serves the realm the CLI keeps in that project; live channels are refused by name."""
+    log = proxied("s25")
+    project = WORK / "s25-project"
+    (project / ".rkat").mkdir(parents=True)
+    (project / "src").mkdir()
+    saved = os.environ.pop("RKAT_STATE_ROOT")
+    os.environ["XDG_DATA_HOME"] = str(WORK / "s25-data")
+    try:
+        c = await MeerkatClient().connect(realm_id="proj", state_root=str(project / ".rkat" / "realms"))
+        try:
+            kept = await c.create_session("kept in the project")
+        finally:
+            await c.close()
+        c = await MeerkatClient().connect(realm_id="proj", context_root=str(project / "src"),
+                                          user_config_root=str(WORK))
+        try:
+            assert [x.session_id for x in await c.list_sessions()] == [kept.id]
+        finally:
+            await c.close()
+        c = await MeerkatClient().connect(realm_id="proj")  # the user-global root: not the project's realm
+        try:
+            assert await c.list_sessions() == []
+        finally:
+            await c.close()
+        try:
+            await MeerkatClient().connect(live_ws=True)
+        except MeerkatError as exc:
+            assert exc.code == "CONNECTION_CLOSED" and "live channels" in exc.details["stderr_tail"], exc
+        else:
+            raise AssertionError("live_ws=True was accepted")
+    finally:
+        os.environ["RKAT_STATE_ROOT"] = saved
+        os.environ.pop("XDG_DATA_HOME")
+    argvs = [e["argv"] for e in entries(log) if "argv" in e]
+    assert argvs[1] == ["--realm", "proj", "--context-root", str(project / "src"), "--user-config-root", str(WORK)]
+
+
 SCENARIOS = [s1_discovery, s2_argv, s3_handshake, s4_version_gate, s5_create_session, s6_turn, s7_stream,
              s8_create_streaming, s9_tool_before_connect, s10_tool_after_connect, s11_tool_while_streaming,
              s12_busy_interrupt, s13_interrupt_stream, s14_list_sessions, s15_read_session, s16_history,
-             s17_archive, s18_config, s19_catalog, s20_close, s21_negative_checks]
+             s17_archive, s18_config, s19_catalog, s20_close, s22_options_users_pass,
+             s23_streams_users_write, s24_edges_users_hit, s25_connect_roots, s21_negative_checks]
 ORIGINAL_PATH = os.environ.get("PATH", "")
 
 

@@ -4,7 +4,8 @@ Started (through a wrapper script named ``rkat-rpc``) by the published SDK, it
 starts ``$PROXY_TARGET`` with the same arguments and relays stdin and stdout
 line by line, appending to ``$PROXY_LOG`` one JSON line per event:
 ``{"argv": [...]}``, ``{"to_server": {...}}``, ``{"to_client": {...}}``.
-Signals are passed on, so shutdown behaves as without the proxy.
+Signals are passed on, and the proxy exits when the server does (with its exit
+code), so shutdown and a server that refuses to start behave as without the proxy.
 """
 
 import json
@@ -33,17 +34,22 @@ def main():
             record({"to_client": json.loads(line)})
             sys.stdout.buffer.write(line)
             sys.stdout.buffer.flush()
+        os._exit(child.wait())  # the server is gone: so is the proxy, even if our stdin is still open
 
-    relay = threading.Thread(target=downstream)
-    relay.start()
+    threading.Thread(target=downstream, daemon=True).start()
     for line in sys.stdin.buffer:
         record({"to_server": json.loads(line)})
-        child.stdin.write(line)
-        child.stdin.flush()
+        try:
+            child.stdin.write(line)
+            child.stdin.flush()
+        except BrokenPipeError:
+            break
     record({"stdin": "eof"})
-    child.stdin.close()
-    relay.join()
-    sys.exit(child.wait())
+    try:
+        child.stdin.close()
+    except BrokenPipeError:
+        pass
+    threading.Event().wait()  # until downstream sees the server exit
 
 
 if __name__ == "__main__":
