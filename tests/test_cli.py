@@ -93,6 +93,37 @@ def test_text_output_stdin_and_params(rkat):
     assert unknown.err.startswith("Error: ") and "temperature" in unknown.err and "mock" in unknown.err
 
 
+def test_an_open_silent_stdin_pipe_does_not_hang_the_run(rkat):
+    """A harness that hands `rkat` a stdin pipe and never writes to it nor closes it still gets its answer."""
+
+    def start(*args: str) -> subprocess.Popen:
+        return subprocess.Popen(rkat.argv(*args), cwd=rkat.cwd, env=rkat.env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    silent = [start("run", "Hello from a harness"), start("Bare prompt from a harness")]
+    # `--stdin on` waits for the pipe's end; `auto` without a PROMPT waits too (stdin is the only prompt).
+    forced, prompt_only = start("run", "--stdin", "on", "Review this"), start("run")
+    try:
+        for proc, expected in zip(silent, ["Hello from a harness", "Bare prompt from a harness"]):
+            # The pipe stays open while we wait: the deadline only turns a hang into a failure.
+            assert proc.wait(timeout=30) == 0, proc.stderr.read()
+            assert proc.stdout.read() == f"Mock reply to: {expected}\n"
+            assert proc.stderr.read().startswith("Note: stdin was not read (nothing arrived within 0.5 s); "
+                                                 "use --stdin on to wait for it")
+        for proc, text in ((forced, "diff --git a/x b/x\n"), (prompt_only, "What is piped in?\n")):
+            proc.stdin.write(text)
+            proc.stdin.close()
+            assert proc.wait(timeout=30) == 0, proc.stderr.read()
+        assert forced.stdout.read() == "Mock reply to: <stdin>\ndiff --git a/x b/x\n</stdin>\n\nReview this\n"
+        assert prompt_only.stdout.read() == "Mock reply to: What is piped in?\n"
+    finally:
+        for proc in (*silent, forced, prompt_only):
+            if proc.poll() is None:
+                proc.kill()
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                pipe.close()
+
+
 def test_stream_views(rkat):
     mux = rkat("run", "-s", "-w", "mux", "--param", "reply=one two", "Plan the release")
     assert mux.out == "[primary] one two\n"

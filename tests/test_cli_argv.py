@@ -21,6 +21,11 @@ from surfaces.cli.argv import normalize_argv
     (["sessions", "list"], ["sessions", "list"]),
     (["c", "Keep going"], ["c", "Keep going"]),
     (["help", "run"], ["help", "run"]),
+    # A near miss of a command is a typo (the parser then suggests the command), not a prompt.
+    (["sesion", "list"], ["sesion", "list"]),
+    (["modles"], ["modles"]),
+    (["hello", "world"], ["run", "hello", "world"]),
+    (["Help me"], ["run", "Help me"]),
     (["--help"], ["--help"]),
     (["-r", "team", "--version"], ["-r", "team", "--version"]),
     ([], []),

@@ -22,6 +22,8 @@ def test_seed_model_and_provider_examples(tmp_path, vendor_url):
     for args, provider in [
         (["run", "--model", "claude-sonnet-4-6", "What is the capital of France?"], "anthropic"),
         (["run", "--model", "gemini-3-flash-preview", "--provider", "gemini", "Hello"], "gemini"),
+        # No --provider: inferred from the catalog.
+        (["run", "--model", "claude-opus-4-6", "Hello"], "anthropic"),
         (["run", "--model", "gpt-5.5", "--provider", "openai", "--param", "reasoning_effort=high", "Hello"], "openai"),
     ]:
         result = rkat(*args)

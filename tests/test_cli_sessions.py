@@ -67,3 +67,46 @@ def test_realm_options(rkat, tmp_path):
     assert both.err == "Error: --realm and --isolated cannot be used together\n"
     ref = rkat("--realm", "other-team", "run", "--resume", f"team-alpha:{listed[0]['session_id']}", "x", expect=2)
     assert "Session belongs to realm 'team-alpha', but the active realm is 'other-team'" in ref.err
+
+
+def test_json_output_has_the_rpc_wire_shapes(rkat):
+    """`session list/show --format json` carry what rkat-rpc's session/list, session/read and session/history say."""
+    from rpc_process import RpcProcess, child_env
+
+    created = rkat("--realm", "shared", "run", "--json", "--label", "team=alpha", "First question").json()
+    rkat("--realm", "shared", "c", "Second question")
+    session_id = created["session_id"]
+    listed = rkat("session", "list", "-r", "shared", "--format", "json").json()
+    shown = rkat("session", "show", session_id[-8:], "-r", "shared", "--format", "json").json()
+
+    server = RpcProcess("--realm", "shared", state_root=rkat.state_root, env=child_env(rkat.state_root))
+    try:
+        assert listed == server.result("session/list", {})
+        assert shown["session"] == server.result("session/read", {"session_id": session_id})
+        history = server.result("session/history", {"session_id": session_id})
+        assert shown["messages"] == history["messages"] and len(history["messages"]) == 4
+    finally:
+        server.stop()
+    assert set(listed["sessions"][0]) >= {"session_id", "session_ref", "created_at", "updated_at",
+                                          "message_count", "total_tokens", "is_active", "labels"}
+
+
+def test_new_user_mistakes_get_clear_messages(rkat, tmp_path):
+    """Typos, unquoted prompts, a shell-expanded ~ and an offset past the end each say what went wrong."""
+    typo = rkat("sesion", "list", expect=2)
+    assert typo.err.endswith("Error: No such command 'sesion'. Did you mean 'session'?\n")
+    unquoted = rkat("run", "tell", "me", "a", "story", expect=2)
+    assert unquoted.err.endswith('Error: Got unexpected extra arguments (me a story). '
+                                 'A prompt of several words needs quotes: rkat run "Tell me a story"\n')
+    assert "A prompt of several words needs quotes" in rkat("resume", "last", "keep", "going", expect=2).err
+
+    home = tmp_path / "home"
+    home.mkdir()
+    rkat.env["HOME"] = str(home)
+    rkat("run", "A first session")
+    # `rkat run --resume ~ "x"` unquoted: the shell hands over the home directory.
+    expanded = rkat("run", "--resume", str(home), "Keep going", expect=10)
+    assert expanded.err == (f"Error: No session matching '{home}' (the shell turned an unquoted ~ into your "
+                            "home directory: write `last`, or quote it: '~')\n")
+    assert rkat("session", "list", "--offset", "5").out == \
+        "No sessions found at offset 5 (the list ends before it; try a smaller --offset).\n"

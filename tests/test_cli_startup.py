@@ -52,5 +52,11 @@ def test_usage_errors(tmp_path):
     assert unknown.err.endswith("Error: No such option '--no-such-flag'.\n")
     conflicting = rkat("run", "--no-stream", "-w", "mux", "x", expect=2)
     assert conflicting.err == "Error: --stream-view cannot be combined with --no-stream\n"
+    both = rkat("run", "-s", "--no-stream", "x", expect=2)
+    assert both.err == "Error: cannot use --stream and --no-stream together\n"
+    assert rkat("run", "--json", "--format", "text", "x", expect=2).err == \
+        "Error: --json cannot be combined with --format text\n"
+    # Saying json twice is no conflict.
+    assert rkat("run", "--json", "--format", "json", "Twice").json()["text"] == "Mock reply to: Twice"
     assert rkat("--version").out == "rkat 0.1.0\n"
     assert rkat("help", "sessions", "list").out.startswith("Usage: rkat session list [OPTIONS]\n")

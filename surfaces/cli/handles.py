@@ -15,6 +15,7 @@ show/delete/interrupt``):
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TYPE_CHECKING
 
@@ -118,11 +119,19 @@ async def _from_handle(service: "SessionService", target: str) -> str:
             break
         offset += _SCAN_PAGE
     if not matches:
-        raise _not_found(target, f"No session matching '{target}'")
+        raise _not_found(target, f"No session matching '{target}'{_tilde_hint(target)}")
     if len(matches) > 1:
         raise InvalidParams(_ambiguity_message(service.realm.realm_id, target, matches),
                             details={"session": target, "candidates": matches[:_SHOWN_CANDIDATES]})
     return matches[0]
+
+
+def _tilde_hint(target: str) -> str:
+    """Why ``--resume ~`` can arrive as ``/home/me``: an unquoted ``~`` is the shell's home directory."""
+    home = os.path.expanduser("~")
+    if home != "~" and target.rstrip("/") == home.rstrip("/"):
+        return " (the shell turned an unquoted ~ into your home directory: write `last`, or quote it: '~')"
+    return ""
 
 
 def _ambiguity_message(realm_id: str, target: str, matches: list[str]) -> str:

@@ -4,16 +4,26 @@
 JSON when it parses (``3``, ``true``, ``{"a": 1}``) and as a plain string
 otherwise (``high``). ``--label KEY=VALUE`` values are always strings.
 
-The prompt: with ``--stdin auto`` (the default) a stdin that is not a terminal is
-read to the end. Alone it is the prompt; with a prompt argument too, it is
-attached before it as ``<stdin>...</stdin>`` (``git diff | rkat "review this"``).
-An empty stdin changes nothing. ``--stdin off`` never reads it (use it when
-stdin is a pipe nobody closes).
+The prompt: a stdin that is not a terminal is read to its end. Alone it is the
+prompt; with a prompt argument too, it is attached before it as
+``<stdin>...</stdin>`` (``git diff | rkat "review this"``). An empty stdin
+changes nothing. A terminal is never read.
+
+``--stdin`` says when to read it:
+
+* ``auto`` (the default): with a prompt argument, stdin is read only if data or
+  EOF shows up within :data:`STDIN_GRACE_S`. A caller (a test harness, an IDE,
+  a supervisor) that hands over a pipe it never writes to nor closes would
+  otherwise hang the command forever. Without a prompt argument stdin is the
+  only place a prompt can come from, so it is waited for.
+* ``on``: always wait for stdin's end (``slow-command | rkat run --stdin on "..."``).
+* ``off``: never read it.
 """
 
 from __future__ import annotations
 
 import json
+import select
 import sys
 from typing import Any, Iterable
 
@@ -21,7 +31,9 @@ from meerkat.errors import InvalidParams
 
 __all__ = ["parse_params", "parse_labels", "read_prompt", "STDIN_MODES"]
 
-STDIN_MODES = ("auto", "off")
+STDIN_MODES = ("auto", "on", "off")
+#: How long ``--stdin auto`` waits for a pipe to show data or EOF when a prompt argument was given.
+STDIN_GRACE_S = 0.5
 
 
 def _split_pair(raw: str, flag: str) -> tuple[str, str]:
@@ -51,9 +63,7 @@ def parse_labels(pairs: Iterable[str]) -> dict[str, str] | None:
 
 def read_prompt(prompt: str | None, stdin_mode: str) -> str:
     """The prompt to send: the argument, stdin, or both (see the module docstring)."""
-    piped = ""
-    if stdin_mode == "auto" and sys.stdin is not None and not sys.stdin.isatty():
-        piped = sys.stdin.read().strip()
+    piped = _read_stdin(wait=stdin_mode == "on" or prompt is None) if stdin_mode != "off" else ""
     if prompt is not None and piped:
         return f"<stdin>\n{piped}\n</stdin>\n\n{prompt}"
     if prompt is not None:
@@ -61,3 +71,26 @@ def read_prompt(prompt: str | None, stdin_mode: str) -> str:
     if piped:
         return piped
     raise InvalidParams("no prompt: pass one as an argument or on stdin (rkat run \"What is the capital of France?\")")
+
+
+def _read_stdin(*, wait: bool) -> str:
+    """A non-terminal stdin to its end; unless ``wait``, only if it is ready within the grace period."""
+    stdin = sys.stdin
+    if stdin is None or stdin.closed or stdin.isatty():
+        return ""
+    if not wait and not _ready(stdin.fileno(), STDIN_GRACE_S):
+        # An open pipe that stays silent: most likely nobody is sending anything. Say so, in case a
+        # slow producer (`slow-report | rkat run "..."`) was about to: its output would be left out.
+        print(f"Note: stdin was not read (nothing arrived within {STDIN_GRACE_S:g} s); "
+              "use --stdin on to wait for it, or --stdin off to skip this check.", file=sys.stderr)
+        return ""
+    return stdin.read().strip()
+
+
+def _ready(fd: int, timeout_s: float) -> bool:
+    """Whether reading ``fd`` would not block (data or EOF) within ``timeout_s``."""
+    try:
+        readable, _, _ = select.select([fd], [], [], timeout_s)
+    except (OSError, ValueError):
+        return True  # not selectable (an unusual stdin): read it as before
+    return bool(readable)

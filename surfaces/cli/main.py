@@ -26,6 +26,8 @@ __all__ = ["main", "run_cli"]
 
 #: Exit code for a failure outside the error table (a bug, an unexpected OS error).
 GENERIC_EXIT_CODE = 1
+#: Commands whose positional words are a prompt (an unquoted prompt shows up as extra arguments).
+PROMPT_COMMANDS = frozenset({"run", "c", "resume"})
 
 
 def run_cli(argv: Sequence[str]) -> int:
@@ -53,6 +55,8 @@ def _exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, click.exceptions.Exit):
         return exc.exit_code
     if isinstance(exc, click.ClickException):
+        if isinstance(exc, click.UsageError):
+            _explain_unquoted_prompt(exc)
         exc.show()
         return exc.exit_code
     if isinstance(exc, (KeyboardInterrupt, click.Abort)):
@@ -65,6 +69,13 @@ def _exit_code_for(exc: BaseException) -> int:
     click.echo(f"Error: internal error: {exc!r} (this is a bug; the traceback follows)", err=True)
     traceback.print_exception(exc, file=sys.stderr)
     return GENERIC_EXIT_CODE
+
+
+def _explain_unquoted_prompt(exc: click.UsageError) -> None:
+    """``rkat run tell me a story`` fails on extra arguments; say that the prompt wants quotes."""
+    command = exc.ctx.command.name if exc.ctx is not None else None
+    if command in PROMPT_COMMANDS and exc.message.startswith("Got unexpected extra argument"):
+        exc.message += ". A prompt of several words needs quotes: rkat run \"Tell me a story\""
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from meerkat.errors import InvalidParams
 
 from .context import realm_options, service_for
 from .handles import looks_like_target, resolve_session
-from .inputs import STDIN_MODES, parse_labels, parse_params, read_prompt
+from .inputs import STDIN_GRACE_S, STDIN_MODES, parse_labels, parse_params, read_prompt
 from .render import VIEWS, StreamView
 from .turn import Presentation, run_turn
 
@@ -22,16 +22,19 @@ def turn_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = realm_options(command)  # applied first, so listed last in --help
     options = [
         click.option("--stdin", "stdin_mode", type=click.Choice(STDIN_MODES), default="auto", show_default=True,
-                     help="auto: read a piped stdin (the prompt, or context before it); off: never read it."),
+                     help="Read a piped stdin as the prompt, or as context before PROMPT. auto: with a PROMPT, "
+                          f"only if the pipe has data or EOF within {STDIN_GRACE_S:g} s; on: wait for its end; "
+                          "off: never."),
         click.option("--stream-focus", "-f", "stream_focus", metavar="SCOPE",
                      help="With --stream-view focus: the scope to show (primary, mob:<member>, ...)."),
         click.option("--stream-view", "-w", "stream_view", type=click.Choice(VIEWS),
                      help="Which scopes to stream: primary (default), mux (all, prefixed), focus. Implies --stream."),
-        click.option("--stream/--no-stream", "-s", "stream", default=None,
+        click.option("--no-stream", "no_stream", is_flag=True, help="Never stream (not even on a terminal)."),
+        click.option("--stream", "-s", "stream", is_flag=True,
                      help="Print text as it arrives [default: on when stdout is a terminal and --format is text]."),
         click.option("--json", "json_flag", is_flag=True, help="Same as --format json."),
         click.option("--format", "--output", "-o", "output_format", type=click.Choice(("text", "json")),
-                     default="text", show_default=True, help="text: the answer; json: the full run result."),
+                     help="text: the answer [default]; json: the full run result."),
         click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
                      help="A provider parameter (repeatable); VALUE is JSON if it parses, else a string."),
         click.option("--max-tokens", type=click.IntRange(min=1), metavar="N",
@@ -48,12 +51,14 @@ def turn_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _presentation(output_format: str, json_flag: bool, stream: bool | None, stream_view: str | None,
-                  stream_focus: str | None) -> Presentation:
-    if json_flag:
-        if output_format != "text":
-            raise InvalidParams("--json cannot be combined with --format")
-        output_format = "json"
+def _presentation(output_format: str | None, json_flag: bool, stream_flag: bool, no_stream: bool,
+                  stream_view: str | None, stream_focus: str | None) -> Presentation:
+    if json_flag and output_format == "text":
+        raise InvalidParams("--json cannot be combined with --format text")
+    output_format = "json" if json_flag else output_format or "text"
+    if stream_flag and no_stream:
+        raise InvalidParams("cannot use --stream and --no-stream together")
+    stream: bool | None = True if stream_flag else False if no_stream else None
     if stream_focus is not None and stream_view is None:
         stream_view = "focus"
     if stream_view is not None:
@@ -61,6 +66,12 @@ def _presentation(output_format: str, json_flag: bool, stream: bool | None, stre
             raise InvalidParams("--stream-view cannot be combined with --no-stream")
         stream = True
     return Presentation(output_format, stream, StreamView(stream_view or "primary", stream_focus))
+
+
+def _pop_presentation(options: dict[str, Any]) -> Presentation:
+    """The presentation options taken out of a command's ``options`` (the rest are turn settings)."""
+    return _presentation(*(options.pop(name) for name in ("output_format", "json_flag", "stream", "no_stream",
+                                                          "stream_view", "stream_focus")))
 
 
 def _turn_overrides(model: str | None, provider: str | None, system_prompt: str | None, max_tokens: int | None,
@@ -72,8 +83,7 @@ def _turn_overrides(model: str | None, provider: str | None, system_prompt: str 
 
 async def _continue(ctx: click.Context, target: str, prompt: str | None, options: dict[str, Any]) -> None:
     """Run a turn on the session ``target`` names."""
-    presentation = _presentation(options.pop("output_format"), options.pop("json_flag"), options.pop("stream"),
-                                 options.pop("stream_view"), options.pop("stream_focus"))
+    presentation = _pop_presentation(options)
     text = read_prompt(prompt, options.pop("stdin_mode"))
     overrides = _turn_overrides(**options)
     async with service_for(ctx) as service:
@@ -115,8 +125,7 @@ async def run_command(ctx: click.Context, prompt: str | None, labels: tuple[str,
             resume, prompt = "last", resume
         await _continue(ctx, resume, prompt, options)
         return
-    presentation = _presentation(options.pop("output_format"), options.pop("json_flag"), options.pop("stream"),
-                                 options.pop("stream_view"), options.pop("stream_focus"))
+    presentation = _pop_presentation(options)
     text = read_prompt(prompt, options.pop("stdin_mode"))
     create = _turn_overrides(**options)
     label_map = parse_labels(labels)

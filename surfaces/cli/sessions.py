@@ -68,7 +68,9 @@ async def list_command(ctx: click.Context, limit: int, offset: int, labels: tupl
     if output_format == "json":
         print_json({"sessions": [s.to_wire() for s in sessions]})
     elif not sessions:
-        click.echo("No sessions found.")
+        # Past the end of a non-empty list, "no sessions" alone would read as "the realm is empty".
+        click.echo(f"No sessions found at offset {offset} (the list ends before it; try a smaller --offset)."
+                   if offset else "No sessions found.")
     else:
         click.echo(_table(sessions, first_index=offset + 1))
 
