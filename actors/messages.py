@@ -90,6 +90,9 @@ class CreateParams:
     provider_params: dict[str, Any] | None = None
     labels: dict[str, str] | None = None
     budget_max_tokens: int | None = None
+    #: A turn follows at once: a provider that cannot run (no API key) fails the create
+    #: instead of leaving an empty session behind.
+    first_turn: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from meerkat.config import Config, ConfigEnvelope, ConfigStore
 from meerkat.errors import InternalError, InvalidParams, MeerkatError, StoreError
 from meerkat.ids import new_uuid7
 from meerkat.providers import ProviderPool, resolve_model, validate_provider_params
+from meerkat.providers.credentials import ensure_credentials
 from meerkat.realm import RealmHandle
 from meerkat.store import CRASH_SEQ_GAP, RunCommit, SessionRecord, SessionStore, current_owner, owner_is_alive
 from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage, rfc3339_from_ms
@@ -246,6 +247,8 @@ class RealmSupervisor:
         params = message.params
         config = self.current_config()
         model, provider = resolve_model(params.model, params.provider, config)
+        if params.first_turn:
+            ensure_credentials(provider)
         provider_params = validate_provider_params(provider, params.provider_params, model)
         if params.system_prompt is not None and not isinstance(params.system_prompt, str):
             raise InvalidParams("system_prompt must be a string")

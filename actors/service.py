@@ -160,7 +160,7 @@ class SessionService:
 
     async def _create_and_start(self, prompt: Any, *, stream: bool, **options: Any) -> tuple[str, StartTurn]:
         validate_prompt(prompt)  # before creating, so a bad prompt leaves no empty session behind
-        record = await self._create(CreateParams(**options))
+        record = await self._create(CreateParams(**options, first_turn=True))
         message = StartTurn(TurnRequest(prompt=prompt), stream=stream)
         await self._sup.deliver(record.session_id, message)
         return record.session_id, message

@@ -116,6 +116,10 @@ async def test_missing_key_fails_the_turn_naming_the_variables_and_mock(provider
     async with open_service("nokey", state_root=tmp_path, backend="memory") as service:
         with pytest.raises(ProviderError) as caught:
             await service.create_session("hi", model=CASES[provider].model)
+        assert await service.list_sessions() == []  # no empty session is left behind to resume by mistake
+        existing = await service.create_session(model="mock", run_immediately=False)
+        with pytest.raises(ProviderError):  # a turn on an existing session fails the same way
+            await service.start_turn(existing.session_id, "hi", model=CASES[provider].model)
     message = caught.value.message
     assert CASES[provider].key_variable in message and f"RKAT_{provider.upper()}_API_KEY" in message
     assert "mock" in message

@@ -26,7 +26,10 @@ from typing import Any, Mapping
 
 from ..errors import ProviderError
 
-__all__ = ["KEY_VARIABLES", "DEFAULT_BASE_URLS", "find_api_key", "require_api_key", "base_url_for",
+#: Hosted providers that cannot answer without a key (self-hosted servers mostly take none).
+_KEY_REQUIRED = ("anthropic", "openai", "gemini")
+
+__all__ = ["ensure_credentials", "KEY_VARIABLES", "DEFAULT_BASE_URLS", "find_api_key", "require_api_key", "base_url_for",
            "providers_with_keys"]
 
 KEY_VARIABLES: dict[str, tuple[str, ...]] = {
@@ -72,6 +75,12 @@ def require_api_key(provider: str, environ: Mapping[str, str] | None = None) -> 
             f"or use the offline mock provider (--provider mock / model \"mock\")",
             details={"provider": provider, "env": list(KEY_VARIABLES[provider])})
     return key
+
+
+def ensure_credentials(provider: str, environ: Mapping[str, str] | None = None) -> None:
+    """PROVIDER_ERROR now if ``provider`` needs a key that is not set (checked before a session is made)."""
+    if provider in _KEY_REQUIRED:
+        require_api_key(provider, environ)
 
 
 def providers_with_keys(environ: Mapping[str, str] | None = None) -> list[str]:
