@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncContextManager
 
 from meerkat.errors import InvalidParams
@@ -20,7 +21,7 @@ from meerkat.realm import BACKENDS, validate_realm_id, workspace_realm_id
 if TYPE_CHECKING:  # keeps `import surfaces.realm_options` free of the actor runtime
     from actors import HostOptions, SessionService
 
-__all__ = ["RealmOptions", "add_realm_arguments", "realm_options_from_args"]
+__all__ = ["RealmOptions", "add_realm_arguments", "realm_options_from_args", "project_state_root"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +76,16 @@ def realm_options_from_args(args: argparse.Namespace | Any) -> RealmOptions:
     """Build :class:`RealmOptions` from parsed arguments (raises InvalidParams on a bad combination)."""
     return RealmOptions(realm_id=args.realm_id, isolated=bool(args.isolated), instance_id=args.instance_id,
                         backend=args.backend, state_root=args.state_root)
+
+
+def project_state_root(cwd: str | Path) -> Path:
+    """``<project>/.rkat/realms`` for the nearest ancestor of ``cwd`` holding ``.rkat`` (else ``cwd``).
+
+    The CLI's default state root (upstream's project-local layout); ``rkat-rpc
+    --context-root`` uses it too, so an SDK program finds the CLI's realms.
+    """
+    start = Path(cwd)
+    for directory in (start, *start.parents):
+        if (directory / ".rkat").exists():
+            return directory / ".rkat" / "realms"
+    return start / ".rkat" / "realms"

@@ -14,29 +14,19 @@ current directory holding a ``.rkat`` entry, else the current directory itself.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncContextManager, Callable
 
 import asyncclick as click
 
-from surfaces.realm_options import RealmOptions
+from surfaces.realm_options import RealmOptions, project_state_root
 
 if TYPE_CHECKING:
     from actors import SessionService
 
-__all__ = ["realm_options", "service_for", "project_state_root"]
+__all__ = ["realm_options", "service_for"]
 
 _META_KEY = "rkat.realm"
 _BACKENDS = ("sqlite", "jsonl", "memory")
-
-
-def project_state_root(cwd: str | Path) -> Path:
-    """``<project>/.rkat/realms`` for the nearest ancestor of ``cwd`` holding ``.rkat`` (else ``cwd``)."""
-    start = Path(cwd)
-    for directory in (start, *start.parents):
-        if (directory / ".rkat").exists():
-            return directory / ".rkat" / "realms"
-    return start / ".rkat" / "realms"
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:

@@ -20,7 +20,7 @@ import trio
 from meerkat.errors import MeerkatError
 from meerkat.realm import RealmPaths
 
-from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
+from surfaces.realm_options import RealmOptions, add_realm_arguments, project_state_root, realm_options_from_args
 
 from .framing import DEFAULT_MAX_LINE_BYTES
 from .server import RpcConnection
@@ -77,7 +77,6 @@ def _apply_context_root(options: RealmOptions, context_root: str | None) -> Real
     """Serve the named realm from the context's project root when it exists there and no root was chosen."""
     if context_root is None or options.realm_id is None or options.state_root or os.environ.get("RKAT_STATE_ROOT"):
         return options
-    from surfaces.cli.context import project_state_root  # the CLI's rule, so both find the same realm
 
     local = project_state_root(context_root)
     if RealmPaths.for_realm(local, options.realm_id).manifest_path.exists():
