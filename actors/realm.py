@@ -247,11 +247,11 @@ class RealmSupervisor:
         params = message.params
         config = self.current_config()
         model, provider = resolve_model(params.model, params.provider, config)
-        if params.first_turn:
-            ensure_credentials(provider)
         provider_params = validate_provider_params(provider, params.provider_params, model)
         if params.system_prompt is not None and not isinstance(params.system_prompt, str):
             raise InvalidParams("system_prompt must be a string")
+        if params.first_turn:  # after the argument checks, which say more about what to fix
+            ensure_credentials(provider)
         system_prompt = params.system_prompt if params.system_prompt is not None else config.agent.system_prompt
         now = time.time_ns() // 1_000_000
         record = SessionRecord(
