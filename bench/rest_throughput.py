@@ -90,12 +90,21 @@ async def rate(port: int, requests: list[bytes], seconds: float) -> float:
     async def worker(raw: bytes) -> None:
         nonlocal done
         conn = await Connection.open(port)
-        async with conn.stream:
+        try:
             while trio.current_time() < deadline:
-                status, body = await conn.request(raw)
+                try:
+                    status, body = await conn.request(raw)
+                except ConnectionError:
+                    # hypercorn closes a keep-alive connection after keep_alive_max_requests
+                    # (1000 by default); a real client reconnects, and so do we.
+                    await conn.stream.aclose()
+                    conn = await Connection.open(port)
+                    continue
                 if status != 200:
                     raise RuntimeError(f"HTTP {status}: {body[:200]!r}")
                 done += 1
+        finally:
+            await conn.stream.aclose()
 
     start = now()
     async with trio.open_nursery() as nursery:
