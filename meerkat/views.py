@@ -11,16 +11,35 @@ from typing import Any
 
 import msgspec
 
+from .errors import InvalidParams
+from .ids import canonical_uuid
 from .store.base import SessionRecord
 from .transcript import Message
 from .usage import Usage
 
-__all__ = ["RunResult", "SessionView", "SessionSummary", "HistoryPage", "InterruptResult", "session_ref"]
+__all__ = ["RunResult", "SessionView", "SessionSummary", "HistoryPage", "InterruptResult", "session_ref",
+           "session_id_from_ref"]
 
 
 def session_ref(realm_id: str | None, session_id: str) -> str | None:
     """``<realm_id>:<session_id>``, the cross-surface handle upstream returns."""
     return f"{realm_id}:{session_id}" if realm_id else None
+
+
+def session_id_from_ref(ref: str, realm_id: str) -> str:
+    """The session id that ``ref`` names in realm ``realm_id``: a UUID, or ``<realm_id>:<uuid>``.
+
+    InvalidParams if it is neither, or if it names another realm (realm ids hold no ``:``).
+    """
+    realm, sep, raw_id = ref.rpartition(":")
+    session_id = canonical_uuid(raw_id)
+    if session_id is None:
+        raise InvalidParams(f"Invalid session ref {ref!r}: expected a session id (UUID) or <realm>:<uuid>",
+                            details={"session_id": ref})
+    if sep and realm != realm_id:
+        raise InvalidParams(f"Session belongs to realm '{realm}', but the active realm is '{realm_id}'",
+                            details={"session_id": ref, "realm_id": realm})
+    return session_id
 
 
 class RunResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -146,3 +146,15 @@ def test_docs_error_table_matches_the_code():
             for line in text.splitlines() if line.startswith("| `")}
     assert rows == {code.value: [str(spec.jsonrpc_code), str(spec.http_status), str(spec.exit_code)]
                     for code, spec in ERROR_TABLE.items()}
+
+
+def test_session_refs_name_a_session_of_this_realm_only():
+    from meerkat.views import session_id_from_ref, session_ref
+
+    sid = "01936f8a-7b2c-7000-8000-000000000001"
+    assert session_id_from_ref(sid.upper(), "team") == sid
+    assert session_id_from_ref(session_ref("team", sid), "team") == sid
+    with pytest.raises(InvalidParams, match="active realm is 'team'"):
+        session_id_from_ref(f"other:{sid}", "team")
+    with pytest.raises(InvalidParams, match="expected a session id"):
+        session_id_from_ref("team:not-a-uuid", "team")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from meerkat.errors import ErrorCode, InvalidParams, MeerkatError, error_from_code
 from meerkat.ids import canonical_uuid
+from meerkat.views import session_id_from_ref
 
 if TYPE_CHECKING:
     from actors import SessionService
@@ -97,14 +98,13 @@ def _not_found(target: str, message: str) -> MeerkatError:
 
 
 def _from_ref(realm_id: str, target: str) -> str:
-    realm, _, raw_id = target.rpartition(":")
-    session_id = canonical_uuid(raw_id)
-    if session_id is None:
-        raise InvalidParams(f"Invalid session ref '{target}': expected <realm>:<session uuid>")
-    if realm != realm_id:
-        raise InvalidParams(f"Session belongs to realm '{realm}', but the active realm is '{realm_id}'. "
-                            f"Use --realm {realm} to reach it.", details={"realm_id": realm})
-    return session_id
+    try:
+        return session_id_from_ref(target, realm_id)
+    except InvalidParams as exc:
+        realm = (exc.details or {}).get("realm_id")
+        if realm is None:
+            raise
+        raise InvalidParams(f"{exc.message}. Use --realm {realm} to reach it.", details=exc.details) from None
 
 
 async def _from_handle(service: "SessionService", target: str) -> str:

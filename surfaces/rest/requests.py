@@ -15,7 +15,7 @@ from typing import Any
 from quart import Request
 
 from meerkat.errors import ErrorCode, InvalidParams, MeerkatError, error_from_code
-from meerkat.ids import canonical_uuid
+from meerkat.views import session_id_from_ref
 from surfaces.json_input import decode_json
 from surfaces.session_params import require_object
 
@@ -80,15 +80,7 @@ def label_query(request: Request) -> dict[str, str] | None:
 
 def session_locator(raw: str, realm_id: str) -> str:
     """The session id a path names: a UUID, or ``<realm>:<uuid>`` for this server's realm."""
-    realm, sep, rest = raw.partition(":")
-    if sep and realm != realm_id:
-        raise InvalidParams(f"Invalid session locator {raw!r}: realm {realm!r} is not this server's realm "
-                            f"{realm_id!r}", details={"session_id": raw})
-    canonical = canonical_uuid(rest if sep else raw)
-    if canonical is None:
-        raise InvalidParams(f"Invalid session locator {raw!r}: expected a session id (UUID) or <realm>:<uuid>",
-                            details={"session_id": raw})
-    return canonical
+    return session_id_from_ref(raw, realm_id)
 
 
 def resume_cursor(request: Request) -> int | None:
