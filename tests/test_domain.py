@@ -149,6 +149,7 @@ def test_docs_error_table_matches_the_code():
 
 
 def test_session_refs_name_a_session_of_this_realm_only():
+    from meerkat.errors import InvalidParams
     from meerkat.views import session_id_from_ref, session_ref
 
     sid = "01936f8a-7b2c-7000-8000-000000000001"
