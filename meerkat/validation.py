@@ -9,7 +9,7 @@ from .ids import canonical_uuid
 from .store.base import MAX_LIST_LIMIT
 
 __all__ = ["validate_prompt", "validate_labels", "validate_optional_positive_int", "validate_page",
-           "validate_cursor", "known_session_id", "MAX_OFFSET", "DEFAULT_LIMIT"]
+           "validate_cursor", "known_session_id", "json_kind", "MAX_OFFSET", "DEFAULT_LIMIT"]
 
 #: Largest accepted ``offset`` (upstream's bound).
 MAX_OFFSET = 1_000_000
@@ -74,3 +74,11 @@ def known_session_id(session_id: Any) -> str:
     if canonical is None:
         raise SessionNotFound(str(session_id))
     return canonical
+
+
+def json_kind(value: Any) -> str:
+    """What a decoded JSON value is, for error messages ("a string", "an array", "null")."""
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+            dict: "an object"}.get(type(value), type(value).__name__)

@@ -12,15 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from meerkat.errors import InvalidParams
-from meerkat.validation import validate_labels, validate_optional_positive_int, validate_prompt
+from meerkat.validation import json_kind, validate_labels, validate_optional_positive_int, validate_prompt
 
-__all__ = ["TURN_OPTION_FIELDS", "CREATE_OPTION_FIELDS", "DISABLE_SYSTEM_PROMPT", "require_object", "require_prompt", "turn_options",
+__all__ = ["DISABLE_SYSTEM_PROMPT", "require_object", "require_prompt", "turn_options",
            "create_options", "config_write"]
-
-#: Per-turn overrides accepted by ``turn/start``, ``POST /sessions/{id}/messages`` and ``meerkat_resume``.
-TURN_OPTION_FIELDS = ("model", "provider", "system_prompt", "max_tokens", "provider_params")
-#: Session settings accepted when creating a session.
-CREATE_OPTION_FIELDS = TURN_OPTION_FIELDS + ("labels", "budget_max_tokens")
 
 
 def require_object(params: Any, what: str = "params") -> dict[str, Any]:
@@ -28,7 +23,7 @@ def require_object(params: Any, what: str = "params") -> dict[str, Any]:
     if params is None:
         return {}
     if not isinstance(params, dict):
-        raise InvalidParams(f"{what} must be an object, got {_kind(params)}")
+        raise InvalidParams(f"{what} must be an object, got {json_kind(params)}")
     return params
 
 
@@ -42,7 +37,7 @@ def require_prompt(params: dict[str, Any]) -> str | list[dict[str, Any]]:
 def _optional_string(params: dict[str, Any], field: str) -> str | None:
     value = params.get(field)
     if value is not None and not isinstance(value, str):
-        raise InvalidParams(f"{field} must be a string, got {_kind(value)}")
+        raise InvalidParams(f"{field} must be a string, got {json_kind(value)}")
     return value
 
 
@@ -106,14 +101,7 @@ def config_write(body: Any, key: str, *, allow_bare: bool) -> tuple[dict[str, An
     else:
         raise InvalidParams(f"missing field `{key}`")
     if not isinstance(document, dict):
-        raise InvalidParams(f"{key} must be an object, got {_kind(document)}")
+        raise InvalidParams(f"{key} must be an object, got {json_kind(document)}")
     if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool) or expected < 0):
         raise InvalidParams(f"expected_generation must be a non-negative integer, got {expected!r}")
     return document, expected
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
-            dict: "an object"}.get(type(value), type(value).__name__)

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from meerkat.errors import InvalidParams
+from meerkat.validation import json_kind
 
 __all__ = [
     "AgentConfig",
@@ -131,7 +132,7 @@ def config_from_dict(data: Any) -> Config:
     or ``Invalid config: agent.max_turns must be > 0 (got 0)``.
     """
     if not isinstance(data, dict):
-        raise InvalidParams(f"Invalid config: expected an object at the top level, got {_kind(data)}")
+        raise InvalidParams(f"Invalid config: expected an object at the top level, got {json_kind(data)}")
     try:
         config = msgspec.convert(data, Config, strict=True)
     except msgspec.ValidationError as exc:
@@ -216,12 +217,3 @@ def _non_negative(key: str, value: float | None) -> None:
 
 def _fail(key: str, rule: str, value: object) -> None:
     raise InvalidParams(f"Invalid config: {key} {rule} (got {value!r})", details={"key": key})
-
-
-def _kind(value: object) -> str:
-    """A JSON-ish name for a value's type, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, list | tuple):
-        return "array"
-    return type(value).__name__
