@@ -53,8 +53,10 @@ class Subscription:
     for a per-run subscription, after that run's terminal event.
     """
 
-    def __init__(self, bus: "EventBus", capacity: int, until_terminal: bool) -> None:
+    def __init__(self, bus: "EventBus", capacity: int, until_terminal: bool, relay: bool = False) -> None:
         self._bus = bus
+        #: Carries events to another process (not a reader of this one).
+        self.relay = relay
         self._capacity = capacity
         self._queue: deque[EventEnvelope | _Gap] = deque()
         self._waiter: trio.Event | None = None
@@ -199,24 +201,41 @@ class EventBus:
         """How many subscribers are attached."""
         return len(self._subscribers)
 
+    @property
+    def reader_count(self) -> int:
+        """How many subscribers read in this process (relays to other processes left out)."""
+        return sum(1 for s in self._subscribers if not s.relay)
+
     def publish(self, payload: AgentEvent) -> EventEnvelope:
         """Assign the next seq, keep the event in the ring, offer it to every subscriber."""
         self.last_seq += 1
         envelope = make_envelope(self.session_id, self.last_seq, payload)
+        self._deliver(envelope)
+        return envelope
+
+    def publish_envelope(self, envelope: EventEnvelope) -> None:
+        """Publish an event another process numbered (a turn it runs on this session).
+
+        Its ``seq`` is kept, so every process's subscribers see one numbering;
+        callers only pass envelopes newer than :attr:`last_seq`.
+        """
+        self.last_seq = envelope.seq
+        self._deliver(envelope)
+
+    def _deliver(self, envelope: EventEnvelope) -> None:
         self._ring.append(envelope)
         self._published += 1
         for subscriber in tuple(self._subscribers):
             subscriber._offer(envelope)
-        return envelope
 
     def subscribe(self, *, after_seq: int | None = None, capacity: int | None = None,
-                  until_terminal: bool = False) -> Subscription:
+                  until_terminal: bool = False, relay: bool = False) -> Subscription:
         """A new subscription: live from now, or replaying what the ring holds after ``after_seq``.
 
         If the ring no longer holds every event after ``after_seq``, the stream
         starts with a ``stream_truncated`` marker counting the missing events.
         """
-        subscription = Subscription(self, capacity or self._subscriber_capacity, until_terminal)
+        subscription = Subscription(self, capacity or self._subscriber_capacity, until_terminal, relay)
         if after_seq is not None and after_seq < self.last_seq:
             oldest = self._ring[0].seq if self._ring else self.last_seq + 1
             missing = max(0, oldest - after_seq - 1)

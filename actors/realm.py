@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, TypeVar
 
@@ -21,13 +21,13 @@ import trio
 
 from meerkat.agent import ToolRegistry
 from meerkat.config import Config, ConfigEnvelope, ConfigStore
-from meerkat.errors import InternalError, InvalidParams, MeerkatError, StoreError
+from meerkat.errors import InternalError, InvalidParams, MeerkatError, SessionBusy, StoreError
 from meerkat.ids import new_uuid7
 from meerkat.providers import ProviderPool, resolve_model, validate_provider_params
 from meerkat.providers.credentials import ensure_credentials
 from meerkat.realm import RealmHandle
-from meerkat.store import CRASH_SEQ_GAP, RunCommit, SessionRecord, SessionStore, current_owner, owner_is_alive
-from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage, rfc3339_from_ms
+from meerkat.store import RunRecord, SessionRecord, SessionStore, current_owner, owner_is_alive
+from meerkat.transcript import Message, SystemMessage, rfc3339_from_ms
 from meerkat.validation import known_session_id, validate_labels, validate_optional_positive_int
 from meerkat.views import SessionSummary
 
@@ -41,8 +41,11 @@ from .messages import (
     SessionMessage,
     SetConfig,
 )
+from .bus import Subscription
+from .live import LiveServer, push_events
 from .session import SessionActor
 from .storeio import StoreIO
+from .watchers import Watcher, WatchRegistry
 
 __all__ = ["HostOptions", "RealmSupervisor", "RealmStatistics"]
 
@@ -67,6 +70,32 @@ class HostOptions:
     config_poll_interval: float = 0.5
     #: Seconds between WAL checkpoints of a sqlite store (run off the commit path).
     checkpoint_interval: float = 0.25
+    #: Seconds a running turn's lease lasts without renewal. A process that stops
+    #: renewing (hung, or dead on another host) loses the session after this long;
+    #: one that died on this machine loses it at once. ``RKAT_LEASE_SECS`` overrides.
+    lease_ttl: float = field(default_factory=lambda: _env_seconds("RKAT_LEASE_SECS", 10.0))
+    #: Seconds between lease renewals (also how often an owner looks for interrupt
+    #: requests that could not reach it over the live link).
+    lease_renew_interval: float = 1.0
+    #: Seconds between looks for turns of other processes on sessions someone here follows.
+    foreign_poll_interval: float = 0.1
+
+
+#: Seconds a process shutting down gives its pushes to other processes to deliver a turn's last events.
+PUSH_GRACE = 2.0
+
+
+def _env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment, else ``default``."""
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +130,16 @@ class RealmSupervisor:
         self._config: ConfigEnvelope | None = None
         self._config_stamp: tuple[int, int] | None = None
         self.io = StoreIO()
+        #: Other processes may share a disk-backed realm: leases, the live link and fresh reads apply.
+        self.shared = realm.backend != "memory"
+        self.live = LiveServer(self)
+        self._live_started = False
+        self._live_lock = trio.Lock()
+        self._foreign_poke = trio.Event()
+        self.watch = WatchRegistry(realm.paths.root, self.owner) if self.shared else None
+        #: Cancel scopes of event pushes to other processes (shielded: they may finish after a shutdown starts).
+        self._pushes: set[trio.CancelScope] = set()
+        self._closing = False
         #: Provider clients shared by this realm's turns (kept connections), closed when it stops.
         self.providers = ProviderPool()
         self._started = self._retired = self._crashed = 0
@@ -120,19 +159,27 @@ class RealmSupervisor:
             if self.store.blocking:
                 await nursery.start(self.io.run)
             await self._refresh_config()
-            await self._reconcile()
+            await self._close_stale_runs()
             self._nursery = nursery
-            if self.realm.backend != "memory":
+            if self.shared:
                 nursery.start_soon(self._watch_config)
+                nursery.start_soon(self._keep_leases)
+                nursery.start_soon(self._sweep_stale_runs)
+                nursery.start_soon(self._watch_foreign_runs)
             if hasattr(self.store, "checkpoint"):
                 nursery.start_soon(self._checkpoint_periodically)
             task_status.started()
-            while True:
-                message = await self.mailbox.receive()
-                if isinstance(message, (SetConfig, PatchConfig)):
-                    await self._write_config(message)
-                else:
-                    nursery.start_soon(self._handle, message)
+            try:
+                while True:
+                    message = await self.mailbox.receive()
+                    if isinstance(message, (SetConfig, PatchConfig)):
+                        await self._write_config(message)
+                    else:
+                        nursery.start_soon(self._handle, message)
+            finally:
+                self._wind_down_pushes()
+                if self.watch is not None:
+                    self.watch.close()
 
     async def store_call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store method, in a worker thread when the backend blocks on I/O."""
@@ -140,27 +187,159 @@ class RealmSupervisor:
             return fn(*args)
         return await self.io.call(fn, *args)
 
-    async def _reconcile(self) -> None:
-        """Close runs whose owning process died as interrupted (user input kept)."""
+    # -- leases and other processes' runs --------------------------------------
+
+    async def live_link(self) -> tuple[str | None, str | None]:
+        """This process's live link (endpoint, token) for run records; started on first use."""
+        if not self.shared:
+            return None, None
+        async with self._live_lock:
+            if not self._live_started:
+                assert self._nursery is not None
+                try:
+                    await self._nursery.start(self.live.run)
+                except OSError as exc:  # no loopback socket: turns still run, others just can't follow them
+                    log.warning("cannot serve the live link: %s", exc)
+                    return None, None
+                self._live_started = True
+        return self.live.endpoint, self.live.token
+
+    def live_actor(self, session_id: str) -> SessionActor | None:
+        """The session's actor if it is alive in this process (never starts one)."""
+        return self._actors.get(session_id)
+
+    async def begin_run(self, run: RunRecord) -> SessionRecord:
+        """Record ``run`` as running; a session held by a dead or expired owner is taken over first."""
+        try:
+            return await self.store_call(self.store.begin_run, run)
+        except SessionBusy as busy:
+            if not await self.close_if_stale(run.session_id, busy.running_run_id):
+                raise
+        return await self.store_call(self.store.begin_run, run)
+
+    async def close_if_stale(self, session_id: str, run_id: str) -> bool:
+        """Close another owner's run as interrupted if its owner died or its lease ran out."""
+        held = await self.store_call(self.store.get_run, run_id)
+        if held is None or held.owner == self.owner:
+            return False
+        dead = not owner_is_alive(held.owner)
+        reason = f"owner {held.owner} died" if dead else f"the lease of owner {held.owner} expired"
+        closed = await self.store_call(partial(self.store.close_stale_run, session_id, run_id, now_ms=_now_ms(),
+                                               owner_dead=dead, reason=reason))
+        if closed:
+            log.warning("closed run %s of session %s as interrupted (%s)", run_id, session_id, reason)
+            if (actor := self._actors.get(session_id)) is not None:
+                actor.notice_store_change()
+        return closed
+
+    async def _close_stale_runs(self) -> None:
+        """Close every run whose owner died or whose lease ran out (user input kept)."""
         for run in await self.store_call(self.store.open_runs):
-            if owner_is_alive(run.owner):
+            if run.owner != self.owner:
+                await self.close_if_stale(run.session_id, run.run_id)
+
+    async def _sweep_stale_runs(self) -> None:
+        """Now and then, free sessions whose owners are gone, even if nobody here uses them."""
+        while True:
+            await trio.sleep(max(self.options.lease_ttl / 2, self.options.lease_renew_interval))
+            try:
+                await self._close_stale_runs()
+            except MeerkatError as exc:
+                log.warning("sweep of stale runs failed: %s", exc)
+
+    async def _keep_leases(self) -> None:
+        """Renew the leases of this process's running turns; stop those lost or asked to stop."""
+        while True:
+            await trio.sleep(self.options.lease_renew_interval)
+            held = {actor.leased_run_id: actor for actor in tuple(self._actors.values())
+                    if actor.leased_run_id is not None}
+            if not held:
                 continue
-            record = await self.store_call(partial(self.store.get_session, run.session_id, include_archived=True))
-            if record is None:
+            expires = _now_ms() + int(self.options.lease_ttl * 1000)
+            try:
+                report = await self.store_call(self.store.renew_leases, self.owner,
+                                               [(a.session_id, run_id) for run_id, a in held.items()], expires)
+            except MeerkatError as exc:
+                log.warning("lease renewal failed: %s", exc)
                 continue
-            created = rfc3339_from_ms(run.started_at_ms)
-            rows: list[Message] = [
-                UserMessage(content=run.prompt, created_at=created, run_id=run.run_id),
-                BlockAssistantMessage(blocks=[], stop_reason="cancelled", created_at=created, run_id=run.run_id),
-            ]
-            await self.store_call(self.store.commit_run, RunCommit(
-                run_id=run.run_id, session_id=run.session_id, status="interrupted", messages=rows,
-                usage=record.usage, last_assistant_text=None,
-                last_seq=max(record.last_seq, run.seq_start + CRASH_SEQ_GAP),
-                finished_at_ms=time.time_ns() // 1_000_000, model=record.model, provider=record.provider,
-                error=f"interrupted: owner {run.owner} died"))
-            log.warning("closed run %s of session %s as interrupted (owner %s is gone)",
-                        run.run_id, run.session_id, run.owner)
+            for run_id in report.lost:
+                held[run_id].stop_run(run_id, lease_lost=True)
+            for run_id in report.interrupt_requested - report.lost:
+                held[run_id].stop_run(run_id, lease_lost=False)
+
+    async def watchers_of(self, session_id: str) -> list[Watcher]:
+        """Other processes following ``session_id``, to push a turn's events to."""
+        if self.watch is None:
+            return []
+        return await self.io.call(self.watch.watchers_of, session_id)
+
+    def start_push(self, watcher: Watcher, session_id: str, subscription: Subscription) -> None:
+        """Send a turn's events to a following process, in the background."""
+        assert self._nursery is not None
+        self._nursery.start_soon(self._push, watcher, session_id, subscription)
+
+    async def _push(self, watcher: Watcher, session_id: str, subscription: Subscription) -> None:
+        # Shielded so a process shutting down right after its turn (``rkat run``) still
+        # delivers the turn's last events; _wind_down_pushes bounds how long.
+        with trio.CancelScope(shield=True) as scope:
+            self._pushes.add(scope)
+            if self._closing:
+                scope.deadline = trio.current_time() + PUSH_GRACE
+            try:
+                await push_events(watcher, session_id, subscription)
+            finally:
+                self._pushes.discard(scope)
+
+    def _wind_down_pushes(self) -> None:
+        self._closing = True
+        deadline = trio.current_time() + PUSH_GRACE
+        for scope in self._pushes:
+            scope.deadline = min(scope.deadline, deadline)
+
+    def _followed(self) -> frozenset[str]:
+        return frozenset(sid for sid, actor in tuple(self._actors.items()) if actor.has_readers())
+
+    async def publish_followed(self) -> None:
+        """Tell other processes which sessions are followed here (so their turns push events)."""
+        if self.watch is None:
+            return
+        followed = self._followed()
+        if followed == self.watch.published:
+            return
+        endpoint, token = await self.live_link()
+        if endpoint is None or token is None:
+            return
+        await self.io.call(self.watch.publish, endpoint, token, followed)
+
+    def poke_foreign_watch(self) -> None:
+        """Look for other processes' turns now (someone just subscribed here)."""
+        self._foreign_poke.set()
+
+    async def _watch_foreign_runs(self) -> None:
+        """Mirror other processes' turns into the buses of sessions followed here."""
+        while True:
+            with trio.move_on_after(self.options.foreign_poll_interval):
+                await self._foreign_poke.wait()
+            self._foreign_poke = trio.Event()
+            try:
+                await self.publish_followed()
+            except MeerkatError as exc:
+                log.warning("could not publish followed sessions: %s", exc)
+            watched = [a for a in tuple(self._actors.values()) if a.wants_foreign_events()]
+            if watched:
+                try:
+                    await self._mirror_foreign_runs(watched)
+                except MeerkatError as exc:
+                    log.warning("could not look for turns of other processes: %s", exc)
+
+    async def _mirror_foreign_runs(self, watched: list[SessionActor]) -> None:
+        for actor in watched:
+            record = await self.store_call(self.store.get_session, actor.session_id)
+            if record is None or record.active_run_id is None:
+                continue
+            run = await self.store_call(self.store.get_run, record.active_run_id)
+            if run is not None and run.status == "running" and run.owner != self.owner:
+                actor.mirror(run, record.last_seq)
 
     async def _checkpoint_periodically(self) -> None:
         """Keep the sqlite WAL short from a worker thread, so no turn's commit pays for it."""

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import trio
 
@@ -31,7 +32,9 @@ from meerkat.errors import (
     StoreError,
 )
 from meerkat.events import (
+    TERMINAL_EVENT_TYPES,
     ContentInput,
+    EventEnvelope,
     ErrorReport,
     RunCompleted,
     RunFailed,
@@ -47,6 +50,7 @@ from meerkat.validation import validate_prompt
 from meerkat.views import InterruptResult, RunResult, SessionView, session_ref
 
 from .bus import EventBus, Subscription
+from .live import follow_run, interrupt_run
 from .mailbox import Mailbox
 from .messages import Archive, Interrupt, Read, SessionMessage, StartTurn, Subscribe, TurnRequest
 
@@ -93,6 +97,8 @@ class _RunningTurn:
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     interrupt_replies: list[Any] = field(default_factory=list)
     start_usage: Usage = Usage()
+    #: True once the run is recorded in the store (and holds the session's lease).
+    began: bool = False
 
 
 def _now_ms() -> int:
@@ -118,11 +124,96 @@ class SessionActor:
         self._completed = self._failed = self._interrupted = 0
         #: The message being dispatched, failed too if dispatching crashes the actor.
         self._current: SessionMessage | None = None
+        #: Streams of another process's turn being copied into this bus (pulled or pushed).
+        self._relays = 0
 
     @property
     def running_run_id(self) -> str | None:
         """The id of the turn running now, if any."""
         return self._running.run_id if self._running else None
+
+    @property
+    def leased_run_id(self) -> str | None:
+        """The id of this process's turn that holds the session's lease in the store, if any."""
+        turn = self._running
+        return turn.run_id if turn is not None and turn.began else None
+
+    def stop_run(self, run_id: str, *, lease_lost: bool) -> None:
+        """Interrupt the running turn ``run_id``: another process asked, or the lease is gone."""
+        turn = self._running
+        if turn is not None and turn.run_id == run_id:
+            if lease_lost:
+                log.warning("run %s of session %s lost its lease; stopping it", run_id, self.session_id)
+            turn.cancel_scope.cancel()
+
+    # -- other processes ------------------------------------------------------
+
+    def has_readers(self) -> bool:
+        """Whether someone in this process follows the session's events."""
+        return self._bus is not None and self._bus.reader_count > 0 and not self._archived and not self._retired
+
+    def wants_foreign_events(self) -> bool:
+        """Whether someone here follows the session while no turn of ours runs on it and none is relayed."""
+        return self.has_readers() and self._running is None and self._relays == 0
+
+    def mirror(self, run: RunRecord, last_committed_seq: int) -> None:
+        """Pull the events of another process's running turn into this bus, with their seq."""
+        if self._nursery is None or not self.wants_foreign_events():
+            return
+        assert self._bus is not None
+        self._bus.last_seq = max(self._bus.last_seq, last_committed_seq)
+        self._relays += 1
+        self._nursery.start_soon(self._mirror, run)
+
+    async def _mirror(self, run: RunRecord) -> None:
+        assert self._bus is not None
+        try:
+            async with aclosing(follow_run(run, self._bus.last_seq)) as events:
+                async for envelope in events:
+                    self.relay(envelope)
+                    if envelope.type in TERMINAL_EVENT_TYPES:
+                        break
+        finally:
+            self._relays -= 1
+        self.notice_store_change()
+
+    @contextmanager
+    def relaying(self) -> Iterator[None]:
+        """While another process pushes a turn's events here (keeps the actor awake)."""
+        self._relays += 1
+        try:
+            yield
+        finally:
+            self._relays -= 1
+            self.notice_store_change()
+
+    def relay(self, envelope: EventEnvelope) -> None:
+        """Publish an event of another process's turn, unless it is old news or a turn of ours runs."""
+        bus = self._bus
+        if bus is not None and envelope.seq > bus.last_seq and self._running is None and not self._retired:
+            bus.publish_envelope(envelope)
+
+    def notice_store_change(self) -> None:
+        """Another process changed the session: reload its record (when no turn of ours runs)."""
+        if self._nursery is not None and not self._retired:
+            self._nursery.start_soon(self._reload_record)
+
+    async def _reload_record(self) -> None:
+        sup = self._supervisor
+        try:
+            record = await sup.store_call(sup.store.get_session, self.session_id)
+        except MeerkatError as exc:
+            log.warning("could not reload session %s: %s", self.session_id, exc)
+            return
+        if record is not None:
+            self._adopt(record)
+
+    def _adopt(self, record: SessionRecord) -> None:
+        """Take a record read from the store as this actor's view, unless a turn of ours owns it."""
+        if self._running is None:
+            self._record = record
+        if self._bus is not None:
+            self._bus.last_seq = max(self._bus.last_seq, record.last_seq)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -166,7 +257,8 @@ class SessionActor:
 
     def _can_hibernate(self) -> bool:
         assert self._bus is not None
-        return self._running is None and self._bus.subscriber_count == 0 and self.mailbox.is_empty()
+        return (self._running is None and self._relays == 0 and self._bus.subscriber_count == 0
+                and self.mailbox.is_empty())
 
     def retire(self, error: MeerkatError | None) -> None:
         """Leave the supervisor's table, refuse new mail, fail what is queued, end streams."""
@@ -212,16 +304,54 @@ class SessionActor:
         if self._archived:
             message.reply.fail(SessionNotFound(self.session_id))
             return
+        if self._supervisor.shared:  # another process may have changed it since we looked
+            assert self._nursery is not None
+            self._nursery.start_soon(self._read_fresh, message)
+            return
         assert self._record is not None
         message.reply.send(SessionView.from_record(self._record, running_run_id=self.running_run_id,
                                                    realm_id=self._supervisor.realm_id))
+
+    async def _read_fresh(self, message: Read) -> None:
+        sup = self._supervisor
+        try:
+            record = await sup.store_call(sup.store.get_session, self.session_id)
+        except MeerkatError as exc:
+            message.reply.fail(exc)
+            return
+        if record is None:  # archived by another process
+            message.reply.fail(SessionNotFound(self.session_id))
+            return
+        self._adopt(record)
+        message.reply.send(SessionView.from_record(record, running_run_id=self.running_run_id or record.active_run_id,
+                                                   realm_id=sup.realm_id))
 
     def _subscribe(self, message: Subscribe) -> None:
         if self._archived:
             message.reply.fail(SessionNotFound(self.session_id))
             return
-        assert self._bus is not None
-        message.reply.send(self._bus.subscribe(after_seq=message.after_seq))
+        assert self._bus is not None and self._nursery is not None
+        subscription = self._bus.subscribe(after_seq=message.after_seq)
+        if self._supervisor.shared:
+            # Answer once other processes can know: a turn begun anywhere after that reaches this subscriber.
+            self._nursery.start_soon(self._announce_reader, message, subscription)
+        else:
+            message.reply.send(subscription)
+
+    async def _announce_reader(self, message: Subscribe, subscription: Subscription) -> None:
+        sup = self._supervisor
+        try:
+            await sup.publish_followed()
+        finally:
+            message.reply.send(subscription)
+        sup.poke_foreign_watch()  # a turn may already be running elsewhere
+
+    def follow(self, after_seq: int) -> Subscription | None:
+        """For another process: this session's events after ``after_seq``, ending after a terminal event."""
+        if self._bus is None or self._retired:
+            return None
+        return self._bus.subscribe(after_seq=after_seq, capacity=self._supervisor.options.turn_stream_capacity,
+                                   until_terminal=True, relay=True)
 
     def _interrupt(self, message: Interrupt) -> None:
         if self._archived:
@@ -229,10 +359,57 @@ class SessionActor:
             return
         turn = self._running
         if turn is None:
-            message.reply.send(InterruptResult(session_id=self.session_id, interrupted=False))
+            if self._supervisor.shared:  # the turn may be running in another process
+                assert self._nursery is not None
+                self._nursery.start_soon(self._interrupt_elsewhere, message)
+            else:
+                message.reply.send(InterruptResult(session_id=self.session_id, interrupted=False))
             return
         turn.interrupt_replies.append(message.reply)
         turn.cancel_scope.cancel()
+
+    async def _interrupt_elsewhere(self, message: Interrupt) -> None:
+        """Interrupt a turn another process runs on this session, and answer once it has ended.
+
+        The owner is asked over its live link (it answers after committing). If
+        the link can't be reached, a dead owner's run is closed here; a live one
+        is flagged in the store, which the owner reads when it renews its lease,
+        and closed here once the lease runs out.
+        """
+        sup = self._supervisor
+        try:
+            record = await sup.store_call(sup.store.get_session, self.session_id)
+            if record is None:
+                raise SessionNotFound(self.session_id)
+            run = None if record.active_run_id is None else await sup.store_call(sup.store.get_run,
+                                                                                  record.active_run_id)
+            if run is None or run.status != "running" or run.owner == sup.owner:
+                message.reply.send(InterruptResult(session_id=self.session_id, interrupted=False))
+                return
+            answer = await interrupt_run(run, timeout=sup.options.lease_ttl)
+            if answer is None:
+                answer = await self._interrupt_unreachable(run)
+        except MeerkatError as exc:
+            message.reply.fail(exc)
+            return
+        self.notice_store_change()
+        message.reply.send(InterruptResult(session_id=self.session_id, interrupted=answer, run_id=run.run_id))
+
+    async def _interrupt_unreachable(self, run: RunRecord) -> bool:
+        sup = self._supervisor
+        if await sup.close_if_stale(self.session_id, run.run_id):
+            return True
+        if not await sup.store_call(sup.store.request_interrupt, self.session_id, run.run_id):
+            return False  # it ended meanwhile
+        deadline = trio.current_time() + sup.options.lease_ttl + 2 * sup.options.lease_renew_interval
+        while trio.current_time() < deadline:
+            await trio.sleep(0.05)
+            current = await sup.store_call(sup.store.get_run, run.run_id)
+            if current is None or current.status != "running":
+                return True
+            if await sup.close_if_stale(self.session_id, run.run_id):
+                return True
+        return False
 
     async def _archive(self, message: Archive) -> None:
         if self._archived:
@@ -321,17 +498,24 @@ class SessionActor:
                     details={"used": record.usage.total_tokens, "limit": settings.budget_max_tokens})
             # Raises PROVIDER_ERROR (naming the variables to set) when the provider has no key.
             provider = sup.providers.get(settings.provider, sup.current_config())
-            fresh = await sup.store_call(sup.store.begin_run, RunRecord(
-                run_id=turn.run_id, session_id=self.session_id, status="running", started_at_ms=_now_ms(),
-                owner=sup.owner, prompt=turn.user_row.content, seq_start=self._bus.last_seq))
-            began = True
+            endpoint, token = await sup.live_link()
+            now = _now_ms()
+            fresh = await sup.begin_run(RunRecord(
+                run_id=turn.run_id, session_id=self.session_id, status="running", started_at_ms=now,
+                owner=sup.owner, prompt=turn.user_row.content, seq_start=self._bus.last_seq,
+                lease_expires_at_ms=now + int(sup.options.lease_ttl * 1000), live_endpoint=endpoint,
+                live_token=token))
+            began = turn.began = True
             if self._history is None or fresh.message_count != record.message_count:
                 # First turn of this actor, or another process committed runs since
                 # we last looked: the model must see the transcript as stored.
                 rows = await sup.store_call(sup.store.read_messages, self.session_id)
                 self._history = [r for r in rows if not isinstance(r, SystemMessage)]
-                self._bus.last_seq = max(self._bus.last_seq, fresh.last_seq)
+            self._bus.last_seq = max(self._bus.last_seq, fresh.last_seq)
             self._record = record = fresh
+            for watcher in await sup.watchers_of(self.session_id):  # processes that follow this session
+                sup.start_push(watcher, self.session_id, self._bus.subscribe(
+                    capacity=sup.options.turn_stream_capacity, until_terminal=True, relay=True))
         except BaseException as exc:
             if began:  # release the run so the session is not left busy
                 with trio.CancelScope(shield=True):

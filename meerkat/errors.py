@@ -215,6 +215,17 @@ class StoreError(MeerkatError):
     code = ErrorCode.STORE_ERROR
 
 
+class LeaseLost(StoreError):
+    """A run's lease expired and another process closed the run; its late commit was refused."""
+
+    def __init__(self, session_id: str, run_id: str) -> None:
+        super().__init__(
+            f"run {run_id} of session {session_id} lost its lease: another process closed it as interrupted "
+            "because this one stopped renewing it in time; nothing of the run was committed",
+            details={"session_id": session_id, "run_id": run_id},
+        )
+
+
 class InternalError(MeerkatError):
     """A bug or an unexpected failure inside the host."""
 

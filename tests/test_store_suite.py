@@ -11,7 +11,7 @@ from typing import Iterator
 import msgspec
 import pytest
 
-from meerkat.errors import SessionBusy, StoreError
+from meerkat.errors import LeaseLost, SessionBusy, StoreError
 from meerkat.store import MemoryStore, RunCommit, RunRecord, SessionRecord, SessionStore, open_store
 from meerkat.store.jsonl import JsonlStore
 from meerkat.store.sqlite import SCHEMA_VERSION, SqliteStore
@@ -856,3 +856,87 @@ def test_jsonl_cache_rereads_only_on_change(tmp_path: Path, monkeypatch: pytest.
     assert b.get_session("s1").active_run_id == "r1"
     # Only the appended line was read, not the whole file again.
     assert reads == [(directory / "s1.jsonl").stat().st_size - size_before]
+
+
+# -- leases: one run's hold on its session, across processes ---------------------------
+
+
+def leased_run(run_id: str, session_id: str, owner: str = "testhost:1234", expires: int = 10_000) -> RunRecord:
+    run = make_run(run_id, session_id)
+    run.owner = owner
+    run.lease_expires_at_ms = expires
+    return run
+
+
+def test_renewal_extends_only_the_owners_running_runs(store: SessionStore) -> None:
+    store.create_session(make_record("s1"), [])
+    store.create_session(make_record("s2"), [])
+    store.begin_run(leased_run("r1", "s1"))
+    store.begin_run(leased_run("r2", "s2", owner="other:99"))
+    report = store.renew_leases("testhost:1234", [("s1", "r1"), ("s2", "r2"), ("s1", "gone")], 50_000)
+    assert report.lost == {"r2", "gone"}
+    assert report.interrupt_requested == frozenset()
+    assert store.get_run("r1").lease_expires_at_ms == 50_000
+    assert store.get_run("r2").lease_expires_at_ms == 10_000  # someone else's: untouched
+
+
+def test_an_interrupt_request_reaches_the_owner_at_its_next_renewal(store: SessionStore) -> None:
+    store.create_session(make_record("s1"), [])
+    store.begin_run(leased_run("r1", "s1"))
+    assert store.request_interrupt("s1", "r1") is True
+    assert store.request_interrupt("s1", "nope") is False
+    report = store.renew_leases("testhost:1234", [("s1", "r1")], 20_000)
+    assert report.interrupt_requested == {"r1"} and report.lost == frozenset()
+
+
+def test_a_live_unexpired_run_is_not_stale(store: SessionStore) -> None:
+    store.create_session(make_record("s1"), [])
+    store.begin_run(leased_run("r1", "s1", expires=10_000))
+    assert store.close_stale_run("s1", "r1", now_ms=9_999, owner_dead=False, reason="x") is False
+    assert store.get_session("s1").active_run_id == "r1"
+    with pytest.raises(SessionBusy):
+        store.begin_run(leased_run("r2", "s1"))
+
+
+@pytest.mark.parametrize("why", ["expired", "owner_dead"])
+def test_a_stale_run_is_closed_as_interrupted_once_and_its_late_commit_refused(store: SessionStore, why: str) -> None:
+    store.create_session(make_record("s1"), [system_row()])
+    store.begin_run(leased_run("r0", "s1"))
+    store.commit_run(make_commit("r0", "s1", run_rows("r0", "first"), seq=7))
+    run = leased_run("r1", "s1", expires=10_000)
+    run.seq_start = 7
+    store.begin_run(run)
+    now = 10_000 if why == "expired" else 5_000
+    assert store.close_stale_run("s1", "r1", now_ms=now, owner_dead=why == "owner_dead", reason="gone") is True
+    assert store.close_stale_run("s1", "r1", now_ms=now, owner_dead=True, reason="again") is False  # only once
+    record = store.get_session("s1")
+    assert record.active_run_id is None
+    assert record.message_count == 5
+    assert record.last_assistant_text == "answer"  # the last completed answer stays
+    assert record.last_seq >= 7 + 1_000_000  # past any event the lost owner may have numbered
+    rows = store.read_messages("s1")
+    assert isinstance(rows[3], UserMessage) and rows[3].content == "question for r1" and rows[3].run_id == "r1"
+    assert isinstance(rows[4], BlockAssistantMessage) and rows[4].blocks == [] and rows[4].stop_reason == "cancelled"
+    closed = store.get_run("r1")
+    assert closed.status == "interrupted" and "gone" in (closed.error or "")
+    # The owner wakes up and tries to commit: refused, nothing appended twice.
+    with pytest.raises(LeaseLost):
+        store.commit_run(make_commit("r1", "s1", run_rows("r1", "late")))
+    assert store.get_session("s1").message_count == 5
+    assert store.renew_leases("testhost:1234", [("s1", "r1")], 99_000).lost == {"r1"}
+    # and the session is free for the next run
+    store.begin_run(leased_run("r2", "s1"))
+
+
+def test_leases_are_shared_between_store_instances(disk_opener: Opener) -> None:
+    """Two processes' views of one realm: a renewal or request by one is seen by the other."""
+    first, second = disk_opener(), disk_opener()
+    first.create_session(make_record("s1"), [])
+    first.begin_run(leased_run("r1", "s1", expires=10_000))
+    assert second.request_interrupt("s1", "r1") is True
+    assert first.renew_leases("testhost:1234", [("s1", "r1")], 60_000).interrupt_requested == {"r1"}
+    assert second.close_stale_run("s1", "r1", now_ms=30_000, owner_dead=False, reason="x") is False
+    assert second.close_stale_run("s1", "r1", now_ms=60_000, owner_dead=False, reason="x") is True
+    with pytest.raises(LeaseLost):
+        first.commit_run(make_commit("r1", "s1", run_rows("r1", "late")))
+    assert first.get_session("s1").active_run_id is None

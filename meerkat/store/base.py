@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import msgspec
 
-from ..transcript import Message
+from ..errors import LeaseLost
+from ..transcript import BlockAssistantMessage, Message, UserMessage, rfc3339_from_ms
 from ..usage import Usage
 
 __all__ = [
@@ -32,6 +34,10 @@ __all__ = [
     "owner_is_alive",
     "apply_begin",
     "apply_commit",
+    "LeaseReport",
+    "lease_is_stale",
+    "interrupted_commit",
+    "check_commit_allowed",
     "MAX_LIST_LIMIT",
     "CRASH_SEQ_GAP",
 ]
@@ -82,6 +88,16 @@ class RunRecord(msgspec.Struct, kw_only=True):
     error: str | None = None
     #: The session's last event seq when the run began (to skip past its events after a crash).
     seq_start: int = 0
+    #: Wall-clock ms until which the owner holds the session; it renews the lease
+    #: while the run lives. 0: no lease (written by an older build; only the
+    #: owner's liveness counts then).
+    lease_expires_at_ms: int = 0
+    #: Where the owner serves this run's live events and interrupts
+    #: (``host:port``), and the secret a peer must present; None when it serves none.
+    live_endpoint: str | None = None
+    live_token: str | None = None
+    #: Set by another process asking the owner to interrupt the run (seen when it renews).
+    interrupt_requested: bool = False
 
 
 class RunCommit(msgspec.Struct, kw_only=True):
@@ -98,6 +114,14 @@ class RunCommit(msgspec.Struct, kw_only=True):
     model: str
     provider: str
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseReport:
+    """What renewing an owner's leases found: runs it no longer holds, and interrupts asked for."""
+
+    lost: frozenset[str] = field(default_factory=frozenset)
+    interrupt_requested: frozenset[str] = field(default_factory=frozenset)
 
 
 class SessionStore(Protocol):
@@ -145,6 +169,24 @@ class SessionStore(Protocol):
     def archive_session(self, session_id: str) -> bool:
         """Hide the session from list and read; False if unknown or already archived."""
 
+    def renew_leases(self, owner: str, runs: list[tuple[str, str]], expires_at_ms: int) -> LeaseReport:
+        """Extend the leases of ``owner``'s running runs, given as (session_id, run_id), to ``expires_at_ms``.
+
+        Runs that are no longer running or no longer ``owner``'s are reported
+        lost (and left alone); runs another process asked to stop are reported too.
+        """
+
+    def request_interrupt(self, session_id: str, run_id: str) -> bool:
+        """Flag a running run for its owner to interrupt; False if it is not running."""
+
+    def close_stale_run(self, session_id: str, run_id: str, *, now_ms: int, owner_dead: bool, reason: str) -> bool:
+        """Close a run as interrupted if it is still running and stale, in one atomic step.
+
+        Stale means its owner is known dead (``owner_dead``, decided by the
+        caller) or its lease expired before ``now_ms``. Keeps the user's input
+        (see :func:`interrupted_commit`). False when the run is not stale or not running.
+        """
+
     def close(self) -> None:
         """Release files and connections."""
 
@@ -171,6 +213,35 @@ def apply_commit(record: SessionRecord, commit: RunCommit, message_count: int, r
         run.status = commit.status
         run.finished_at_ms = commit.finished_at_ms
         run.error = commit.error
+
+
+def check_commit_allowed(run: RunRecord | None, commit: RunCommit) -> None:
+    """Refuse a commit for a run that was closed by someone else (its lease was lost).
+
+    A run unknown to the store (a test writing rows directly) may still commit.
+    """
+    if run is not None and run.status != "running":
+        raise LeaseLost(commit.session_id, commit.run_id)
+
+
+def lease_is_stale(run: RunRecord, *, now_ms: int, owner_dead: bool) -> bool:
+    """Whether another process may close ``run``: its owner died, or its lease ran out."""
+    return run.status == "running" and (owner_dead or 0 < run.lease_expires_at_ms <= now_ms)
+
+
+def interrupted_commit(run: RunRecord, record: SessionRecord, *, now_ms: int, reason: str) -> RunCommit:
+    """The commit that closes a run its owner never finished: the user's input and an empty,
+    cancelled answer, with event numbering jumped past whatever the owner may have sent."""
+    created = rfc3339_from_ms(run.started_at_ms)
+    rows: list[Message] = [
+        UserMessage(content=run.prompt, created_at=created, run_id=run.run_id),
+        BlockAssistantMessage(blocks=[], stop_reason="cancelled", created_at=created, run_id=run.run_id),
+    ]
+    return RunCommit(
+        run_id=run.run_id, session_id=run.session_id, status="interrupted", messages=rows,
+        usage=record.usage, last_assistant_text=None,
+        last_seq=max(record.last_seq, run.seq_start + CRASH_SEQ_GAP),
+        finished_at_ms=now_ms, model=record.model, provider=record.provider, error=f"interrupted: {reason}")
 
 
 def current_owner() -> str:

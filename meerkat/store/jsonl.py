@@ -7,6 +7,8 @@ appends exactly one line::
     {"op":"begin_run","run":{...}}
     {"op":"commit","commit":{...}}
     {"op":"archive","at_ms":...}
+    {"op":"lease","run_id":...,"expires_at_ms":...}
+    {"op":"interrupt_request","run_id":...}
 
 A session's state is the replay of its lines, applied with the same rules as
 the memory store. Durability: each line goes out in one ``os.write`` on an
@@ -44,7 +46,17 @@ import msgspec
 
 from ..errors import SessionBusy, StoreError
 from ..transcript import Message
-from .base import RunCommit, RunRecord, SessionRecord, apply_begin, apply_commit
+from .base import (
+    LeaseReport,
+    RunCommit,
+    RunRecord,
+    SessionRecord,
+    apply_begin,
+    apply_commit,
+    check_commit_allowed,
+    interrupted_commit,
+    lease_is_stale,
+)
 from .query import labels_match, page
 
 __all__ = ["JsonlStore"]
@@ -76,7 +88,16 @@ class _Archive(msgspec.Struct, tag="archive", **_LINE):
     at_ms: int
 
 
-_Op = Union[_Create, _BeginRun, _Commit, _Archive]
+class _Lease(msgspec.Struct, tag="lease", **_LINE):
+    run_id: str
+    expires_at_ms: int
+
+
+class _InterruptRequest(msgspec.Struct, tag="interrupt_request", **_LINE):
+    run_id: str
+
+
+_Op = Union[_Create, _BeginRun, _Commit, _Archive, _Lease, _InterruptRequest]
 _encode = msgspec.json.Encoder().encode
 _decode_op = msgspec.json.Decoder(_Op).decode
 
@@ -113,6 +134,12 @@ class _State:
             apply_commit(record, commit, len(self.messages), self.runs.get(commit.run_id))
         elif isinstance(op, _Archive):
             record.archived = True
+        elif isinstance(op, _Lease):
+            if (leased := self.runs.get(op.run_id)) is not None:
+                leased.lease_expires_at_ms = max(leased.lease_expires_at_ms, op.expires_at_ms)
+        elif isinstance(op, _InterruptRequest):
+            if (asked := self.runs.get(op.run_id)) is not None:
+                asked.interrupt_requested = True
 
 
 def _safe_id(session_id: str) -> bool:
@@ -226,13 +253,16 @@ class JsonlStore:
             return view(state, state.record)
 
     def _append(
-        self, session_id: str, decide: Callable[[_State], tuple[_Op | None, T]], *, create: bool = False
+        self, session_id: str, decide: Callable[[_State], tuple[_Op | None, T]], *, create: bool = False,
+        durable: bool = True,
     ) -> tuple[T, SessionRecord | None]:
         """Lock the session file, replay it, let ``decide`` pick the line to append (if any).
 
         ``decide`` sees the state under the lock and returns ``(line, result)``;
         it may raise to refuse (busy, unknown). The line is appended with one
-        ``os.write`` and fsynced, then replayed into the cache like any other.
+        ``os.write`` and fsynced (unless not ``durable``: a lease renewal lost to
+        a power cut only makes the lease end sooner), then replayed into the
+        cache like any other.
         Returns ``result`` and a copy of the session record as of this write.
         """
         path = self._path(session_id)
@@ -264,7 +294,8 @@ class JsonlStore:
                 view = memoryview(payload)
                 while view:  # one write in practice; loop only on a short write
                     view = view[os.write(fd, view):]
-                os.fsync(fd)
+                if durable:
+                    os.fsync(fd)
                 if created:
                     self._fsync_dir()
                 state = self._refresh(session_id, fd)
@@ -354,6 +385,7 @@ class JsonlStore:
         def decide(state: _State) -> tuple[_Op | None, None]:
             if state.record is None:
                 raise KeyError(commit.session_id)
+            check_commit_allowed(state.runs.get(commit.run_id), commit)
             return _Commit(commit=commit), None
 
         with self._guard():
@@ -398,6 +430,60 @@ class JsonlStore:
             if record is None or record.archived:
                 return None, False
             return _Archive(at_ms=time.time_ns() // 1_000_000), True
+
+        with self._guard():
+            try:
+                return self._append(session_id, decide)[0]
+            except KeyError:
+                return False
+
+    def renew_leases(self, owner: str, runs: list[tuple[str, str]], expires_at_ms: int) -> LeaseReport:
+        lost: set[str] = set()
+        asked: set[str] = set()
+        for session_id, run_id in runs:
+            def decide(state: _State) -> tuple[_Op | None, str | None]:
+                run = state.runs.get(run_id)
+                if run is None or run.status != "running" or run.owner != owner:
+                    return None, "lost"
+                return _Lease(run_id=run_id, expires_at_ms=expires_at_ms), (
+                    "asked" if run.interrupt_requested else None)
+
+            try:
+                with self._guard():
+                    outcome = self._append(session_id, decide, durable=False)[0] if _safe_id(session_id) else "lost"
+            except KeyError:
+                outcome = "lost"
+            if outcome == "lost":
+                lost.add(run_id)
+            elif outcome == "asked":
+                asked.add(run_id)
+        return LeaseReport(lost=frozenset(lost), interrupt_requested=frozenset(asked))
+
+    def request_interrupt(self, session_id: str, run_id: str) -> bool:
+        if not _safe_id(session_id):
+            return False
+
+        def decide(state: _State) -> tuple[_Op | None, bool]:
+            run = state.runs.get(run_id)
+            if run is None or run.status != "running":
+                return None, False
+            return _InterruptRequest(run_id=run_id), True
+
+        with self._guard():
+            try:
+                return self._append(session_id, decide)[0]
+            except KeyError:
+                return False
+
+    def close_stale_run(self, session_id: str, run_id: str, *, now_ms: int, owner_dead: bool, reason: str) -> bool:
+        if not _safe_id(session_id):
+            return False
+
+        def decide(state: _State) -> tuple[_Op | None, bool]:
+            run = state.runs.get(run_id)
+            if run is None or state.record is None or not lease_is_stale(run, now_ms=now_ms, owner_dead=owner_dead):
+                return None, False
+            return _Commit(commit=interrupted_commit(run, state.record, now_ms=now_ms, reason=reason)), True
 
         with self._guard():
             try:

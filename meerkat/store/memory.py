@@ -8,7 +8,17 @@ import msgspec
 
 from ..errors import SessionBusy
 from ..transcript import Message
-from .base import RunCommit, RunRecord, SessionRecord, apply_begin, apply_commit
+from .base import (
+    LeaseReport,
+    RunCommit,
+    RunRecord,
+    SessionRecord,
+    apply_begin,
+    apply_commit,
+    check_commit_allowed,
+    interrupted_commit,
+    lease_is_stale,
+)
 from .query import labels_match, page
 
 __all__ = ["MemoryStore"]
@@ -64,11 +74,47 @@ class MemoryStore:
 
     def commit_run(self, commit: RunCommit) -> SessionRecord:
         with self._lock:
-            record = self._sessions[commit.session_id]
-            rows = self._messages.setdefault(commit.session_id, [])
-            rows.extend(commit.messages)
-            apply_commit(record, commit, len(rows), self._runs.get(commit.run_id))
-            return msgspec.structs.replace(record)
+            check_commit_allowed(self._runs.get(commit.run_id), commit)
+            return self._apply_commit(commit)
+
+    def _apply_commit(self, commit: RunCommit) -> SessionRecord:
+        record = self._sessions[commit.session_id]
+        rows = self._messages.setdefault(commit.session_id, [])
+        rows.extend(commit.messages)
+        apply_commit(record, commit, len(rows), self._runs.get(commit.run_id))
+        return msgspec.structs.replace(record)
+
+    def renew_leases(self, owner: str, runs: list[tuple[str, str]], expires_at_ms: int) -> LeaseReport:
+        lost: set[str] = set()
+        asked: set[str] = set()
+        with self._lock:
+            for _, run_id in runs:
+                run = self._runs.get(run_id)
+                if run is None or run.status != "running" or run.owner != owner:
+                    lost.add(run_id)
+                    continue
+                if run.interrupt_requested:
+                    asked.add(run_id)
+                run.lease_expires_at_ms = max(run.lease_expires_at_ms, expires_at_ms)
+        return LeaseReport(lost=frozenset(lost), interrupt_requested=frozenset(asked))
+
+    def request_interrupt(self, session_id: str, run_id: str) -> bool:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or run.status != "running" or run.session_id != session_id:
+                return False
+            run.interrupt_requested = True
+            return True
+
+    def close_stale_run(self, session_id: str, run_id: str, *, now_ms: int, owner_dead: bool, reason: str) -> bool:
+        with self._lock:
+            run = self._runs.get(run_id)
+            record = self._sessions.get(session_id)
+            if (run is None or record is None or run.session_id != session_id
+                    or not lease_is_stale(run, now_ms=now_ms, owner_dead=owner_dead)):
+                return False
+            self._apply_commit(interrupted_commit(run, record, now_ms=now_ms, reason=reason))
+            return True
 
     def open_runs(self) -> list[RunRecord]:
         with self._lock:

@@ -32,7 +32,17 @@ import msgspec
 
 from ..errors import SessionBusy, StoreError
 from ..transcript import Message, decode_message, encode_message
-from .base import RunCommit, RunRecord, SessionRecord, apply_begin, apply_commit
+from .base import (
+    LeaseReport,
+    RunCommit,
+    RunRecord,
+    SessionRecord,
+    apply_begin,
+    apply_commit,
+    check_commit_allowed,
+    interrupted_commit,
+    lease_is_stale,
+)
 from .query import labels_match, page
 
 __all__ = ["SqliteStore", "SCHEMA_VERSION"]
@@ -315,26 +325,72 @@ class SqliteStore:
 
     def commit_run(self, commit: RunCommit) -> SessionRecord:
         with self._write() as conn:
-            record = self._load_session(conn, commit.session_id)
+            run = self._load_run(conn, commit.run_id)
+            check_commit_allowed(run, commit)
+            return self._apply_commit(conn, commit, run)
+
+    @staticmethod
+    def _load_run(conn: sqlite3.Connection, run_id: str) -> RunRecord | None:
+        row = conn.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else _decode_run(row[0])
+
+    @staticmethod
+    def _put_run(conn: sqlite3.Connection, run: RunRecord) -> None:
+        conn.execute("UPDATE runs SET status = ?, record = ? WHERE run_id = ?", (run.status, _encode(run), run.run_id))
+
+    def _apply_commit(self, conn: sqlite3.Connection, commit: RunCommit, run: RunRecord | None) -> SessionRecord:
+        """The body of a commit, inside the caller's transaction."""
+        record = self._load_session(conn, commit.session_id)
+        if record is None:
+            raise KeyError(commit.session_id)
+        start = conn.execute(
+            "SELECT COALESCE(MAX(idx) + 1, 0) FROM messages WHERE session_id = ?", (commit.session_id,)
+        ).fetchone()[0]
+        conn.executemany(
+            "INSERT INTO messages (session_id, idx, body) VALUES (?, ?, ?)",
+            [(commit.session_id, start + i, encode_message(m)) for i, m in enumerate(commit.messages)],
+        )
+        apply_commit(record, commit, start + len(commit.messages), run)
+        self._put_session(conn, record, insert=False)
+        if run is not None:
+            self._put_run(conn, run)
+        return record
+
+    def renew_leases(self, owner: str, runs: list[tuple[str, str]], expires_at_ms: int) -> LeaseReport:
+        lost: set[str] = set()
+        asked: set[str] = set()
+        with self._write() as conn:
+            for _, run_id in runs:
+                run = self._load_run(conn, run_id)
+                if run is None or run.status != "running" or run.owner != owner:
+                    lost.add(run_id)
+                    continue
+                if run.interrupt_requested:
+                    asked.add(run_id)
+                run.lease_expires_at_ms = max(run.lease_expires_at_ms, expires_at_ms)
+                self._put_run(conn, run)
+        return LeaseReport(lost=frozenset(lost), interrupt_requested=frozenset(asked))
+
+    def request_interrupt(self, session_id: str, run_id: str) -> bool:
+        with self._write() as conn:
+            run = self._load_run(conn, run_id)
+            if run is None or run.status != "running" or run.session_id != session_id:
+                return False
+            run.interrupt_requested = True
+            self._put_run(conn, run)
+            return True
+
+    def close_stale_run(self, session_id: str, run_id: str, *, now_ms: int, owner_dead: bool, reason: str) -> bool:
+        with self._write() as conn:
+            run = self._load_run(conn, run_id)
+            if run is None or run.session_id != session_id or not lease_is_stale(run, now_ms=now_ms,
+                                                                                  owner_dead=owner_dead):
+                return False
+            record = self._load_session(conn, session_id)
             if record is None:
-                raise KeyError(commit.session_id)
-            start = conn.execute(
-                "SELECT COALESCE(MAX(idx) + 1, 0) FROM messages WHERE session_id = ?", (commit.session_id,)
-            ).fetchone()[0]
-            conn.executemany(
-                "INSERT INTO messages (session_id, idx, body) VALUES (?, ?, ?)",
-                [(commit.session_id, start + i, encode_message(m)) for i, m in enumerate(commit.messages)],
-            )
-            row = conn.execute("SELECT record FROM runs WHERE run_id = ?", (commit.run_id,)).fetchone()
-            run = _decode_run(row[0]) if row is not None else None
-            apply_commit(record, commit, start + len(commit.messages), run)
-            self._put_session(conn, record, insert=False)
-            if run is not None:
-                conn.execute(
-                    "UPDATE runs SET status = ?, record = ? WHERE run_id = ?",
-                    (run.status, _encode(run), run.run_id),
-                )
-            return record
+                return False
+            self._apply_commit(conn, interrupted_commit(run, record, now_ms=now_ms, reason=reason), run)
+            return True
 
     def open_runs(self) -> list[RunRecord]:
         with self._read() as conn:

@@ -1,0 +1,110 @@
+"""Which processes follow which sessions of a shared realm, so turns can push events to them.
+
+A turn may run in a process that lives for a few milliseconds (``rkat run``). By
+the time another process polls the store, such a turn is over and its owner gone,
+with the events it streamed. So processes that follow sessions say so: each
+writes ``<realm>/live/<host>-<pid>.json`` naming its live link and the sessions
+someone follows there. A process beginning a turn reads these files and pushes
+the turn's events to every follower of that session as it publishes them.
+
+The files are small and change only when the set of followed sessions does. A
+file whose process is dead is removed by whoever finds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from meerkat.store import owner_is_alive
+
+__all__ = ["WatchRegistry", "Watcher"]
+
+log = logging.getLogger("rkat.live")
+
+DIRECTORY = "live"
+
+
+class _WatchFile(msgspec.Struct, kw_only=True):
+    owner: str
+    endpoint: str
+    token: str
+    sessions: list[str]
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(_WatchFile).decode
+
+
+@dataclass(frozen=True, slots=True)
+class Watcher:
+    """A process following a session: where to push its events."""
+
+    owner: str
+    endpoint: str
+    token: str
+
+
+class WatchRegistry:
+    """This process's entry in a realm's ``live/`` directory, and lookups of the others'."""
+
+    def __init__(self, realm_root: Path, owner: str) -> None:
+        self.directory = Path(realm_root) / DIRECTORY
+        self.owner = owner
+        self._path = self.directory / (owner.replace(":", "-").replace(os.sep, "_") + ".json")
+        self._published: frozenset[str] = frozenset()
+
+    def publish(self, endpoint: str, token: str, sessions: frozenset[str]) -> None:
+        """Say which sessions are followed here (an empty set removes the entry). Blocks on disk."""
+        if sessions == self._published:
+            return
+        try:
+            if not sessions:
+                self._path.unlink(missing_ok=True)
+            else:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                body = _WatchFile(owner=self.owner, endpoint=endpoint, token=token, sessions=sorted(sessions))
+                temporary = self._path.with_suffix(".tmp")
+                temporary.write_bytes(_encode(body))
+                os.replace(temporary, self._path)  # readers see the old file or the new one, never half
+            self._published = sessions
+        except OSError as exc:
+            log.warning("cannot publish followed sessions in %s: %s", self.directory, exc)
+
+    def watchers_of(self, session_id: str) -> list[Watcher]:
+        """The other live processes following ``session_id``. Blocks on disk (briefly)."""
+        return [Watcher(entry.owner, entry.endpoint, entry.token) for entry in self._entries()
+                if session_id in entry.sessions]
+
+    @property
+    def published(self) -> frozenset[str]:
+        """The sessions this process last said it follows."""
+        return self._published
+
+    def _entries(self) -> list[_WatchFile]:
+        # Read afresh each time: a handful of small files, and no cache to go stale.
+        entries = []
+        try:
+            paths = list(self.directory.glob("*.json"))
+        except OSError:
+            return []
+        for path in paths:
+            try:
+                entry = _decode(path.read_bytes())
+            except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            if entry.owner == self.owner:
+                continue
+            if not owner_is_alive(entry.owner):
+                path.unlink(missing_ok=True)
+                continue
+            entries.append(entry)
+        return entries
+
+    def close(self) -> None:
+        """Remove this process's entry."""
+        self.publish("", "", frozenset())

@@ -1,0 +1,313 @@
+"""One realm, many processes: rkat-rest, rkat-rpc and the rkat CLI sharing one state root.
+
+Every process here is a real child: a REST daemon, JSON-RPC servers driven over
+their pipes, and CLI invocations. They share realm ``shared`` (sqlite) and must
+behave as one host: sessions and config made anywhere are seen everywhere, a
+turn running in one process makes the session busy for all, any surface's
+interrupt stops it, and an SSE subscriber on the daemon follows a turn that
+another process runs, with the same ``seq`` numbering and resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import trio
+
+from cli_process import Cli
+from rpc_process import RpcProcess, child_env
+from test_rest_server import RestServer
+
+REALM = "shared"
+#: A mock turn long enough (about 60 s) that only an interrupt ends it early.
+SLOW = {"reply_words": 3000, "token_delay_ms": 20}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("shared-root")
+
+
+@pytest.fixture(scope="module")
+def rest(root: Path):
+    with RestServer("--realm", REALM, "--state-root", str(root)) as server:
+        yield server
+
+
+@pytest.fixture
+def rpc(root: Path):
+    process = RpcProcess("--realm", REALM, state_root=root)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def cli(root: Path, tmp_path: Path) -> Cli:
+    return Cli(root, tmp_path)
+
+
+def rkat(cli: Cli, *args: str, expect: int | None = 0) -> Any:
+    """``rkat -r shared ARGS`` (realm options may follow the command)."""
+    return cli(*args, "-r", REALM, expect=expect)
+
+
+def start_slow_turn(rpc: RpcProcess, session_id: str) -> str:
+    """Send ``turn/start`` for a long turn and return its request id once its first delta arrived."""
+    request_id = rpc.request("turn/start", {"session_id": session_id, "prompt": "a long one",
+                                            "provider_params": SLOW})
+    while True:
+        line = rpc.read()
+        if line.get("method") == "session/event" and line["params"]["event"]["payload"]["type"] == "text_delta":
+            return request_id
+        assert "id" not in line, f"the turn ended before streaming: {line}"
+
+
+def events_until_response(rpc: RpcProcess, request_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    notes, response = rpc.until_response(request_id)
+    return [n["params"]["event"] for n in notes if n.get("method") == "session/event"], response
+
+
+async def test_sessions_and_turns_made_anywhere_are_seen_everywhere(rest, rpc, cli):
+    made_by_rpc = rpc.result("session/create", {"prompt": "from rpc", "labels": {"by": "rpc"}})["session_id"]
+    async with rest.client() as http:
+        created = await http.post("/sessions", json={"prompt": "from rest", "labels": {"by": "rest"}})
+        assert created.status_code == 200, created.text
+        made_by_rest = created.json()["session_id"]
+        made_by_cli = rkat(cli, "run", "--label", "by=cli", "--output", "json", "from cli").json()["session_id"]
+
+        # Every process lists all three.
+        listed_by_rest = {s["session_id"] for s in (await http.get("/sessions?limit=1000")).json()["sessions"]}
+        listed_by_rpc = {s["session_id"] for s in rpc.result("session/list", {"limit": 1000})["sessions"]}
+        listed_by_cli = {s["session_id"] for s in rkat(cli, "session", "list", "--limit", "1000",
+                                                       "--format", "json").json()["sessions"]}
+        for listing in (listed_by_rest, listed_by_rpc, listed_by_cli):
+            assert {made_by_rpc, made_by_rest, made_by_cli} <= listing
+
+        # A turn through one process is read at once by the others, even where the session's actor is alive.
+        assert (await http.get(f"/sessions/{made_by_rpc}")).json()["message_count"] == 2
+        rkat(cli, "run", "--resume", made_by_rpc, "second, from cli")
+        read = (await http.get(f"/sessions/{made_by_rpc}")).json()
+        assert read["message_count"] == 4
+        assert read["last_assistant_text"] == "Mock reply to: second, from cli"
+        third = await http.post(f"/sessions/{made_by_rpc}/messages", json={"prompt": "third, from rest"})
+        assert third.status_code == 200, third.text
+        via_rpc = rpc.result("session/read", {"session_id": made_by_rpc})
+        assert via_rpc["message_count"] == 6
+        assert via_rpc["last_assistant_text"] == "Mock reply to: third, from rest"
+        history = rpc.result("session/history", {"session_id": made_by_rpc})["messages"]
+        users = [m["content"] for m in history if m["role"] == "user"]
+        assert users == ["from rpc", "second, from cli", "third, from rest"]
+
+
+async def test_a_turn_in_one_process_makes_the_session_busy_everywhere(rest, rpc, cli):
+    session_id = rpc.result("session/create", {"prompt": "hello"})["session_id"]
+    request_id = await trio.to_thread.run_sync(start_slow_turn, rpc, session_id)
+    async with rest.client() as http:
+        busy = await http.post(f"/sessions/{session_id}/messages", json={"prompt": "me too"})
+        assert busy.status_code == 409
+        assert busy.json()["code"] == "SESSION_BUSY"
+        read = (await http.get(f"/sessions/{session_id}")).json()
+        assert read["is_active"] is True
+        listed = {s["session_id"]: s for s in (await http.get("/sessions?limit=1000")).json()["sessions"]}
+        assert listed[session_id]["is_active"] is True
+        refused = rkat(cli, "run", "--resume", session_id, "and me", expect=None)
+        assert refused.code == 11, refused.err
+        assert "busy" in refused.err.lower()
+
+        # The REST daemon's interrupt stops the turn running in the rpc process, and answers after it ended.
+        asked = time.monotonic()
+        stopped = await http.post(f"/sessions/{session_id}/interrupt")
+        answered = time.monotonic() - asked
+        assert stopped.status_code == 200, stopped.text
+        assert stopped.json()["interrupted"] is True
+        events, response = await trio.to_thread.run_sync(events_until_response, rpc, request_id)
+        ended = time.monotonic() - asked
+        assert response["error"]["data"]["error_code"] == "REQUEST_CANCELLED", response
+        assert events[-1]["payload"]["type"] == "run_failed"
+        # The issue's bound: a foreign turn stops within one second of the interrupt (it would run ~60 s).
+        assert answered < 1.0 and ended < 1.0, (answered, ended)
+        after = (await http.get(f"/sessions/{session_id}")).json()
+        assert after["is_active"] is False
+        assert after["message_count"] == 4  # the interrupted turn keeps the prompt and the partial answer
+        again = await http.post(f"/sessions/{session_id}/messages", json={"prompt": "now me"})
+        assert again.status_code == 200, again.text
+
+
+async def test_cli_interrupt_stops_a_turn_of_another_process(rpc, cli):
+    session_id = rpc.result("session/create", {"prompt": "hello"})["session_id"]
+    request_id = await trio.to_thread.run_sync(start_slow_turn, rpc, session_id)
+    result = await trio.to_thread.run_sync(lambda: rkat(cli, "session", "interrupt", session_id))
+    assert "interrupt" in (result.out + result.err).lower()
+    events, response = await trio.to_thread.run_sync(events_until_response, rpc, request_id)
+    assert response["error"]["data"]["error_code"] == "REQUEST_CANCELLED", response
+    partial = "".join(e["payload"]["delta"] for e in events if e["payload"]["type"] == "text_delta")
+    history = rpc.result("session/history", {"session_id": session_id})["messages"]
+    assert history[-1]["role"] == "block_assistant" and history[-1]["stop_reason"] == "cancelled"
+    stored = "".join(b["data"].get("text", "") for b in history[-1]["blocks"])
+    # What the user saw was kept: every delta after the first (read by start_slow_turn), and that one.
+    assert stored.endswith(partial) and len(stored) > len(partial)
+
+
+async def _sse_events(http: httpx2.AsyncClient, path: str, until_type: str, got: list[dict[str, Any]],
+                      ready: trio.Event, headers: dict[str, str] | None = None) -> None:
+    with trio.fail_after(30):
+        await _read_sse(http, path, until_type, got, ready, headers)
+
+
+async def _read_sse(http: httpx2.AsyncClient, path: str, until_type: str, got: list[dict[str, Any]],
+                    ready: trio.Event, headers: dict[str, str] | None) -> None:
+    async with http.stream("GET", path, headers=headers or {}) as response:
+        assert response.status_code == 200
+        ready.set()
+        event_id = None
+        async for line in response.aiter_lines():
+            if line.startswith("id:"):
+                event_id = int(line[3:].strip())
+            elif line.startswith("data:") and event_id is not None:
+                body = json.loads(line[5:])
+                got.append({"id": event_id, **body})
+                event_id = None
+                if body["payload"]["type"] == until_type:
+                    return
+
+
+async def test_sse_on_the_daemon_follows_a_turn_run_by_another_process(rest, rpc, cli):
+    session_id = rpc.result("session/create", {"prompt": "hello"})["session_id"]
+    async with rest.client() as http:
+        seen: list[dict[str, Any]] = []
+        ready = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_sse_events, http, f"/sessions/{session_id}/events", "run_completed", seen, ready)
+            await ready.wait()
+            await trio.sleep(0.3)  # the subscription is in place before the turn starts
+            events, response = await trio.to_thread.run_sync(
+                rpc.call, "turn/start", {"session_id": session_id, "prompt": "watched",
+                                         "provider_params": {"reply_words": 40, "token_delay_ms": 5}})
+        assert "result" in response, response
+        rpc_events = [e for e in (n["params"]["event"] for n in events) if True]
+        assert [e["seq"] for e in seen] == [e["seq"] for e in rpc_events]
+        assert [e["id"] for e in seen] == [e["seq"] for e in seen]
+        assert [e["payload"]["type"] for e in seen] == [e["payload"]["type"] for e in rpc_events]
+        text = "".join(e["payload"]["delta"] for e in seen if e["payload"]["type"] == "text_delta")
+        assert text == response["result"]["text"]
+
+        # Resume from the middle of the foreign turn: the daemon replays the rest, same ids.
+        middle = seen[len(seen) // 2]["id"]
+        resumed: list[dict[str, Any]] = []
+        await _sse_events(http, f"/sessions/{session_id}/events", "run_completed", resumed, trio.Event(),
+                          headers={"Last-Event-ID": str(middle)})
+        assert [e["id"] for e in resumed] == [e["id"] for e in seen if e["id"] > middle]
+
+        # A turn run by the CLI is followed live too, numbered after the rpc one.
+        cli_seen: list[dict[str, Any]] = []
+        ready = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_sse_events, http, f"/sessions/{session_id}/events", "run_completed", cli_seen,
+                               ready)
+            await ready.wait()
+            await trio.sleep(0.3)
+            await trio.to_thread.run_sync(lambda: rkat(cli, "run", "--resume", session_id, "from the cli"))
+        assert cli_seen[0]["payload"]["type"] == "run_started"
+        assert cli_seen[0]["id"] == seen[-1]["id"] + 1
+        assert [e["id"] for e in cli_seen] == list(range(cli_seen[0]["id"], cli_seen[-1]["id"] + 1))
+        assert "".join(e["payload"]["delta"] for e in cli_seen if e["payload"]["type"] == "text_delta") \
+            == "Mock reply to: from the cli"
+
+
+def _patch_100(root: Path, tag: str) -> int:
+    """One rkat-rpc process applying 100 patches with expected_generation, retrying conflicts."""
+    process = RpcProcess("--realm", "config-race", state_root=root)
+    conflicts = 0
+    try:
+        for i in range(100):
+            while True:
+                generation = process.result("config/get", {})["generation"]
+                _, response = process.call("config/patch", {"patch": {"agent": {"provider_params": {
+                    f"{tag}_{i}": i}}}, "expected_generation": generation})
+                if "result" in response:
+                    assert response["result"]["generation"] == generation + 1
+                    break
+                assert response["error"]["data"]["error_code"] == "CONFIG_GENERATION_CONFLICT", response
+                conflicts += 1
+    finally:
+        process.stop()
+    return conflicts
+
+
+async def test_four_processes_patching_config_end_at_generation_400(root, cli):
+    conflicts: list[int] = []
+
+    async def writer(tag: str) -> None:
+        conflicts.append(await trio.to_thread.run_sync(_patch_100, root, tag))
+
+    start = cli("config", "get", "--format", "json", "--with-generation", "-r", "config-race").json()["generation"]
+    async with trio.open_nursery() as nursery:
+        for tag in "abcd":
+            nursery.start_soon(writer, tag)
+    config = cli("config", "get", "--format", "json", "--with-generation", "-r", "config-race").json()
+    assert config["generation"] == start + 400
+    params = config["config"]["agent"]["provider_params"]
+    assert params == {f"{tag}_{i}": i for tag in "abcd" for i in range(100)}
+    print(f"4 x 100 config patches across processes: {sum(conflicts)} conflicts retried")
+
+
+async def test_a_killed_owner_frees_the_session_at_once(rest, root):
+    owner = RpcProcess("--realm", REALM, state_root=root)
+    try:
+        session_id = owner.result("session/create", {"prompt": "hello"})["session_id"]
+        await trio.to_thread.run_sync(start_slow_turn, owner, session_id)
+    finally:
+        owner.proc.kill()
+        owner.stop()
+    async with rest.client() as http:
+        # The owner's pid is gone: the next turn closes its run as interrupted and goes ahead.
+        after = await http.post(f"/sessions/{session_id}/messages", json={"prompt": "still usable"})
+        assert after.status_code == 200, after.text
+        history = (await http.get(f"/sessions/{session_id}/history")).json()["messages"]
+        assert [m["role"] for m in history] == ["user", "block_assistant"] * 3
+        assert history[3]["stop_reason"] == "cancelled"
+        assert history[5]["blocks"][0]["data"]["text"] == "Mock reply to: still usable"
+
+
+async def test_a_hung_owner_loses_the_session_when_its_lease_expires(rest, root):
+    lease = 1.5
+    owner = RpcProcess("--realm", REALM, state_root=root, env=child_env(root, RKAT_LEASE_SECS=str(lease)))
+    try:
+        session_id = owner.result("session/create", {"prompt": "hello"})["session_id"]
+        request_id = await trio.to_thread.run_sync(start_slow_turn, owner, session_id)
+        os.kill(owner.proc.pid, signal.SIGSTOP)  # alive but silent: only the lease can free the session
+        stopped_at = time.monotonic()
+        async with rest.client() as http:
+            first = await http.post(f"/sessions/{session_id}/messages", json={"prompt": "too early"})
+            assert first.status_code == 409
+            while True:
+                attempt = await http.post(f"/sessions/{session_id}/messages", json={"prompt": "after the lease"})
+                if attempt.status_code == 200:
+                    break
+                assert attempt.status_code == 409, attempt.text
+                assert time.monotonic() - stopped_at < lease + 10, "the lease never expired"
+                await trio.sleep(0.2)
+            waited = time.monotonic() - stopped_at
+            assert waited >= lease - 0.5  # not before the lease could have run out
+            os.kill(owner.proc.pid, signal.SIGCONT)
+            # The woken owner finds its lease gone: its turn fails, its late commit is refused.
+            _, response = await trio.to_thread.run_sync(owner.until_response, request_id)
+            assert "error" in response, response
+            history = (await http.get(f"/sessions/{session_id}/history")).json()["messages"]
+            assert [m["role"] for m in history] == ["user", "block_assistant"] * 3
+            assert [m["content"] for m in history if m["role"] == "user"] == ["hello", "a long one",
+                                                                             "after the lease"]
+            assert history[3]["stop_reason"] == "cancelled"
+            read = (await http.get(f"/sessions/{session_id}")).json()
+            assert read["is_active"] is False and read["message_count"] == 6
+    finally:
+        if owner.proc.poll() is None:
+            os.kill(owner.proc.pid, signal.SIGCONT)
+        owner.stop()
