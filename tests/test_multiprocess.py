@@ -30,14 +30,21 @@ REALM = "shared"
 SLOW = {"reply_words": 3000, "token_delay_ms": 20}
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("shared-root")
+@pytest.fixture(scope="module", params=["sqlite", "jsonl"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The shared realm's backend: both disk backends keep the promise across processes."""
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def rest(root: Path):
-    with RestServer("--realm", REALM, "--state-root", str(root)) as server:
+def root(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Path:
+    return tmp_path_factory.mktemp(f"shared-root-{backend}")
+
+
+@pytest.fixture(scope="module")
+def rest(root: Path, backend: str):
+    """The daemon creates the realm with its backend; every other process just names the realm."""
+    with RestServer("--realm", REALM, "--realm-backend", backend, "--state-root", str(root)) as server:
         yield server
 
 
@@ -140,7 +147,7 @@ async def test_a_turn_in_one_process_makes_the_session_busy_everywhere(rest, rpc
         assert again.status_code == 200, again.text
 
 
-async def test_cli_interrupt_stops_a_turn_of_another_process(rpc, cli):
+async def test_cli_interrupt_stops_a_turn_of_another_process(rest, rpc, cli):
     session_id = rpc.result("session/create", {"prompt": "hello"})["session_id"]
     request_id = await trio.to_thread.run_sync(start_slow_turn, rpc, session_id)
     result = await trio.to_thread.run_sync(lambda: rkat(cli, "session", "interrupt", session_id))
@@ -221,9 +228,9 @@ async def test_sse_on_the_daemon_follows_a_turn_run_by_another_process(rest, rpc
             == "Mock reply to: from the cli"
 
 
-def _patch_100(root: Path, tag: str) -> int:
+def _patch_100(root: Path, backend: str, tag: str) -> int:
     """One rkat-rpc process applying 100 patches with expected_generation, retrying conflicts."""
-    process = RpcProcess("--realm", "config-race", state_root=root)
+    process = RpcProcess("--realm", "config-race", "--realm-backend", backend, state_root=root)
     conflicts = 0
     try:
         for i in range(100):
@@ -241,13 +248,14 @@ def _patch_100(root: Path, tag: str) -> int:
     return conflicts
 
 
-async def test_four_processes_patching_config_end_at_generation_400(root, cli):
+async def test_four_processes_patching_config_end_at_generation_400(root, backend, cli):
     conflicts: list[int] = []
 
     async def writer(tag: str) -> None:
-        conflicts.append(await trio.to_thread.run_sync(_patch_100, root, tag))
+        conflicts.append(await trio.to_thread.run_sync(_patch_100, root, backend, tag))
 
-    start = cli("config", "get", "--format", "json", "--with-generation", "-r", "config-race").json()["generation"]
+    start = cli("config", "get", "--format", "json", "--with-generation", "-r", "config-race",
+                "--realm-backend", backend).json()["generation"]
     async with trio.open_nursery() as nursery:
         for tag in "abcd":
             nursery.start_soon(writer, tag)

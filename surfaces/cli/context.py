@@ -13,12 +13,13 @@ current directory holding a ``.rkat`` entry, else the current directory itself.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import TYPE_CHECKING, Any, AsyncContextManager, Callable
 
 import asyncclick as click
 
-from surfaces.realm_options import RealmOptions, project_state_root
+from surfaces.realm_options import RealmOptions, resolve_state_root
 
 if TYPE_CHECKING:
     from actors import SessionService
@@ -59,13 +60,14 @@ def realm_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _chosen_options(ctx: click.Context) -> RealmOptions:
     chosen = ctx.find_root().meta.get(_META_KEY, {})
-    state_root = chosen.get("state_root") or os.environ.get("RKAT_STATE_ROOT") or None
-    if state_root is None:
-        state_root = str(project_state_root(os.getcwd()))
     options = RealmOptions(realm_id=chosen.get("realm_id"), isolated=bool(chosen.get("isolated")),
                            instance_id=chosen.get("instance_id"), backend=chosen.get("backend"),
-                           state_root=state_root)
-    return options.with_workspace_default()
+                           state_root=chosen.get("state_root")).with_workspace_default()
+    # The realm where it already exists (the project's .rkat/realms or the user data
+    # directory, where the servers keep theirs); a new one goes in the project.
+    state_root = resolve_state_root(options.realm_id, options.state_root, context_root=os.getcwd(),
+                                    project_default=True)
+    return dataclasses.replace(options, state_root=str(state_root))
 
 
 def service_for(ctx: click.Context) -> AsyncContextManager["SessionService"]:

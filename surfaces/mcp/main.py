@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         realm = realm_options_from_args(args)
         http = parse_http_address(args.http) if args.http else None
-    except InvalidParams as exc:
+    except MeerkatError as exc:
         parser.error(exc.message)
     # Log to stderr only: on stdio, stdout carries the protocol.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,

@@ -8,7 +8,6 @@ a library's warning can never corrupt the stream. Logs go to stderr.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import signal
@@ -18,9 +17,8 @@ from typing import Sequence
 import trio
 
 from meerkat.errors import MeerkatError
-from meerkat.realm import RealmPaths
 
-from surfaces.realm_options import RealmOptions, add_realm_arguments, project_state_root, realm_options_from_args
+from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
 
 from .framing import DEFAULT_MAX_LINE_BYTES
 from .server import RpcConnection
@@ -62,26 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     # What the published SDK's connect(context_root=..., user_config_root=..., live_ws=...,
     # live_webrtc=...) appends: known here, so each gets a meaning or a precise refusal.
     roots = parser.add_argument_group("context (what SDKs' connect() passes)")
-    roots.add_argument("--context-root", metavar="DIR",
-                       help="project directory: a --realm that exists in its <project>/.rkat/realms (where the "
-                            "rkat CLI keeps it) is served from there, unless a state root is given")
     roots.add_argument("--user-config-root", metavar="DIR",
                        help="accepted for SDK compatibility; this host keeps all config in the realm, so there "
                             "is nothing user-level to read")
     roots.add_argument("--live-ws", metavar="ADDR", help=argparse.SUPPRESS)
     roots.add_argument("--live-webrtc", action="store_true", help=argparse.SUPPRESS)
     return parser
-
-
-def _apply_context_root(options: RealmOptions, context_root: str | None) -> RealmOptions:
-    """Serve the named realm from the context's project root when it exists there and no root was chosen."""
-    if context_root is None or options.realm_id is None or options.state_root or os.environ.get("RKAT_STATE_ROOT"):
-        return options
-
-    local = project_state_root(context_root)
-    if RealmPaths.for_realm(local, options.realm_id).manifest_path.exists():
-        return dataclasses.replace(options, state_root=str(local))
-    return options
 
 
 #: Seconds requests in flight may go on after stdin closes: enough for ``rkat-rpc < file``
@@ -134,10 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.live_ws is not None or args.live_webrtc:
         parser.error("live channels (--live-ws, --live-webrtc) are not supported by this host; "
                      "connect without live_ws/live_webrtc")
-    if args.context_root is not None and not os.path.isdir(args.context_root):  # read below: a typo would hide
-        parser.error(f"--context-root {args.context_root!r} is not a directory")
     try:
-        options = _apply_context_root(realm_options_from_args(args), args.context_root)
+        options = realm_options_from_args(args)
     except MeerkatError as exc:
         parser.error(exc.message)
     # Keep the real stdout for the protocol; anything else printing to fd 1 lands on stderr.
