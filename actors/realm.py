@@ -21,7 +21,7 @@ import trio
 
 from meerkat.agent import ToolRegistry
 from meerkat.config import Config, ConfigEnvelope, ConfigStore
-from meerkat.errors import InternalError, InvalidParams, MeerkatError, SessionBusy, StoreError
+from meerkat.errors import InternalError, InvalidParams, MeerkatError, SessionBusy, SessionNotFound, StoreError
 from meerkat.ids import new_uuid7
 from meerkat.providers import ProviderPool, resolve_model, validate_provider_params
 from meerkat.providers.credentials import ensure_credentials
@@ -211,11 +211,14 @@ class RealmSupervisor:
     async def begin_run(self, run: RunRecord) -> SessionRecord:
         """Record ``run`` as running; a session held by a dead or expired owner is taken over first."""
         try:
+            try:
+                return await self.store_call(self.store.begin_run, run)
+            except SessionBusy as busy:
+                if not await self.close_if_stale(run.session_id, busy.running_run_id):
+                    raise
             return await self.store_call(self.store.begin_run, run)
-        except SessionBusy as busy:
-            if not await self.close_if_stale(run.session_id, busy.running_run_id):
-                raise
-        return await self.store_call(self.store.begin_run, run)
+        except KeyError:  # gone, or archived by another process
+            raise SessionNotFound(run.session_id) from None
 
     async def close_if_stale(self, session_id: str, run_id: str) -> bool:
         """Close another owner's run as interrupted if its owner died or its lease ran out."""
@@ -249,8 +252,10 @@ class RealmSupervisor:
 
     async def _keep_leases(self) -> None:
         """Renew the leases of this process's running turns; stop those lost or asked to stop."""
+        # Renew at least three times per lease, however short a lease is configured.
+        interval = min(self.options.lease_renew_interval, self.options.lease_ttl / 3)
         while True:
-            await trio.sleep(self.options.lease_renew_interval)
+            await trio.sleep(interval)
             held = {actor.leased_run_id: actor for actor in tuple(self._actors.values())
                     if actor.leased_run_id is not None}
             if not held:

@@ -342,8 +342,9 @@ class SessionActor:
         sup = self._supervisor
         try:
             await sup.publish_followed()
-        finally:
-            message.reply.send(subscription)
+        except Exception:  # the subscription still works for this process's own turns
+            log.exception("could not announce a follower of session %s", self.session_id)
+        message.reply.send(subscription)
         sup.poke_foreign_watch()  # a turn may already be running elsewhere
 
     def follow(self, after_seq: int) -> Subscription | None:

@@ -319,3 +319,15 @@ async def test_a_hung_owner_loses_the_session_when_its_lease_expires(rest, root)
         if owner.proc.poll() is None:
             os.kill(owner.proc.pid, signal.SIGCONT)
         owner.stop()
+
+
+async def test_a_session_archived_elsewhere_is_gone_for_a_process_that_had_it_open(rest, rpc):
+    session_id = rpc.result("session/create", {"prompt": "hello"})["session_id"]
+    assert rpc.result("session/read", {"session_id": session_id})["message_count"] == 2  # its actor is alive here
+    async with rest.client() as http:
+        archived = await http.delete(f"/sessions/{session_id}")
+        assert archived.status_code == 200, archived.text
+    for method, params in (("session/read", {"session_id": session_id}),
+                           ("turn/start", {"session_id": session_id, "prompt": "still there?"})):
+        error = rpc.error(method, params)
+        assert error["data"]["error_code"] == "SESSION_NOT_FOUND", (method, error)

@@ -150,7 +150,8 @@ class SessionStore(Protocol):
         """Record a run in flight and return the session as stored now.
 
         Raises SessionBusy if another run (of any process) is active on the
-        session, KeyError if the session does not exist. The returned record lets
+        session, KeyError if the session does not exist or is archived (maybe
+        by another process). The returned record lets
         a caller notice runs committed by other processes since it last looked.
         """
 

@@ -367,7 +367,7 @@ class JsonlStore:
 
         def decide(state: _State) -> tuple[_Op | None, None]:
             record = state.record
-            if record is None:
+            if record is None or record.archived:
                 raise KeyError(run.session_id)
             if record.active_run_id is not None:
                 raise SessionBusy(run.session_id, record.active_run_id)

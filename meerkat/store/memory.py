@@ -66,6 +66,8 @@ class MemoryStore:
     def begin_run(self, run: RunRecord) -> SessionRecord:
         with self._lock:
             record = self._sessions[run.session_id]
+            if record.archived:
+                raise KeyError(run.session_id)
             if record.active_run_id is not None:
                 raise SessionBusy(run.session_id, record.active_run_id)
             apply_begin(record, run)

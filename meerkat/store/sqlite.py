@@ -307,7 +307,7 @@ class SqliteStore:
     def begin_run(self, run: RunRecord) -> SessionRecord:
         with self._write() as conn:
             record = self._load_session(conn, run.session_id)
-            if record is None:
+            if record is None or record.archived:
                 raise KeyError(run.session_id)
             if record.active_run_id is not None:
                 raise SessionBusy(run.session_id, record.active_run_id)
