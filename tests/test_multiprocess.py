@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,14 @@ from typing import Any
 import httpx2
 import pytest
 import trio
+from mcp import Client, StdioServerParameters
 
 from cli_process import Cli
 from rpc_process import RpcProcess, child_env
 from test_rest_server import RestServer
 
 REALM = "shared"
+RKAT_MCP = str(Path(sys.executable).with_name("rkat-mcp"))
 #: A mock turn long enough (about 60 s) that only an interrupt ends it early.
 SLOW = {"reply_words": 3000, "token_delay_ms": 20}
 
@@ -331,3 +334,41 @@ async def test_a_session_archived_elsewhere_is_gone_for_a_process_that_had_it_op
                            ("turn/start", {"session_id": session_id, "prompt": "still there?"})):
         error = rpc.error(method, params)
         assert error["data"]["error_code"] == "SESSION_NOT_FOUND", (method, error)
+
+
+async def test_mcp_and_another_rpc_process_see_and_stop_a_foreign_turn(rest, rpc, root):
+    """The remaining surfaces' interrupts: rkat-mcp's tool, through the official MCP client, and a second rkat-rpc."""
+    session_id = rpc.result("session/create", {"prompt": "hello"})["session_id"]
+    request_id = await trio.to_thread.run_sync(start_slow_turn, rpc, session_id)
+    server = StdioServerParameters(command=RKAT_MCP, args=["--realm", REALM, "--state-root", str(root)],
+                                   env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")})
+    async with Client(server) as mcp:
+        read = await mcp.call_tool("meerkat_read", {"session_id": session_id})
+        assert json.loads(read.content[0].text)["state"]["is_active"] is True
+        busy = await mcp.call_tool("meerkat_resume", {"session_id": session_id, "prompt": "me too"})
+        assert busy.is_error and json.loads(busy.content[0].text)["code"] == "SESSION_BUSY"
+        stopped = json.loads((await mcp.call_tool("meerkat_interrupt", {"session_id": session_id})).content[0].text)
+        assert stopped["interrupted"] is True and stopped["was_running"] is True and stopped["run_id"]
+        _, response = await trio.to_thread.run_sync(rpc.until_response, request_id)
+        assert response["error"]["data"]["error_code"] == "REQUEST_CANCELLED", response
+
+        # Now the other way round: the turn runs in rkat-mcp's process, a second rkat-rpc stops it.
+        other = RpcProcess("--realm", REALM, state_root=root)
+        try:
+            async with trio.open_nursery() as nursery:
+                outcome: dict[str, Any] = {}
+
+                async def long_turn() -> None:
+                    outcome["result"] = await mcp.call_tool("meerkat_resume", {
+                        "session_id": session_id, "prompt": "long", "provider_params": SLOW})
+                nursery.start_soon(long_turn)
+                with trio.fail_after(30):
+                    while not (await trio.to_thread.run_sync(other.result, "session/read",
+                                                             {"session_id": session_id}))["is_active"]:
+                        await trio.sleep(0.05)
+                answer = await trio.to_thread.run_sync(other.result, "turn/interrupt", {"session_id": session_id})
+                assert answer["interrupted"] is True
+            result = outcome["result"]
+            assert result.is_error and json.loads(result.content[0].text)["code"] == "REQUEST_CANCELLED"
+        finally:
+            other.stop()
