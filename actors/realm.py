@@ -276,6 +276,9 @@ class RealmSupervisor:
         """Other processes following ``session_id``, to push a turn's events to."""
         if self.watch is None:
             return []
+        cached = self.watch.cached_watchers_of(session_id)  # one stat on the loop: nothing changed
+        if cached is not None:
+            return cached
         return await self.io.call(self.watch.watchers_of, session_id)
 
     def start_push(self, watcher: Watcher, session_id: str, subscription: Subscription) -> None:

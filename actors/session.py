@@ -126,6 +126,8 @@ class SessionActor:
         self._current: SessionMessage | None = None
         #: Streams of another process's turn being copied into this bus (pulled or pushed).
         self._relays = 0
+        #: The store's change stamp taken just before ``_record`` was last read from it.
+        self._record_stamp: tuple[int, ...] | None = None
 
     @property
     def running_run_id(self) -> str | None:
@@ -208,10 +210,15 @@ class SessionActor:
         if record is not None:
             self._adopt(record)
 
-    def _adopt(self, record: SessionRecord) -> None:
-        """Take a record read from the store as this actor's view, unless a turn of ours owns it."""
+    def _adopt(self, record: SessionRecord, stamp: tuple[int, ...] | None = None) -> None:
+        """Take a record read from the store as this actor's view, unless a turn of ours owns it.
+
+        ``stamp`` is the store's change stamp taken before the read: while the
+        store still shows it, reads may answer from this record.
+        """
         if self._running is None:
             self._record = record
+            self._record_stamp = stamp
         if self._bus is not None:
             self._bus.last_seq = max(self._bus.last_seq, record.last_seq)
 
@@ -304,15 +311,19 @@ class SessionActor:
         if self._archived:
             message.reply.fail(SessionNotFound(self.session_id))
             return
-        if self._supervisor.shared:  # another process may have changed it since we looked
-            assert self._nursery is not None
-            self._nursery.start_soon(self._read_fresh, message)
-            return
+        sup = self._supervisor
         assert self._record is not None
-        message.reply.send(SessionView.from_record(self._record, running_run_id=self.running_run_id,
-                                                   realm_id=self._supervisor.realm_id))
+        if sup.shared:  # another process may have changed it since we looked
+            stamp = sup.store.change_stamp(self.session_id)
+            if stamp is None or stamp != self._record_stamp or self._running is not None:
+                assert self._nursery is not None
+                self._nursery.start_soon(self._read_fresh, message, stamp)
+                return
+        message.reply.send(SessionView.from_record(self._record,
+                                                   running_run_id=self.running_run_id or self._record.active_run_id,
+                                                   realm_id=sup.realm_id))
 
-    async def _read_fresh(self, message: Read) -> None:
+    async def _read_fresh(self, message: Read, stamp: tuple[int, ...] | None) -> None:
         sup = self._supervisor
         try:
             record = await sup.store_call(sup.store.get_session, self.session_id)
@@ -322,7 +333,7 @@ class SessionActor:
         if record is None:  # archived by another process
             message.reply.fail(SessionNotFound(self.session_id))
             return
-        self._adopt(record)
+        self._adopt(record, stamp)
         message.reply.send(SessionView.from_record(record, running_run_id=self.running_run_id or record.active_run_id,
                                                    realm_id=sup.realm_id))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,10 @@ __all__ = ["WatchRegistry", "Watcher"]
 log = logging.getLogger("rkat.live")
 
 DIRECTORY = "live"
+#: A directory listing is trusted as unchanged only if its mtime is older than this
+#: (seconds): file times are coarse, so a change within the same tick could
+#: otherwise hide behind an equal mtime.
+SETTLED = 0.05
 
 
 class _WatchFile(msgspec.Struct, kw_only=True):
@@ -57,6 +62,8 @@ class WatchRegistry:
         self.owner = owner
         self._path = self.directory / (owner.replace(":", "-").replace(os.sep, "_") + ".json")
         self._published: frozenset[str] = frozenset()
+        self._cached_key: tuple[int, int] | None = None
+        self._cached: list[_WatchFile] = []
 
     def publish(self, endpoint: str, token: str, sessions: frozenset[str]) -> None:
         """Say which sessions are followed here (an empty set removes the entry). Blocks on disk."""
@@ -77,8 +84,27 @@ class WatchRegistry:
 
     def watchers_of(self, session_id: str) -> list[Watcher]:
         """The other live processes following ``session_id``. Blocks on disk (briefly)."""
-        return [Watcher(entry.owner, entry.endpoint, entry.token) for entry in self._entries()
+        entries = self._entries()
+        return [Watcher(entry.owner, entry.endpoint, entry.token) for entry in entries
                 if session_id in entry.sessions]
+
+    def cached_watchers_of(self, session_id: str) -> list[Watcher] | None:
+        """Like :meth:`watchers_of` from the last reading, if the directory has not changed since
+        (one ``stat``); None when it must be read again."""
+        key = self._directory_key()
+        if key is None:
+            return []
+        if key != self._cached_key:
+            return None
+        return [Watcher(entry.owner, entry.endpoint, entry.token) for entry in self._cached
+                if session_id in entry.sessions]
+
+    def _directory_key(self) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(self.directory)
+        except OSError:
+            return None
+        return (stat.st_ino, stat.st_mtime_ns)
 
     @property
     def published(self) -> frozenset[str]:
@@ -86,7 +112,9 @@ class WatchRegistry:
         return self._published
 
     def _entries(self) -> list[_WatchFile]:
-        # Read afresh each time: a handful of small files, and no cache to go stale.
+        # Entries are added and removed by rename and unlink, which change the
+        # directory's mtime; a listing is cached only once that mtime has settled.
+        key = self._directory_key()
         entries = []
         try:
             paths = list(self.directory.glob("*.json"))
@@ -103,6 +131,8 @@ class WatchRegistry:
                 path.unlink(missing_ok=True)
                 continue
             entries.append(entry)
+        settled = key is not None and time.time_ns() - key[1] > SETTLED * 1e9
+        self._cached_key, self._cached = (key if settled else None), entries
         return entries
 
     def close(self) -> None:

@@ -940,3 +940,26 @@ def test_leases_are_shared_between_store_instances(disk_opener: Opener) -> None:
     with pytest.raises(LeaseLost):
         first.commit_run(make_commit("r1", "s1", run_rows("r1", "late")))
     assert first.get_session("s1").active_run_id is None
+
+
+def test_change_stamp_moves_with_any_instances_write(disk_opener: Opener, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fingerprint a process uses to skip re-reading a session: any write, by any instance, changes it."""
+    import meerkat.store.base as base
+
+    monkeypatch.setattr(base, "SETTLED_NS", 0)  # trust mtimes at once; the settling rule is tested below
+    first, second = disk_opener(), disk_opener()
+    first.create_session(make_record("s1"), [])
+    stamp = first.change_stamp("s1")
+    assert stamp is not None and first.change_stamp("s1") == stamp
+    second.begin_run(make_run("r1", "s1"))
+    after_begin = first.change_stamp("s1")
+    assert after_begin != stamp
+    second.commit_run(make_commit("r1", "s1", run_rows("r1", "x")))
+    assert first.change_stamp("s1") not in (stamp, after_begin)
+
+
+def test_change_stamp_is_withheld_while_a_write_is_too_recent_to_tell(disk_opener: Opener) -> None:
+    store = disk_opener()
+    store.create_session(make_record("s1"), [])
+    assert store.change_stamp("s1") is None  # written just now: the mtime could hide a second write
+    assert MemoryStore().change_stamp("s1") is None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -38,6 +39,7 @@ __all__ = [
     "lease_is_stale",
     "interrupted_commit",
     "check_commit_allowed",
+    "file_stamp",
     "MAX_LIST_LIMIT",
     "CRASH_SEQ_GAP",
 ]
@@ -188,6 +190,13 @@ class SessionStore(Protocol):
         (see :func:`interrupted_commit`). False when the run is not stale or not running.
         """
 
+    def change_stamp(self, session_id: str) -> tuple[int, ...] | None:
+        """A fingerprint that differs after any write that may have changed the session, by any process.
+
+        Cheap (a ``stat`` or two, fine on the event loop). None when no
+        trustworthy fingerprint exists: then the caller must read the store.
+        """
+
     def close(self) -> None:
         """Release files and connections."""
 
@@ -214,6 +223,27 @@ def apply_commit(record: SessionRecord, commit: RunCommit, message_count: int, r
         run.status = commit.status
         run.finished_at_ms = commit.finished_at_ms
         run.error = commit.error
+
+
+#: A file's mtime is trusted to tell "unchanged" only once it is older than this
+#: (ns): file times are coarse, so two writes within one tick can share an mtime.
+SETTLED_NS = 50_000_000
+
+
+def file_stamp(*paths: str | os.PathLike[str]) -> tuple[int, ...] | None:
+    """(inode, size, mtime) of each file, or None if one is missing or was written too recently to trust."""
+    stamp: list[int] = []
+    newest = 0
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        stamp += (st.st_ino, st.st_size, st.st_mtime_ns)
+        newest = max(newest, st.st_mtime_ns)
+    if time.time_ns() - newest < SETTLED_NS:
+        return None
+    return tuple(stamp)
 
 
 def check_commit_allowed(run: RunRecord | None, commit: RunCommit) -> None:

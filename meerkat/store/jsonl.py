@@ -48,6 +48,7 @@ from ..errors import SessionBusy, StoreError
 from ..transcript import Message
 from .base import (
     LeaseReport,
+    file_stamp,
     RunCommit,
     RunRecord,
     SessionRecord,
@@ -490,6 +491,11 @@ class JsonlStore:
                 return self._append(session_id, decide)[0]
             except KeyError:
                 return False
+
+    def change_stamp(self, session_id: str) -> tuple[int, ...] | None:
+        if not _safe_id(session_id):
+            return None
+        return file_stamp(self._path(session_id))  # every write appends to the session's own file
 
     def close(self) -> None:
         with self._meta:

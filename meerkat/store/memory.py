@@ -135,5 +135,8 @@ class MemoryStore:
             record.archived = True
             return True
 
+    def change_stamp(self, session_id: str) -> tuple[int, ...] | None:
+        return None  # nothing to fingerprint; and nothing shared with other processes
+
     def close(self) -> None:
         pass

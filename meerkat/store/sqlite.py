@@ -34,6 +34,7 @@ from ..errors import SessionBusy, StoreError
 from ..transcript import Message, decode_message, encode_message
 from .base import (
     LeaseReport,
+    file_stamp,
     RunCommit,
     RunRecord,
     SessionRecord,
@@ -111,6 +112,7 @@ class SqliteStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._wal_path = Path(f"{self.path}-wal")
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._checkpoint_lock = threading.Lock()
@@ -410,6 +412,11 @@ class SqliteStore:
             record.archived = True
             self._put_session(conn, record, insert=False)
             return True
+
+    def change_stamp(self, session_id: str) -> tuple[int, ...] | None:
+        # Every commit, of any process, is written to the WAL first; a checkpoint
+        # then writes the database file. Either changes when anything may have.
+        return file_stamp(self._wal_path, self.path)
 
     def checkpoint(self) -> None:
         """Copy committed WAL pages into the database file (``PRAGMA wal_checkpoint(PASSIVE)``).
