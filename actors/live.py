@@ -112,6 +112,8 @@ class LiveServer:
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError,
                     msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
                 log.debug("live peer dropped: %r", exc)
+            except Exception:  # a bug must cost this peer only, never the realm's other work
+                log.exception("live link request failed")
 
     async def _follow(self, stream: trio.SocketStream, request: LiveRequest) -> None:
         actor = self._supervisor.live_actor(request.session_id)

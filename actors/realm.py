@@ -295,6 +295,8 @@ class RealmSupervisor:
                 scope.deadline = trio.current_time() + PUSH_GRACE
             try:
                 await push_events(watcher, session_id, subscription)
+            except Exception:  # a bug must cost this push only, never the realm's other work
+                log.exception("push of session %s to %s failed", session_id, watcher.owner)
             finally:
                 self._pushes.discard(scope)
 

@@ -175,6 +175,8 @@ class SessionActor:
                     self.relay(envelope)
                     if envelope.type in TERMINAL_EVENT_TYPES:
                         break
+        except Exception:  # losing the relay must not take the session's actor down
+            log.exception("relay of run %s into session %s failed", run.run_id, self.session_id)
         finally:
             self._relays -= 1
         self.notice_store_change()

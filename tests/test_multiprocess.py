@@ -23,6 +23,9 @@ import pytest
 import trio
 from mcp import Client, StdioServerParameters
 
+from meerkat.realm import RealmPaths
+from meerkat.store import open_store
+
 from cli_process import Cli
 from rpc_process import RpcProcess, child_env
 from test_rest_server import RestServer
@@ -372,3 +375,34 @@ async def test_mcp_and_another_rpc_process_see_and_stop_a_foreign_turn(rest, rpc
             assert result.is_error and json.loads(result.content[0].text)["code"] == "REQUEST_CANCELLED"
         finally:
             other.stop()
+
+
+async def test_the_live_link_shrugs_off_strangers(rest, rpc, root, backend):
+    """Garbage, a wrong token or a flood on an owner's live port: dropped, and the turn goes on unharmed."""
+    session_id = rpc.result("session/create", {"prompt": "hello"})["session_id"]
+    request_id = await trio.to_thread.run_sync(start_slow_turn, rpc, session_id)
+    paths = RealmPaths.for_realm(root, REALM)
+    store = open_store(backend, sqlite_path=paths.sessions_sqlite_path, jsonl_dir=paths.sessions_jsonl_dir)
+    try:
+        run = store.get_run(store.get_session(session_id).active_run_id)
+    finally:
+        store.close()
+    host, port = run.live_endpoint.rsplit(":", 1)
+    assert host == "127.0.0.1"
+    forged = json.dumps({"token": "guess", "op": "interrupt", "session_id": session_id, "run_id": run.run_id})
+    for probe in (b"\x00\xffnot json\n", forged.encode() + b"\n", b"x" * 100_000, b'{"op": "push"}\n'):
+        stream = await trio.open_tcp_stream(host, int(port))
+        async with stream:
+            try:
+                await stream.send_all(probe)
+                with trio.fail_after(10):
+                    assert await stream.receive_some(1024) == b""  # closed without an answer
+            except trio.BrokenResourceError:
+                pass  # closed while we were still sending the flood
+    async with rest.client() as http:
+        read = (await http.get(f"/sessions/{session_id}")).json()
+        assert read["is_active"] is True  # the forged interrupt did nothing
+        stopped = await http.post(f"/sessions/{session_id}/interrupt")
+        assert stopped.json()["interrupted"] is True
+    _, response = await trio.to_thread.run_sync(rpc.until_response, request_id)
+    assert response["error"]["data"]["error_code"] == "REQUEST_CANCELLED", response
