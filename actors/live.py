@@ -27,7 +27,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from typing import TYPE_CHECKING, AsyncIterator, Literal
+from typing import TYPE_CHECKING, AsyncGenerator, AsyncIterator, Literal
 
 import msgspec
 import trio
@@ -205,7 +205,7 @@ async def _connect(endpoint: str | None) -> trio.SocketStream | None:
         return None
 
 
-async def follow_run(run: RunRecord, after_seq: int) -> AsyncIterator[EventEnvelope]:
+async def follow_run(run: RunRecord, after_seq: int) -> AsyncGenerator[EventEnvelope, None]:
     """The session's events after ``after_seq`` as the run's owner publishes them.
 
     Ends after the next terminal event, or early when the owner goes away
