@@ -40,6 +40,9 @@ __all__ = [
     "interrupted_commit",
     "check_commit_allowed",
     "file_stamp",
+    "Renewal",
+    "apply_renewal",
+    "lease_report",
     "MAX_LIST_LIMIT",
     "CRASH_SEQ_GAP",
 ]
@@ -253,6 +256,24 @@ def check_commit_allowed(run: RunRecord | None, commit: RunCommit) -> None:
     """
     if run is not None and run.status != "running":
         raise LeaseLost(commit.session_id, commit.run_id)
+
+
+#: What renewing one run's lease found: still held, held but asked to stop, or lost.
+Renewal = Literal["held", "asked", "lost"]
+
+
+def apply_renewal(run: RunRecord | None, owner: str, expires_at_ms: int) -> Renewal:
+    """Extend ``run``'s lease in place if ``owner`` still holds it (the same rule in every backend)."""
+    if run is None or run.status != "running" or run.owner != owner:
+        return "lost"
+    run.lease_expires_at_ms = max(run.lease_expires_at_ms, expires_at_ms)
+    return "asked" if run.interrupt_requested else "held"
+
+
+def lease_report(outcomes: dict[str, Renewal]) -> LeaseReport:
+    """The report of renewals, by run id."""
+    return LeaseReport(lost=frozenset(r for r, o in outcomes.items() if o == "lost"),
+                       interrupt_requested=frozenset(r for r, o in outcomes.items() if o == "asked"))
 
 
 def lease_is_stale(run: RunRecord, *, now_ms: int, owner_dead: bool) -> bool:

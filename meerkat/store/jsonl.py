@@ -48,6 +48,9 @@ from ..errors import SessionBusy, StoreError
 from ..transcript import Message
 from .base import (
     LeaseReport,
+    Renewal,
+    apply_renewal,
+    lease_report,
     file_stamp,
     RunCommit,
     RunRecord,
@@ -439,26 +442,21 @@ class JsonlStore:
                 return False
 
     def renew_leases(self, owner: str, runs: list[tuple[str, str]], expires_at_ms: int) -> LeaseReport:
-        lost: set[str] = set()
-        asked: set[str] = set()
+        outcomes: dict[str, Renewal] = {}
         for session_id, run_id in runs:
-            def decide(state: _State) -> tuple[_Op | None, str | None]:
+            def decide(state: _State) -> tuple[_Op | None, Renewal]:
+                # Judge a copy: the cached state changes only by replaying the appended line.
                 run = state.runs.get(run_id)
-                if run is None or run.status != "running" or run.owner != owner:
-                    return None, "lost"
-                return _Lease(run_id=run_id, expires_at_ms=expires_at_ms), (
-                    "asked" if run.interrupt_requested else None)
+                outcome = apply_renewal(None if run is None else msgspec.structs.replace(run), owner, expires_at_ms)
+                return (None if outcome == "lost" else _Lease(run_id=run_id, expires_at_ms=expires_at_ms)), outcome
 
             try:
                 with self._guard():
-                    outcome = self._append(session_id, decide, durable=False)[0] if _safe_id(session_id) else "lost"
+                    outcomes[run_id] = self._append(session_id, decide, durable=False)[0] \
+                        if _safe_id(session_id) else "lost"
             except KeyError:
-                outcome = "lost"
-            if outcome == "lost":
-                lost.add(run_id)
-            elif outcome == "asked":
-                asked.add(run_id)
-        return LeaseReport(lost=frozenset(lost), interrupt_requested=frozenset(asked))
+                outcomes[run_id] = "lost"
+        return lease_report(outcomes)
 
     def request_interrupt(self, session_id: str, run_id: str) -> bool:
         if not _safe_id(session_id):

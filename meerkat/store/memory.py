@@ -10,6 +10,8 @@ from ..errors import SessionBusy
 from ..transcript import Message
 from .base import (
     LeaseReport,
+    apply_renewal,
+    lease_report,
     RunCommit,
     RunRecord,
     SessionRecord,
@@ -87,18 +89,9 @@ class MemoryStore:
         return msgspec.structs.replace(record)
 
     def renew_leases(self, owner: str, runs: list[tuple[str, str]], expires_at_ms: int) -> LeaseReport:
-        lost: set[str] = set()
-        asked: set[str] = set()
         with self._lock:
-            for _, run_id in runs:
-                run = self._runs.get(run_id)
-                if run is None or run.status != "running" or run.owner != owner:
-                    lost.add(run_id)
-                    continue
-                if run.interrupt_requested:
-                    asked.add(run_id)
-                run.lease_expires_at_ms = max(run.lease_expires_at_ms, expires_at_ms)
-        return LeaseReport(lost=frozenset(lost), interrupt_requested=frozenset(asked))
+            return lease_report({run_id: apply_renewal(self._runs.get(run_id), owner, expires_at_ms)
+                                 for _, run_id in runs})
 
     def request_interrupt(self, session_id: str, run_id: str) -> bool:
         with self._lock:

@@ -34,6 +34,9 @@ from ..errors import SessionBusy, StoreError
 from ..transcript import Message, decode_message, encode_message
 from .base import (
     LeaseReport,
+    Renewal,
+    apply_renewal,
+    lease_report,
     file_stamp,
     RunCommit,
     RunRecord,
@@ -359,19 +362,14 @@ class SqliteStore:
         return record
 
     def renew_leases(self, owner: str, runs: list[tuple[str, str]], expires_at_ms: int) -> LeaseReport:
-        lost: set[str] = set()
-        asked: set[str] = set()
-        with self._write() as conn:
+        outcomes: dict[str, Renewal] = {}
+        with self._write() as conn:  # every run of this process in one transaction
             for _, run_id in runs:
                 run = self._load_run(conn, run_id)
-                if run is None or run.status != "running" or run.owner != owner:
-                    lost.add(run_id)
-                    continue
-                if run.interrupt_requested:
-                    asked.add(run_id)
-                run.lease_expires_at_ms = max(run.lease_expires_at_ms, expires_at_ms)
-                self._put_run(conn, run)
-        return LeaseReport(lost=frozenset(lost), interrupt_requested=frozenset(asked))
+                outcomes[run_id] = apply_renewal(run, owner, expires_at_ms)
+                if run is not None and outcomes[run_id] != "lost":
+                    self._put_run(conn, run)
+        return lease_report(outcomes)
 
     def request_interrupt(self, session_id: str, run_id: str) -> bool:
         with self._write() as conn:
