@@ -25,6 +25,14 @@ _counter = 0
 _fast = random.Random(int.from_bytes(os.urandom(16), "big"))
 
 
+def _reseed_after_fork() -> None:
+    # A forked child (a pre-fork server) would otherwise mint its parent's sequence.
+    _fast.seed(int.from_bytes(os.urandom(16), "big"))
+
+
+os.register_at_fork(after_in_child=_reseed_after_fork)
+
+
 def _next_stamp() -> tuple[int, int]:
     """``(unix_ms, counter)``, strictly increasing for ids minted by this process."""
     global _last_ms, _counter

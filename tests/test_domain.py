@@ -159,3 +159,28 @@ def test_session_refs_name_a_session_of_this_realm_only():
         session_id_from_ref(f"other:{sid}", "team")
     with pytest.raises(InvalidParams, match="expected a session id"):
         session_id_from_ref("team:not-a-uuid", "team")
+
+
+def test_forked_children_mint_different_event_ids():
+    """Processes forked from one parent (a pre-fork server) must not repeat each other's event ids."""
+    import os
+
+    from meerkat.ids import new_event_id
+
+    read_end, write_end = os.pipe()
+    pids = []
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:  # the child: write a few ids and leave at once
+            os.write(write_end, ("|".join(new_event_id() for _ in range(4)) + "\n").encode())
+            os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    os.close(write_end)
+    with os.fdopen(read_end) as reader:
+        minted = reader.read().split()
+    assert len(minted) == 2
+    # Compare only the random tails (the last 48 bits): the timestamps differ anyway.
+    tails = [[minted_id[-12:] for minted_id in line.split("|") if minted_id] for line in minted]
+    assert set(tails[0]).isdisjoint(tails[1])
