@@ -345,7 +345,10 @@ class RealmSupervisor:
     async def _mirror_foreign_runs(self, watched: list[SessionActor]) -> None:
         for actor in watched:
             record = await self.store_call(self.store.get_session, actor.session_id)
-            if record is None or record.active_run_id is None:
+            if record is None:  # archived by another process: end the streams that follow it here
+                actor.notice_archived_elsewhere()
+                continue
+            if record.active_run_id is None:
                 continue
             run = await self.store_call(self.store.get_run, record.active_run_id)
             if run is not None and run.status == "running" and run.owner != self.owner:

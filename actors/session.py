@@ -197,6 +197,12 @@ class SessionActor:
         if bus is not None and envelope.seq > bus.last_seq and self._running is None and not self._retired:
             bus.publish_envelope(envelope)
 
+    def notice_archived_elsewhere(self) -> None:
+        """Another process archived the session: end its streams here, as a local archive does."""
+        if self._running is None and self._relays == 0:
+            self._archived = True
+            self.retire(SessionNotFound(self.session_id))
+
     def notice_store_change(self) -> None:
         """Another process changed the session: reload its record (when no turn of ours runs)."""
         if self._nursery is not None and not self._retired:

@@ -350,6 +350,16 @@ async def test_mcp_and_another_rpc_process_see_and_stop_a_foreign_turn(rest, rpc
         assert json.loads(read.content[0].text)["state"]["is_active"] is True
         busy = await mcp.call_tool("meerkat_resume", {"session_id": session_id, "prompt": "me too"})
         assert busy.is_error and json.loads(busy.content[0].text)["code"] == "SESSION_BUSY"
+        # An MCP event stream opened now follows the rpc process's turn too (replayed from the owner's ring).
+        opened = json.loads((await mcp.call_tool("meerkat_event_stream_open", {
+            "session_id": session_id})).content[0].text)
+        with trio.fail_after(30):
+            batch = {"events": []}
+            while not batch["events"]:
+                batch = json.loads((await mcp.call_tool("meerkat_event_stream_read", {
+                    "stream_id": opened["stream_id"], "timeout_ms": 2000})).content[0].text)
+        kinds = [e["payload"]["type"] for e in batch["events"]]
+        assert kinds[0] == "run_started" and "text_delta" in kinds and "run_completed" not in kinds, kinds
         stopped = json.loads((await mcp.call_tool("meerkat_interrupt", {"session_id": session_id})).content[0].text)
         assert stopped["interrupted"] is True and stopped["was_running"] is True and stopped["run_id"]
         _, response = await trio.to_thread.run_sync(rpc.until_response, request_id)
@@ -375,6 +385,16 @@ async def test_mcp_and_another_rpc_process_see_and_stop_a_foreign_turn(rest, rpc
             assert result.is_error and json.loads(result.content[0].text)["code"] == "REQUEST_CANCELLED"
         finally:
             other.stop()
+
+        # Archived by another process: the MCP event stream on it ends, as for a local archive.
+        async with rest.client() as http:
+            assert (await http.delete(f"/sessions/{session_id}")).status_code == 200
+        with trio.fail_after(30):
+            status = "events"
+            while status != "closed":
+                read = json.loads((await mcp.call_tool("meerkat_event_stream_read", {
+                    "stream_id": opened["stream_id"], "timeout_ms": 2000, "max_events": 1000})).content[0].text)
+                status = read["status"]
 
 
 async def test_the_live_link_shrugs_off_strangers(rest, rpc, root, backend):
