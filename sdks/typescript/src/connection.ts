@@ -1,0 +1,338 @@
+/**
+ * The wire to one `rkat-rpc` child: JSON-RPC lines over its stdin and stdout.
+ *
+ * Requests are written in the order they are made and may be answered in any
+ * order; responses are matched by id. `session/event` notifications go to the
+ * streams following that session, and a streaming request's response is pushed
+ * into its stream's queue *after* the events read before it, which is what ends
+ * a stream exactly after its last event. Server-to-client requests
+ * (`tool/execute`) are answered by the client's handler, each on its own, so a
+ * handler may make calls of its own.
+ *
+ * The child keeps Node's event loop alive only while a call is pending; idle, it
+ * does not hold the program open. When the program exits, every child still
+ * running is sent SIGTERM; if the program dies by a signal instead, the child
+ * sees its stdin close and exits by itself.
+ */
+
+import { spawn, type ChildProcess } from "node:child_process";
+import type { Socket } from "node:net";
+
+import {
+  ClientClosedError,
+  ClientError,
+  ConnectionClosedError,
+  MeerkatError,
+  ProtocolError,
+  errorFromWire,
+  type ErrorDetails,
+} from "./errors.js";
+import { eventFromParams, type MeerkatEvent } from "./events.js";
+import type { AsyncQueue } from "./queue.js";
+import { isRecord } from "./wire.js";
+
+/** Longest line accepted from the server. */
+export const MAX_LINE_BYTES = 64 * 1024 * 1024;
+/** How much of the server's stderr is kept for ConnectionClosedError. */
+export const STDERR_TAIL_BYTES = 16 * 1024;
+/** Milliseconds to wait for the child after SIGTERM, then again after SIGKILL. */
+export const EXIT_WAIT_MS = 5000;
+
+/** The last item of a stream's queue: its response's result, or its error. */
+export class StreamEnd {
+  constructor(
+    readonly result: unknown,
+    readonly error: MeerkatError | undefined,
+  ) {}
+}
+
+/** What a stream's queue holds. */
+export type StreamItem = MeerkatEvent | StreamEnd;
+
+/** Answers a server-to-client request (the result object), or throws a MeerkatError. */
+export type ServerRequestHandler = (method: string, params: unknown) => Promise<unknown>;
+
+interface Pending {
+  resolve(result: unknown): void;
+  reject(error: MeerkatError): void;
+}
+
+/** Children still running, killed when the program exits. */
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function killLiveChildren(): void {
+  for (const child of live) {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** A running `rkat-rpc`; open with {@link Connection.open}, end with {@link Connection.close}. */
+export class Connection {
+  private nextId = 0;
+  private readonly pending = new Map<number, Pending>();
+  private readonly routes = new Map<string, Set<AsyncQueue<StreamItem>>>();
+  private failure: MeerkatError | undefined;
+  private stdoutBuffer: Buffer[] = [];
+  private stdoutBuffered = 0;
+  private stderrTail = Buffer.alloc(0);
+  private exited: Promise<void>;
+  private closing: Promise<void> | undefined;
+  private referenced = true;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly onRequest: ServerRequestHandler,
+  ) {
+    this.exited = new Promise((resolve) => {
+      child.once("close", (code: number | null, signal: NodeJS.Signals | null) => {
+        live.delete(child);
+        this.failAll(this.exitError(code, signal));
+        resolve();
+      });
+    });
+    child.once("error", (error: NodeJS.ErrnoException) => {
+      // The spawn itself failed (ENOENT, EACCES...): no "close" may follow.
+      live.delete(child);
+      this.failAll(new ConnectionClosedError(`could not start ${child.spawnfile}: ${error.message}`, { errno: error.code }));
+    });
+    child.stdin?.on("error", () => {
+      // EPIPE after the child died: the "close" handler reports it.
+    });
+    child.stdout?.on("data", (chunk: Buffer) => this.receive(chunk));
+    child.stderr?.on("data", (chunk: Buffer) => {
+      this.stderrTail = Buffer.concat([this.stderrTail, chunk]);
+      if (this.stderrTail.length > STDERR_TAIL_BYTES) this.stderrTail = this.stderrTail.subarray(-STDERR_TAIL_BYTES);
+    });
+    this.setReferenced(false);
+  }
+
+  /** Start `argv` and serve it. */
+  static open(argv: readonly string[], onRequest: ServerRequestHandler, env?: NodeJS.ProcessEnv): Connection {
+    const [file, ...args] = argv;
+    if (file === undefined) throw new ClientError("no program to start");
+    const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"], env: env ?? process.env });
+    live.add(child);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.once("exit", killLiveChildren);
+    }
+    return new Connection(child, onRequest);
+  }
+
+  /** The child's process id (undefined if it could not start). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  // -- calls ----------------------------------------------------------------------------
+
+  private checkOpen(): void {
+    if (this.failure !== undefined) throw cloneError(this.failure);
+  }
+
+  private write(message: Record<string, unknown>): void {
+    this.child.stdin?.write(`${JSON.stringify(message)}\n`);
+  }
+
+  private register(pending: Pending): number {
+    this.checkOpen();
+    this.nextId += 1;
+    this.pending.set(this.nextId, pending);
+    this.setReferenced(true);
+    return this.nextId;
+  }
+
+  /** Call `method` and return its result (throws the server's error as a MeerkatError). */
+  request(method: string, params: Record<string, unknown>): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const id = this.register({ resolve, reject });
+      this.write({ jsonrpc: "2.0", id, method, params });
+    });
+  }
+
+  /** Send a request whose answer ends `sink` (as a {@link StreamEnd}) instead of settling a promise. */
+  requestInto(method: string, params: Record<string, unknown>, sink: AsyncQueue<StreamItem>): void {
+    const id = this.register({
+      resolve: (result) => sink.push(new StreamEnd(result, undefined)),
+      reject: (error) => sink.push(new StreamEnd(undefined, error)),
+    });
+    this.write({ jsonrpc: "2.0", id, method, params });
+  }
+
+  /** Send `sessionId`'s events to `sink` until the returned function is called. */
+  follow(sessionId: string, sink: AsyncQueue<StreamItem>): () => void {
+    let sinks = this.routes.get(sessionId);
+    if (sinks === undefined) {
+      sinks = new Set();
+      this.routes.set(sessionId, sinks);
+    }
+    sinks.add(sink);
+    return () => {
+      const current = this.routes.get(sessionId);
+      current?.delete(sink);
+      if (current !== undefined && current.size === 0) this.routes.delete(sessionId);
+    };
+  }
+
+  // -- the child's output -------------------------------------------------------------------
+
+  private receive(chunk: Buffer): void {
+    let start = 0;
+    let newline = chunk.indexOf(0x0a, start);
+    while (newline !== -1) {
+      const piece = chunk.subarray(start, newline);
+      const line = this.stdoutBuffered === 0 ? piece : Buffer.concat([...this.stdoutBuffer, piece]);
+      this.stdoutBuffer = [];
+      this.stdoutBuffered = 0;
+      this.dispatch(line);
+      start = newline + 1;
+      newline = chunk.indexOf(0x0a, start);
+    }
+    if (start < chunk.length) {
+      this.stdoutBuffer.push(chunk.subarray(start));
+      this.stdoutBuffered += chunk.length - start;
+      if (this.stdoutBuffered > MAX_LINE_BYTES) {
+        this.fatal(new ProtocolError(`rkat-rpc wrote a line longer than ${MAX_LINE_BYTES} bytes`));
+      }
+    }
+  }
+
+  private dispatch(line: Buffer): void {
+    if (this.failure !== undefined) return;
+    let frame: unknown;
+    try {
+      frame = JSON.parse(line.toString("utf8"));
+    } catch (error) {
+      const shown = line.subarray(0, 200).toString("utf8");
+      this.fatal(new ProtocolError(`malformed JSON frame from rkat-rpc: ${(error as Error).message}: ${shown}`));
+      return;
+    }
+    if (!isRecord(frame)) {
+      this.fatal(new ProtocolError(`rkat-rpc wrote a line that is not a JSON object: ${line.subarray(0, 200).toString("utf8")}`));
+      return;
+    }
+    if ("id" in frame && frame.id !== null) {
+      if (typeof frame.method === "string") {
+        void this.answerServer(frame.id, frame.method, frame.params);
+        return;
+      }
+      const pending = typeof frame.id === "number" ? this.pending.get(frame.id) : undefined;
+      if (pending === undefined) return; // nobody waits for it (a call failed by close())
+      this.pending.delete(frame.id as number);
+      if (frame.error) pending.reject(errorFromWire(frame.error));
+      else pending.resolve(frame.result ?? {});
+      if (this.pending.size === 0) this.setReferenced(false);
+      return;
+    }
+    if (frame.method === "session/event") {
+      const routed = eventFromParams(frame.params);
+      if (routed === undefined) return;
+      for (const sink of this.routes.get(routed.sessionId) ?? []) sink.push(routed.event);
+    }
+    // Other notifications (and a response to id null: a line the server could not read) are not ours to act on.
+  }
+
+  private async answerServer(id: unknown, method: string, params: unknown): Promise<void> {
+    let reply: Record<string, unknown>;
+    try {
+      reply = { jsonrpc: "2.0", id, result: await this.onRequest(method, params) };
+    } catch (error) {
+      const known = error instanceof MeerkatError ? error : new ClientError(String(error));
+      reply = { jsonrpc: "2.0", id, error: { code: known.jsonrpcCode, message: known.message } };
+    }
+    if (this.failure === undefined) this.write(reply);
+  }
+
+  // -- failure and shutdown -----------------------------------------------------------------
+
+  private exitError(code: number | null, signal: NodeJS.Signals | null): ConnectionClosedError {
+    const tail = this.stderrTail.toString("utf8");
+    const how = signal !== null ? `signal ${signal}` : `code ${code}`;
+    const shown = tail.slice(-2000).trim() || "(empty)";
+    return new ConnectionClosedError(`rkat-rpc exited (${how}); stderr: ${shown}`, {
+      exit_code: code,
+      signal,
+      stderr_tail: tail,
+    });
+  }
+
+  /** The child broke the protocol: fail everything and stop it. */
+  private fatal(error: MeerkatError): void {
+    this.failAll(error);
+    this.child.kill("SIGTERM");
+  }
+
+  private failAll(error: MeerkatError): void {
+    if (this.failure === undefined) this.failure = error;
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const call of pending) call.reject(cloneError(this.failure));
+    this.setReferenced(false);
+  }
+
+  /** Hold the event loop open (while calls are pending or closing) or let it go (idle). */
+  private setReferenced(on: boolean, force = false): void {
+    if (on === this.referenced && !force) return;
+    this.referenced = on;
+    const handles = [this.child, this.child.stdin, this.child.stdout, this.child.stderr] as (
+      | ChildProcess
+      | Socket
+      | null
+    )[];
+    for (const handle of handles) {
+      if (handle === null) continue;
+      if (on) handle.ref?.();
+      else handle.unref?.();
+    }
+  }
+
+  /** Fail pending calls (ClientClosedError), close the child's stdin, SIGTERM it, reap it. */
+  close(): Promise<void> {
+    if (this.closing !== undefined) return this.closing;
+    this.closing = this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.failAll(new ClientClosedError("the client was closed"));
+    this.setReferenced(true, true); // `await client.close()` keeps the program alive until the child is gone
+    const child = this.child;
+    child.stdin?.end();
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      child.kill("SIGTERM");
+      if (!(await settlesWithin(this.exited, EXIT_WAIT_MS))) {
+        child.kill("SIGKILL");
+        await settlesWithin(this.exited, EXIT_WAIT_MS);
+      }
+    }
+    live.delete(child);
+    this.setReferenced(false, true);
+  }
+}
+
+/** True if `promise` settled within `ms` (the timer does not keep the program alive by itself). */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A fresh copy to throw to another caller (each gets its own stack). */
+function cloneError(error: MeerkatError): MeerkatError {
+  if (error instanceof ClientError) {
+    const Kind = error.constructor as new (message: string, details: ErrorDetails) => ClientError;
+    return new Kind(error.message, error.details);
+  }
+  return new MeerkatError(error.code, error.message, error.details);
+}
