@@ -128,7 +128,7 @@ class RealmSupervisor:
         self._actors: dict[str, SessionActor] = {}
         self._nursery: trio.Nursery | None = None
         self._config: ConfigEnvelope | None = None
-        self._config_stamp: tuple[int, int] | None = None
+        self._config_stamp: tuple[int, int, int] | None = None
         self.io = StoreIO()
         #: Other processes may share a disk-backed realm: leases, the live link and fresh reads apply.
         self.shared = realm.backend != "memory"
@@ -475,18 +475,30 @@ class RealmSupervisor:
     # -- config ---------------------------------------------------------------
 
     def current_config(self) -> Config:
-        """The realm config as last read (kept fresh by a watcher for other processes' writes)."""
+        """The realm config, re-read first if another process changed it since (one ``stat`` tells).
+
+        The re-read happens on the event loop: a small file, read only right
+        after a change, so the next turn or session uses the new config at once.
+        """
         assert self._config is not None
+        if self.shared:
+            stamp = self._stamp()
+            if stamp != self._config_stamp:
+                try:
+                    self._config, self._config_stamp = self.config_store.get(), stamp
+                except MeerkatError as exc:
+                    log.warning("could not reload config: %s", exc)
         return self._config.config
 
-    def _stamp(self) -> tuple[int, int] | None:
+    def _stamp(self) -> tuple[int, int, int] | None:
         if self.realm.backend == "memory":
             return None
         try:
+            # Writes replace the file (a new inode), so equal stamps mean no write since.
             st = os.stat(self.realm.paths.root / "config_state.json")
-            return (st.st_mtime_ns, st.st_size)
+            return (st.st_ino, st.st_mtime_ns, st.st_size)
         except OSError:
-            return (0, 0)
+            return (0, 0, 0)
 
     async def _refresh_config(self) -> ConfigEnvelope:
         stamp = self._stamp()

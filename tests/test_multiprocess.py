@@ -426,3 +426,18 @@ async def test_the_live_link_shrugs_off_strangers(rest, rpc, root, backend):
         assert stopped.json()["interrupted"] is True
     _, response = await trio.to_thread.run_sync(rpc.until_response, request_id)
     assert response["error"]["data"]["error_code"] == "REQUEST_CANCELLED", response
+
+
+async def test_a_config_change_in_one_process_applies_to_the_next_session_of_another(rest, rpc):
+    async with rest.client() as http:
+        before = await http.post("/sessions", json={"prompt": "warm up"})  # the daemon has read its config
+        assert before.status_code == 200
+        generation = rpc.result("config/get", {})["generation"]
+        rpc.result("config/patch", {"patch": {"agent": {"system_prompt": "Answer like a pirate."}},
+                                    "expected_generation": generation})
+        try:
+            created = await http.post("/sessions", json={"prompt": "at once"})  # no wait for any poll
+            history = (await http.get(f"/sessions/{created.json()['session_id']}/history")).json()["messages"]
+            assert history[0] == {**history[0], "role": "system", "content": "Answer like a pirate."}
+        finally:
+            rpc.result("config/patch", {"patch": {"agent": {"system_prompt": None}}})
