@@ -35,7 +35,7 @@ def test_list_show_interrupt_delete(rkat):
     assert [m["role"] for m in as_json["messages"]] == ["user", "block_assistant"]
 
     idle = rkat("session", "interrupt", newer)
-    assert idle.out == f"Session {newer}: no turn running in this process; nothing to interrupt.\n"
+    assert idle.out == f"Session {newer}: no turn running; nothing to interrupt.\n"
 
     deleted = rkat("session", "delete", older)
     assert deleted.out.startswith(f"Deleted session: {older}\nSession Ref: ws-")

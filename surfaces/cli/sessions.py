@@ -193,8 +193,9 @@ async def delete_command(ctx: click.Context, session: str) -> None:
 async def interrupt_command(ctx: click.Context, session: str) -> None:
     """Cancel the session's running turn, keeping its partial answer; a no-op when idle.
 
-    Only a turn run by this same process can be reached; to stop a turn an
-    `rkat run` is streaming, press Ctrl-C in that terminal.
+    The turn may run in any process on the realm (an `rkat run` in another
+    terminal, rkat-rest, an SDK's rkat-rpc): it is stopped there, and this
+    command returns once it has ended.
 
     \b
     Examples:
@@ -206,4 +207,4 @@ async def interrupt_command(ctx: click.Context, session: str) -> None:
     if result.interrupted:
         click.echo(f"Interrupted session: {session_id}")
     else:
-        click.echo(f"Session {session_id}: no turn running in this process; nothing to interrupt.")
+        click.echo(f"Session {session_id}: no turn running; nothing to interrupt.")

@@ -3,8 +3,8 @@
 ``meerkat_event_stream_open`` subscribes to a session and hands back a
 ``stream_id``; ``meerkat_event_stream_read`` waits for the next events (or a
 timeout) and returns them in one batch; ``meerkat_event_stream_close`` lets go.
-A stream sees every turn of its session in this process, whichever tool call
-(or other client) started it.
+A stream sees every turn of its session, whichever tool call, client or other
+process on the realm started it.
 
 Streams belong to the server, not to one connection (a stream id is an
 unguessable handle), so an agent may poll from a fresh connection. Streams
