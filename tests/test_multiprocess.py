@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -441,3 +442,29 @@ async def test_a_config_change_in_one_process_applies_to_the_next_session_of_ano
             assert history[0] == {**history[0], "role": "system", "content": "Answer like a pirate."}
         finally:
             rpc.result("config/patch", {"patch": {"agent": {"system_prompt": None}}})
+
+
+async def test_a_streaming_rkat_run_is_stopped_from_the_daemon(rest, root, tmp_path):
+    """The owner is a CLI process streaming to a terminal; the daemon's interrupt ends it, answer kept."""
+    cli = Cli(root, tmp_path, env={"RKAT_MOCK_TOKEN_DELAY_MS": "100"})
+    session_id = rkat(cli, "run", "--output", "json", "hello").json()["session_id"]
+    owner = subprocess.Popen(cli.argv("run", "-r", REALM, "--resume", session_id, "--stream",
+                                      "one two three four five six seven eight nine ten"),
+                             cwd=tmp_path, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        async with rest.client() as http:
+            with trio.fail_after(30):
+                while not (await http.get(f"/sessions/{session_id}")).json()["is_active"]:
+                    await trio.sleep(0.05)
+            stopped = await http.post(f"/sessions/{session_id}/interrupt")
+            assert stopped.json()["interrupted"] is True
+            out, err = await trio.to_thread.run_sync(owner.communicate, None, 30)
+            assert owner.returncode == 14, err  # REQUEST_CANCELLED, not Ctrl-C's 130
+            assert "Interrupted from elsewhere" in err and f"rkat run --resume {session_id[-8:]}" in err
+            history = (await http.get(f"/sessions/{session_id}/history")).json()["messages"]
+            answer = "".join(b["data"]["text"] for b in history[-1]["blocks"])
+            assert history[-1]["stop_reason"] == "cancelled" and answer and out.startswith(answer)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.communicate()

@@ -90,11 +90,14 @@ async def run_turn(service: "SessionService", start: Callable[[], Awaitable["Tur
             renderer.finish()
         try:
             result = await stream.result()
-        except RequestCancelled:
-            if not interrupt.requested:
-                raise
-            click.echo(f"Interrupted. The partial answer is kept in session {stream.session_id} "
-                       f"(continue with: rkat run --resume {short_handle(stream.session_id)} \"...\")", err=True)
+        except RequestCancelled as cancelled:
+            kept = (f"The partial answer is kept in session {stream.session_id} "
+                    f"(continue with: rkat run --resume {short_handle(stream.session_id)} \"...\")")
+            if not interrupt.requested:  # `rkat session interrupt`, REST, an SDK... from another process
+                click.echo(f"Interrupted from elsewhere (an interrupt of this session by another command "
+                           f"or surface). {kept}", err=True)
+                raise click.exceptions.Exit(cancelled.spec.exit_code) from None
+            click.echo(f"Interrupted. {kept}", err=True)
             raise click.exceptions.Exit(SIGINT_EXIT_CODE) from None
     _print_result(result, presentation, printed_text=presentation.streaming and renderer.printed_text,
                   resumed=resumed)
