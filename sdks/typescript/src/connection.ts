@@ -57,6 +57,39 @@ interface Pending {
   reject(error: MeerkatError): void;
 }
 
+/** A call waiting for its response, and the length of the line it was sent as. */
+interface Sent extends Pending {
+  readonly lineBytes: number;
+}
+
+/** A `\udXXX` escape whose backslash is not itself escaped: JSON.stringify's lone surrogate (pairs stay as is). */
+const LONE_SURROGATE = /(?:^|[^\\])(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/;
+
+/**
+ * `message` as one JSON-RPC line. A value JSON cannot carry is INVALID_PARAMS
+ * here, before anything is sent: a BigInt or a cycle, or a lone UTF-16
+ * surrogate (half of a character, e.g. an emoji cut by `slice`), which the
+ * server could not parse and so could not answer by id.
+ */
+function encodeFrame(message: Record<string, unknown>, what: string): string {
+  let line: string;
+  try {
+    line = JSON.stringify(message);
+  } catch (error) {
+    throw new MeerkatError("INVALID_PARAMS", `the ${what} cannot be sent as JSON: ${(error as Error).message}`);
+  }
+  const lone = line.includes("\\ud") ? LONE_SURROGATE.exec(line) : null;
+  if (lone !== null) {
+    const at = lone.index + lone[0].length;
+    throw new MeerkatError(
+      "INVALID_PARAMS",
+      `a string in the ${what} holds a lone UTF-16 surrogate (half of a character, e.g. an emoji cut in two), ` +
+        `which JSON-RPC cannot carry: ...${line.slice(Math.max(0, at - 46), at + 20)}...`,
+    );
+  }
+  return `${line}\n`;
+}
+
 /** Children still running, killed when the program exits. */
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -74,7 +107,7 @@ function killLiveChildren(): void {
 /** A running `rkat-rpc`; open with {@link Connection.open}, end with {@link Connection.close}. */
 export class Connection {
   private nextId = 0;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new Map<number, Sent>();
   private readonly routes = new Map<string, Set<AsyncQueue<StreamItem>>>();
   private failure: MeerkatError | undefined;
   private stdoutBuffer: Buffer[] = [];
@@ -135,33 +168,37 @@ export class Connection {
     if (this.failure !== undefined) throw cloneError(this.failure);
   }
 
-  private write(message: Record<string, unknown>): void {
-    this.child.stdin?.write(`${JSON.stringify(message)}\n`);
+  /** Write a request and wait for its answer; a request that cannot be encoded throws and waits for nothing. */
+  private send(method: string, params: Record<string, unknown>, pending: Pending): void {
+    this.checkOpen();
+    const id = this.nextId + 1;
+    const line = encodeFrame({ jsonrpc: "2.0", id, method, params }, `${method} request`);
+    this.nextId = id;
+    this.pending.set(id, { ...pending, lineBytes: Buffer.byteLength(line) - 1 });
+    this.setReferenced(true);
+    this.child.stdin?.write(line);
   }
 
-  private register(pending: Pending): number {
-    this.checkOpen();
-    this.nextId += 1;
-    this.pending.set(this.nextId, pending);
-    this.setReferenced(true);
-    return this.nextId;
+  /** The call waiting for response `id`, no longer waiting. */
+  private take(id: unknown): Sent | undefined {
+    const call = typeof id === "number" ? this.pending.get(id) : undefined;
+    if (call === undefined) return undefined;
+    this.pending.delete(id as number);
+    if (this.pending.size === 0) this.setReferenced(false);
+    return call;
   }
 
   /** Call `method` and return its result (throws the server's error as a MeerkatError). */
   request(method: string, params: Record<string, unknown>): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const id = this.register({ resolve, reject });
-      this.write({ jsonrpc: "2.0", id, method, params });
-    });
+    return new Promise((resolve, reject) => this.send(method, params, { resolve, reject }));
   }
 
   /** Send a request whose answer ends `sink` (as a {@link StreamEnd}) instead of settling a promise. */
   requestInto(method: string, params: Record<string, unknown>, sink: AsyncQueue<StreamItem>): void {
-    const id = this.register({
+    this.send(method, params, {
       resolve: (result) => sink.push(new StreamEnd(result, undefined)),
       reject: (error) => sink.push(new StreamEnd(undefined, error)),
     });
-    this.write({ jsonrpc: "2.0", id, method, params });
   }
 
   /** Send `sessionId`'s events to `sink` until the returned function is called. */
@@ -221,12 +258,14 @@ export class Connection {
         void this.answerServer(frame.id, frame.method, frame.params);
         return;
       }
-      const pending = typeof frame.id === "number" ? this.pending.get(frame.id) : undefined;
+      const pending = this.take(frame.id);
       if (pending === undefined) return; // nobody waits for it (a call failed by close())
-      this.pending.delete(frame.id as number);
       if (frame.error) pending.reject(errorFromWire(frame.error));
       else pending.resolve(frame.result ?? {});
-      if (this.pending.size === 0) this.setReferenced(false);
+      return;
+    }
+    if (frame.id === null && frame.error) {
+      this.failOversized(errorFromWire(frame.error));
       return;
     }
     if (frame.method === "session/event") {
@@ -234,18 +273,33 @@ export class Connection {
       if (routed === undefined) return;
       for (const sink of this.routes.get(routed.sessionId) ?? []) sink.push(routed.event);
     }
-    // Other notifications (and a response to id null: a line the server could not read) are not ours to act on.
+    // Other notifications are not ours to act on.
   }
 
+  /**
+   * An error the server could not tie to a request, having not read its line.
+   * Ours are always valid JSON-RPC, so it is a line over the server's
+   * `--max-line-bytes`: every call sent as a longer line gets the error.
+   */
+  private failOversized(error: MeerkatError): void {
+    const limit = error.code === "PAYLOAD_TOO_LARGE" ? /limit of (\d+) bytes/.exec(error.message) : null;
+    if (limit === null) return;
+    for (const [id, call] of this.pending) {
+      if (call.lineBytes > Number(limit[1])) this.take(id)?.reject(cloneError(error));
+    }
+  }
+
+  /** Answer a server-to-client request; whatever the handler returns or throws, the server gets a reply. */
   private async answerServer(id: unknown, method: string, params: unknown): Promise<void> {
-    let reply: Record<string, unknown>;
+    let line: string;
     try {
-      reply = { jsonrpc: "2.0", id, result: await this.onRequest(method, params) };
+      line = encodeFrame({ jsonrpc: "2.0", id, result: await this.onRequest(method, params) }, `${method} reply`);
     } catch (error) {
       const known = error instanceof MeerkatError ? error : new ClientError(String(error));
-      reply = { jsonrpc: "2.0", id, error: { code: known.jsonrpcCode, message: known.message } };
+      const failure = { code: known.jsonrpcCode, message: known.message };
+      line = encodeFrame({ jsonrpc: "2.0", id, error: failure }, `${method} error reply`);
     }
-    if (this.failure === undefined) this.write(reply);
+    if (this.failure === undefined) this.child.stdin?.write(line);
   }
 
   // -- failure and shutdown -----------------------------------------------------------------

@@ -220,10 +220,10 @@ const REQUIRED: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   reasoning_complete: { content: "string" },
   text_delta: { delta: "string" },
   text_complete: { content: "string" },
-  tool_call_requested: { id: "string", name: "string" },
+  tool_call_requested: { id: "string", name: "string", args: "object" },
   tool_execution_started: { id: "string", name: "string" },
-  tool_execution_completed: { id: "string", name: "string" },
-  tool_result_received: { id: "string", name: "string", is_error: "boolean" },
+  tool_execution_completed: { id: "string", name: "string", is_error: "boolean", duration_ms: "number" },
+  tool_result_received: { id: "string", name: "string", content: "object", is_error: "boolean" },
   turn_completed: { stop_reason: "string" },
   run_completed: { session_id: "string", result: "string", usage: "object" },
   run_failed: { session_id: "string" },
@@ -242,7 +242,7 @@ function missingField(payload: Record<string, unknown>, type: string): string | 
     const actual = value === null ? "null" : typeof value;
     if (actual !== kind) return `${field} should be a ${kind}, got ${actual}`;
   }
-  if (type === "tool_result_received" && payload.content !== undefined && !Array.isArray(payload.content)) {
+  if (type === "tool_result_received" && !Array.isArray(payload.content)) {
     return "content should be a list of content blocks";
   }
   return undefined;

@@ -78,4 +78,21 @@ test("many calls in flight over one child: each gets its own answer", LIMIT, asy
   const streams = [one!.stream("x", { providerParams: { reply: "one one one" } }), two!.stream("y", { providerParams: { reply: "two two" } })];
   const texts = await Promise.all(streams.map((s) => s.collectText()));
   assert.deepEqual(texts.map((t) => t.text), ["one one one", "two two"]);
+
+  // next() called again before the last call settled: each call gets the following event, in order.
+  const stream = one!.stream("z", { providerParams: { reply: "a b" } });
+  const firsts = await Promise.all([stream.next(), stream.next(), stream.next()]);
+  assert.deepEqual(firsts.map((step) => step.value?.type), ["run_started", "turn_started", "text_delta"]);
+  const rest = await Promise.all(Array.from({ length: 8 }, () => stream.next()));
+  assert.equal(rest.at(-1)?.done, true);
+  assert.equal(stream.result.text, "a b");
+
+  // Megabytes of multi-byte characters each way: lines arrive in many chunks, split inside characters.
+  const reply = "🦦é中".repeat(150_000);
+  const prompt = `${"ünïcödé ".repeat(100_000)}🦦`;
+  const [big, small] = await Promise.all([two!.turn(prompt, { providerParams: { reply } }), one!.turn("meanwhile")]);
+  assert.equal(big.text, reply);
+  assert.equal(small.text, "Mock reply to: meanwhile");
+  const asked = (await two!.history()).messages.at(-2);
+  assert.ok(asked?.role === "user" && asked.content === prompt);
 });

@@ -143,6 +143,40 @@ test("another contract version is a VersionMismatchError; a crash fails every ca
   await crashing.client.close();
 });
 
+test("a request the server cannot read fails alone with a clear error; the connection keeps serving", LIMIT, async () => {
+  const limited = join(tmp, "limited-rkat-rpc");
+  writeFileSync(limited, `#!/bin/sh\nexec "${RKAT_RPC}" --max-line-bytes 4096 "$@"\n`);
+  chmodSync(limited, 0o755);
+  const client = new MeerkatClient({ rkatPath: limited, env: childEnv(tmp) });
+  await client.connect();
+  try {
+    const session = await client.createSession("hi");
+    const [tooLong, fits] = await Promise.allSettled([session.turn("x".repeat(5000)), client.listSessions()]);
+    assert.ok(tooLong.status === "rejected" && tooLong.reason instanceof MeerkatError, String(tooLong));
+    assert.equal(tooLong.reason.code, "PAYLOAD_TOO_LARGE");
+    assert.match(tooLong.reason.message, /a line of \d+ bytes exceeds the limit of 4096 bytes/);
+    assert.ok(fits.status === "fulfilled" && fits.value.length === 1);
+
+    const halfAnEmoji = "🦦".slice(0, 1);
+    const lone = await session.turn(`a ${halfAnEmoji} b`).then(() => undefined, (error: unknown) => error);
+    assert.ok(lone instanceof MeerkatError && lone.code === "INVALID_PARAMS", String(lone));
+    assert.match(lone.message, /turn\/start request holds a lone UTF-16 surrogate/);
+    const big = await session.turn("x", { providerParams: { seed: 10n } }).then(() => undefined, (error: unknown) => error);
+    assert.ok(big instanceof MeerkatError && big.code === "INVALID_PARAMS", String(big));
+    assert.match(big.message, /turn\/start request cannot be sent as JSON: .*BigInt/);
+    const stream = session.stream(halfAnEmoji);
+    await assert.rejects(stream.collect(), (error: unknown) => error instanceof MeerkatError && error.code === "INVALID_PARAMS");
+
+    // Whole characters, escaped backslashes and a `\ud800` written as text all pass.
+    const text = "🦦 é \\ud800 \\\\";
+    assert.equal((await session.turn(text, { providerParams: { reply: "ok" } })).text, "ok");
+    const asked = (await session.history()).messages.at(-2);
+    assert.ok(asked?.role === "user" && asked.content === text);
+  } finally {
+    await client.close();
+  }
+});
+
 test("close() fails pending calls with ClientClosedError and ends the child", LIMIT, async () => {
   const client = new MeerkatClient({ rkatPath: RKAT_RPC, env: childEnv(tmp) });
   await client.connect();
@@ -168,12 +202,17 @@ function writeProgram(name: string, body: string): string {
 }
 
 test("a program that ends without close() exits by itself, and its child goes with it", LIMIT, async () => {
+  // Calls that cannot be sent (a BigInt, half an emoji) fail at once and leave nothing waiting.
   const program = writeProgram(
     "forgets-close.mjs",
     `const client = new MeerkatClient({ rkatPath: ${JSON.stringify(RKAT_RPC)} });
 await client.connect();
 const session = await client.createSession("hi");
-console.log(client.serverPid, session.text);
+const unsent = await Promise.all([
+  session.turn("x", { providerParams: { seed: 10n } }).catch((error) => error.code),
+  session.turn("🦦".slice(0, 1)).catch((error) => error.code),
+]);
+console.log(client.serverPid, unsent.join(","), session.text);
 `,
   );
   const output = await new Promise<string>((resolve, reject) => {
@@ -182,7 +221,8 @@ console.log(client.serverPid, session.text);
       else resolve(stdout);
     });
   });
-  const [pid, ...text] = output.trim().split(" ");
+  const [pid, unsent, ...text] = output.trim().split(" ");
+  assert.equal(unsent, "INVALID_PARAMS,INVALID_PARAMS");
   assert.equal(text.join(" "), "Mock reply to: hi");
   await until(() => !isAlive(Number(pid)), `rkat-rpc ${pid} to exit`);
 });
@@ -221,6 +261,7 @@ test("events of types this client does not know pass through; malformed ones are
     envelope({ type: "text_delta" }),
     envelope({ type: "text_delta", delta: "not yours" }, "0196a3c2-7b2c-7000-8000-00000000ffff"),
     { jsonrpc: "2.0", method: "live/status", params: {} },
+    envelope({ type: "tool_execution_completed", id: "t1", name: "search", is_error: false }),
     envelope({ type: "text_delta", delta: "lo" }),
   ];
   writeFileSync(
@@ -249,14 +290,16 @@ for await (const line of createInterface({ input: process.stdin })) {
     const stream = client.session(sessionId).stream("hi");
     const events = [];
     for await (const event of stream) events.push(event);
-    assert.deepEqual(events.map((e) => e.type), ["text_delta", "unknown", "malformed_event", "text_delta"]);
-    const [, unknown, malformed] = events;
+    assert.deepEqual(events.map((e) => e.type), ["text_delta", "unknown", "malformed_event", "malformed_event", "text_delta"]);
+    const [, unknown, malformed, withoutDuration] = events;
     assert.ok(unknown?.type === "unknown");
     assert.equal(unknown.eventType, "hologram_appended");
     assert.deepEqual(unknown.payload, { type: "hologram_appended", hologram_id: "h1" });
     assert.ok(malformed?.type === "malformed_event");
     assert.equal(malformed.eventType, "text_delta");
     assert.match(malformed.problem, /delta should be a string/);
+    assert.ok(withoutDuration?.type === "malformed_event");
+    assert.match(withoutDuration.problem, /duration_ms should be a number/);
     assert.equal(stream.result.text, "Hello");
     assert.deepEqual(stream.result.structuredOutput, { some_key: 1 }); // data keeps its keys
     assert.equal(client.contractVersion, "0.9.7");

@@ -73,3 +73,16 @@ test("tools declared while connected work at once; results, errors and replaceme
   assert.equal(results[0]?.toolUseId.startsWith("toolu_"), true);
   assert.deepEqual(client.toolRegistrationErrors, []);
 });
+
+test("a tool result JSON cannot carry reaches the model as a tool error, and the program goes on", LIMIT, async () => {
+  const session = await client.createSession("hi");
+  client.tool("bigint", () => [{ type: "text", text: "n", n: 10n }]);
+  client.tool("half_emoji", () => `half ${"🦦".slice(0, 1)}`);
+
+  const bigint = await session.stream("tool:bigint").collectText();
+  assert.match(bigint.text, /^Tool bigint returned: .*"execution_failed".*the tool\/execute reply cannot be sent as JSON: .*BigInt/);
+  const half = await session.turn("tool:half_emoji");
+  assert.match(half.text, /^Tool half_emoji returned: .*"execution_failed".*a string in the tool\/execute reply holds a lone UTF-16 surrogate/);
+  const results = (await session.history()).messages.flatMap((m) => (m.role === "tool_results" ? m.results : []));
+  assert.deepEqual(results.map((r) => r.isError), [true, true]);
+});
