@@ -32,13 +32,14 @@ from meerkat.errors import (
     ConfigGenerationConflict,
     ErrorCode,
     InvalidParams,
+    MeerkatError,
     RequestCancelled,
     SessionBusy,
     SessionNotFound,
 )
 from meerkat.transcript import BlockAssistantMessage, ToolResultsMessage, UserMessage
 
-from rpc_process import write_wrapper
+from rpc_process import RKAT_RPC, write_wrapper
 
 STUB = Path(__file__).resolve().parent / "sdk_drivers" / "stub_rpc.py"
 SLOW = {"reply_words": 400, "token_delay_ms": 20}
@@ -341,6 +342,45 @@ def test_busy_and_interrupt(run):
 
 def test_client_side_failures(run, tmp_path):
     run(failures_scenario, tmp_path)
+
+
+async def unreadable_requests_scenario(rkat_path: str) -> None:
+    with anyio.fail_after(60):  # the bug this guards against was a call that never ended
+        await _unreadable_requests(rkat_path)
+
+
+async def _unreadable_requests(rkat_path: str) -> None:
+    client = await MeerkatClient(rkat_path).connect(realm_id="sdk-limits")
+    try:
+        session = await client.create_session("hello")
+        # A value JSON cannot carry fails its own call at once; nothing is sent.
+        with pytest.raises(InvalidParams, match="cannot be sent as JSON"):
+            await session.turn("half an otter \ud83e")
+        with pytest.raises(InvalidParams, match="cannot be sent as JSON"):
+            await session.turn("x", provider_params={"n": object()})
+        # A line over the server's limit gets its error (the server answers it with id null), and
+        # only that call: a small call in flight beside it is answered normally.
+        async with anyio.create_task_group() as tasks:
+            listed: list = []
+
+            async def small() -> None:
+                listed.append(await client.list_sessions())
+            tasks.start_soon(small)
+            with pytest.raises(MeerkatError) as too_big:
+                await session.turn("y" * 10_000)
+        assert too_big.value.code is ErrorCode.PAYLOAD_TOO_LARGE
+        assert too_big.value.details == {"size": too_big.value.details["size"], "limit": 4096}
+        assert [s.session_id for s in listed[0]] == [session.id]
+        assert (await session.turn("still fine")).text == "Mock reply to: still fine"
+    finally:
+        await client.close()
+
+
+def test_unreadable_requests_fail_alone_instead_of_hanging(run, tmp_path):
+    wrapper = tmp_path / "rkat-rpc-small-lines"
+    wrapper.write_text(f'#!/bin/sh\nexec "{RKAT_RPC}" --max-line-bytes 4096 "$@"\n')
+    wrapper.chmod(0o755)
+    run(unreadable_requests_scenario, str(wrapper))
 
 
 def test_importing_meerkat_does_not_load_the_sdk():

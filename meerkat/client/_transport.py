@@ -21,7 +21,7 @@ import msgspec
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.memory import MemoryObjectSendStream
 
-from meerkat.errors import MeerkatError
+from meerkat.errors import ErrorCode, InvalidParams, MeerkatError
 
 from ._background import Background
 from ._errors import ClientClosed, ClientError, ConnectionClosed, ProtocolError, error_from_wire
@@ -66,10 +66,12 @@ class StreamEnd:
 
 
 class _Pending:
-    __slots__ = ("done", "result", "error", "sink")
+    __slots__ = ("done", "result", "error", "sink", "size")
 
-    def __init__(self, sink: MemoryObjectSendStream[Any] | None) -> None:
+    def __init__(self, sink: MemoryObjectSendStream[Any] | None, size: int = 0) -> None:
         self.done = anyio.Event()
+        #: Bytes of the request line, to tell which call a server's "line too large" answer is for.
+        self.size = size
         self.result: Any = None
         self.error: BaseException | None = None
         self.sink = sink
@@ -124,11 +126,16 @@ class Connection:
                      sink: MemoryObjectSendStream[Any] | None = None) -> _Pending:
         """Queue a request now (calls keep their order on the wire); await ``.done`` for the answer."""
         self._check_open()
-        self._next_id += 1
-        request_id = self._next_id
-        pending = self._pending[request_id] = _Pending(sink)
-        self._outbox_send.send_nowait(_encoder.encode(
-            {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}) + b"\n")
+        request_id = self._next_id + 1
+        # Encode before registering: a value JSON cannot carry fails this call alone, at once.
+        try:
+            line = _encoder.encode({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}) + b"\n"
+            line.decode("utf-8")  # msgspec passes lone surrogates through; rkat-rpc would refuse the line
+        except (TypeError, ValueError, msgspec.EncodeError) as exc:  # UnicodeError is a ValueError
+            raise InvalidParams(f"{method}: the request cannot be sent as JSON: {exc}") from None
+        self._next_id = request_id
+        pending = self._pending[request_id] = _Pending(sink, len(line))
+        self._outbox_send.send_nowait(line)
         return pending
 
     async def request(self, method: str, params: dict[str, Any]) -> Any:
@@ -183,6 +190,9 @@ class Connection:
             if frame.method is not None:
                 self._background.start_soon(self._answer_server, frame.id, frame.method, frame.params)
                 return None
+            if frame.id is None and frame.error:  # a line the server could not read at all
+                self._fail_unreadable(error_from_wire(frame.error))
+                return None
             pending = self._pending.pop(frame.id, None) if isinstance(frame.id, int) else None
             if pending is None:
                 log.debug("dropping a response to unknown id %r", frame.id)
@@ -200,6 +210,21 @@ class Connection:
                 except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                     pass
         return None
+
+    def _fail_unreadable(self, error: MeerkatError) -> None:
+        """Settle the calls an ``id: null`` error answers: the lines longer than the server's limit.
+
+        The server cannot name the request it could not read. Only an oversized
+        line can be ours (we never send malformed JSON), and its size tells which.
+        """
+        limit = error.details.get("limit")
+        if error.code is not ErrorCode.PAYLOAD_TOO_LARGE or not isinstance(limit, int):
+            log.warning("rkat-rpc could not read a request: %s", error.message)
+            return
+        for request_id, pending in list(self._pending.items()):
+            if pending.size > limit:
+                del self._pending[request_id]
+                pending.settle(error=error)
 
     async def _answer_server(self, request_id: Any, method: Any, raw_params: msgspec.Raw) -> None:
         try:

@@ -81,7 +81,8 @@ class RpcConnection:
         if isinstance(line, Oversized):
             error = protocol_error(ErrorCode.PAYLOAD_TOO_LARGE,
                                    f"Request too large: a line of {line.size} bytes exceeds the limit of "
-                                   f"{self._max_line_bytes} bytes (rkat-rpc --max-line-bytes)")
+                                   f"{self._max_line_bytes} bytes (rkat-rpc --max-line-bytes)",
+                                   {"size": line.size, "limit": self._max_line_bytes})
             requests.start_soon(self._send, encode_error(None, error))
             return
         incoming = classify(line)

@@ -65,9 +65,9 @@ class Invalid:
 Incoming = Union[Request, Notification, Response, Invalid]
 
 
-def protocol_error(code: ErrorCode, message: str) -> MeerkatError:
+def protocol_error(code: ErrorCode, message: str, details: dict[str, Any] | None = None) -> MeerkatError:
     """A protocol-level error (parse, invalid request, unknown method) from the shared table."""
-    return error_from_code(code, message)
+    return error_from_code(code, message, details)
 
 
 def _valid_id(value: Any) -> bool:
