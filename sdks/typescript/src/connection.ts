@@ -282,10 +282,14 @@ export class Connection {
    * `--max-line-bytes`: every call sent as a longer line gets the error.
    */
   private failOversized(error: MeerkatError): void {
-    const limit = error.code === "PAYLOAD_TOO_LARGE" ? /limit of (\d+) bytes/.exec(error.message) : null;
-    if (limit === null) return;
+    if (error.code !== "PAYLOAD_TOO_LARGE") return;
+    // details.limit since rkat-rpc names it there; the message's "limit of N bytes" before that.
+    const named = error.details["limit"];
+    const fromText = /limit of (\d+) bytes/.exec(error.message);
+    const limit = typeof named === "number" ? named : fromText !== null ? Number(fromText[1]) : undefined;
+    if (limit === undefined) return;
     for (const [id, call] of this.pending) {
-      if (call.lineBytes > Number(limit[1])) this.take(id)?.reject(cloneError(error));
+      if (call.lineBytes > limit) this.take(id)?.reject(cloneError(error));
     }
   }
 
