@@ -11,9 +11,10 @@ the token is checked first.
 
 The protocol is one JSON line in, JSON lines out:
 
-* ``{"token", "op": "follow", "session_id", "after_seq"}``: the owner answers with
-  the session's events after ``after_seq`` (replayed from its ring, then live),
-  one encoded envelope per line, and closes after the next terminal event.
+* ``{"token", "op": "follow", "session_id", "run_id", "after_seq"}``: the owner answers
+  with the session's events after ``after_seq`` (replayed from its ring, then live),
+  one encoded envelope per line, and closes after the next terminal event (at once
+  after the replay when ``run_id`` no longer runs there).
 * ``{"token", "op": "interrupt", "session_id", "run_id"}``: the owner interrupts
   the run if it still runs it, and answers ``{"interrupted": bool}`` once the run
   has ended (committed as interrupted).
@@ -122,6 +123,10 @@ class LiveServer:
         subscription = actor.follow(request.after_seq)
         if subscription is None:
             return
+        if actor.running_run_id != request.run_id:
+            # The run ended here already: send what the ring kept after ``after_seq`` and stop,
+            # rather than wait for some later turn's terminal event with the peer held open.
+            subscription.close()
         async with subscription:
             await _send_batches(stream, subscription, None)
 

@@ -135,6 +135,9 @@ class RealmSupervisor:
         self.live = LiveServer(self)
         self._live_started = False
         self._live_lock = trio.Lock()
+        #: One publish of followed sessions at a time, each computed when its turn comes, so an
+        #: older set can never land after a newer one (a subscriber is answered only once it is on file).
+        self._publish_lock = trio.Lock()
         self._foreign_poke = trio.Event()
         self.watch = WatchRegistry(realm.paths.root, self.owner) if self.shared else None
         #: Cancel scopes of event pushes to other processes (shielded: they may finish after a shutdown starts).
@@ -220,10 +223,18 @@ class RealmSupervisor:
         except KeyError:  # gone, or archived by another process
             raise SessionNotFound(run.session_id) from None
 
+    def holds(self, run_id: str) -> bool:
+        """Whether a turn of this supervisor holds ``run_id``'s lease (and renews it)."""
+        return any(actor.leased_run_id == run_id for actor in tuple(self._actors.values()))
+
     async def close_if_stale(self, session_id: str, run_id: str) -> bool:
-        """Close another owner's run as interrupted if its owner died or its lease ran out."""
+        """Close a run as interrupted if its owner died or its lease ran out.
+
+        Runs of this process count too once no turn here holds them: a run whose
+        commit failed is left ``running`` with nobody renewing it.
+        """
         held = await self.store_call(self.store.get_run, run_id)
-        if held is None or held.owner == self.owner:
+        if held is None or self.holds(run_id):
             return False
         dead = not owner_is_alive(held.owner)
         reason = f"owner {held.owner} died" if dead else f"the lease of owner {held.owner} expired"
@@ -238,8 +249,7 @@ class RealmSupervisor:
     async def _close_stale_runs(self) -> None:
         """Close every run whose owner died or whose lease ran out (user input kept)."""
         for run in await self.store_call(self.store.open_runs):
-            if run.owner != self.owner:
-                await self.close_if_stale(run.session_id, run.run_id)
+            await self.close_if_stale(run.session_id, run.run_id)
 
     async def _sweep_stale_runs(self) -> None:
         """Now and then, free sessions whose owners are gone, even if nobody here uses them."""
@@ -313,13 +323,13 @@ class RealmSupervisor:
         """Tell other processes which sessions are followed here (so their turns push events)."""
         if self.watch is None:
             return
-        followed = self._followed()
-        if followed == self.watch.published:
-            return
-        endpoint, token = await self.live_link()
-        if endpoint is None or token is None:
-            return
-        await self.io.call(self.watch.publish, endpoint, token, followed)
+        async with self._publish_lock:
+            if self._followed() == self.watch.published:
+                return
+            endpoint, token = await self.live_link()
+            if endpoint is None or token is None:
+                return
+            await self.io.call(self.watch.publish, endpoint, token, self._followed())
 
     def poke_foreign_watch(self) -> None:
         """Look for other processes' turns now (someone just subscribed here)."""
@@ -526,7 +536,9 @@ class RealmSupervisor:
                 envelope = await self._config_io(self.config_store.set, message.config, message.expected_generation)
             else:
                 envelope = await self._config_io(self.config_store.patch, message.patch, message.expected_generation)
-            self._config, self._config_stamp = envelope, self._stamp()
+            # No stamp: another process may write between our write and a stat, and a stamp of
+            # its file would pass our envelope off as current. The next use re-reads once.
+            self._config, self._config_stamp = envelope, None
             message.reply.send(envelope)
         except MeerkatError as exc:
             message.reply.fail(exc)

@@ -403,10 +403,13 @@ class SessionActor:
                 raise SessionNotFound(self.session_id)
             run = None if record.active_run_id is None else await sup.store_call(sup.store.get_run,
                                                                                   record.active_run_id)
-            if run is None or run.status != "running" or run.owner == sup.owner:
+            if run is None or run.status != "running" or sup.holds(run.run_id):
                 message.reply.send(InterruptResult(session_id=self.session_id, interrupted=False))
                 return
-            answer = await interrupt_run(run, timeout=sup.options.lease_ttl)
+            # A run on our own link that no turn here holds was left by a failed commit: no one
+            # can stop it over the link, it is closed once its lease runs out.
+            orphan = run.live_endpoint is not None and run.live_endpoint == sup.live.endpoint
+            answer = None if orphan else await interrupt_run(run, timeout=sup.options.lease_ttl)
             if answer is None:
                 answer = await self._interrupt_unreachable(run)
         except MeerkatError as exc:

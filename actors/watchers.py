@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,13 +63,21 @@ class WatchRegistry:
         self.owner = owner
         self._path = self.directory / (owner.replace(":", "-").replace(os.sep, "_") + ".json")
         self._published: frozenset[str] = frozenset()
+        #: Publishes run in worker threads: one at a time, so the file always says what
+        #: ``published`` says (two writers would share the temporary file and mix their bytes).
+        self._write_lock = threading.Lock()
+        self._closed = False
         self._cached_key: tuple[int, int] | None = None
         self._cached: list[_WatchFile] = []
 
     def publish(self, endpoint: str, token: str, sessions: frozenset[str]) -> None:
         """Say which sessions are followed here (an empty set removes the entry). Blocks on disk."""
-        if sessions == self._published:
-            return
+        with self._write_lock:
+            if self._closed or sessions == self._published:
+                return  # closed: a publish that was still queued must not bring the entry back
+            self._write(endpoint, token, sessions)
+
+    def _write(self, endpoint: str, token: str, sessions: frozenset[str]) -> None:
         try:
             if not sessions:
                 self._path.unlink(missing_ok=True)
@@ -136,5 +145,7 @@ class WatchRegistry:
         return entries
 
     def close(self) -> None:
-        """Remove this process's entry."""
-        self.publish("", "", frozenset())
+        """Remove this process's entry for good (later publishes are ignored)."""
+        with self._write_lock:
+            self._closed = True
+            self._write("", "", frozenset())
