@@ -137,7 +137,10 @@ class WatchRegistry:
             if entry.owner == self.owner:
                 continue
             if not owner_is_alive(entry.owner):
-                path.unlink(missing_ok=True)
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:  # not ours to remove (permissions): skipping it is enough
+                    pass
                 continue
             entries.append(entry)
         settled = key is not None and time.time_ns() - key[1] > SETTLED * 1e9
