@@ -138,6 +138,9 @@ class RealmSupervisor:
         #: One publish of followed sessions at a time, each computed when its turn comes, so an
         #: older set can never land after a newer one (a subscriber is answered only once it is on file).
         self._publish_lock = trio.Lock()
+        #: Sessions that gained a reader here since they were last seen without one: the
+        #: watch loop looks at these only, not at every live actor (thousands may idle).
+        self._read_sessions: set[str] = set()
         self._foreign_poke = trio.Event()
         self.watch = WatchRegistry(realm.paths.root, self.owner) if self.shared else None
         #: Cancel scopes of event pushes to other processes (shielded: they may finish after a shutdown starts).
@@ -223,9 +226,10 @@ class RealmSupervisor:
         except KeyError:  # gone, or archived by another process
             raise SessionNotFound(run.session_id) from None
 
-    def holds(self, run_id: str) -> bool:
+    def holds(self, session_id: str, run_id: str) -> bool:
         """Whether a turn of this supervisor holds ``run_id``'s lease (and renews it)."""
-        return any(actor.leased_run_id == run_id for actor in tuple(self._actors.values()))
+        actor = self._actors.get(session_id)
+        return actor is not None and actor.leased_run_id == run_id
 
     async def close_if_stale(self, session_id: str, run_id: str) -> bool:
         """Close a run as interrupted if its owner died or its lease ran out.
@@ -234,7 +238,7 @@ class RealmSupervisor:
         commit failed is left ``running`` with nobody renewing it.
         """
         held = await self.store_call(self.store.get_run, run_id)
-        if held is None or self.holds(run_id):
+        if held is None or self.holds(session_id, run_id):
             return False
         dead = not owner_is_alive(held.owner)
         reason = f"owner {held.owner} died" if dead else f"the lease of owner {held.owner} expired"
@@ -316,8 +320,19 @@ class RealmSupervisor:
         for scope in self._pushes:
             scope.deadline = min(scope.deadline, deadline)
 
+    def note_reader(self, session_id: str) -> None:
+        """A session got a reader here (see :meth:`_followed`)."""
+        self._read_sessions.add(session_id)
+
+    def _readers(self) -> list[SessionActor]:
+        """The actors with readers here; sessions that lost theirs are forgotten."""
+        actors = [self._actors.get(sid) for sid in tuple(self._read_sessions)]
+        reading = [a for a in actors if a is not None and a.has_readers()]
+        self._read_sessions = {a.session_id for a in reading}
+        return reading
+
     def _followed(self) -> frozenset[str]:
-        return frozenset(sid for sid, actor in tuple(self._actors.items()) if actor.has_readers())
+        return frozenset(actor.session_id for actor in self._readers())
 
     async def publish_followed(self) -> None:
         """Tell other processes which sessions are followed here (so their turns push events)."""
@@ -345,7 +360,7 @@ class RealmSupervisor:
                 await self.publish_followed()
             except MeerkatError as exc:
                 log.warning("could not publish followed sessions: %s", exc)
-            watched = [a for a in tuple(self._actors.values()) if a.wants_foreign_events()]
+            watched = [a for a in self._readers() if a.wants_foreign_events()]
             if watched:
                 try:
                     await self._mirror_foreign_runs(watched)

@@ -352,6 +352,7 @@ class SessionActor:
         assert self._bus is not None and self._nursery is not None
         subscription = self._bus.subscribe(after_seq=message.after_seq)
         if self._supervisor.shared:
+            self._supervisor.note_reader(self.session_id)
             # Answer once other processes can know: a turn begun anywhere after that reaches this subscriber.
             self._nursery.start_soon(self._announce_reader, message, subscription)
         else:
@@ -403,7 +404,7 @@ class SessionActor:
                 raise SessionNotFound(self.session_id)
             run = None if record.active_run_id is None else await sup.store_call(sup.store.get_run,
                                                                                   record.active_run_id)
-            if run is None or run.status != "running" or sup.holds(run.run_id):
+            if run is None or run.status != "running" or sup.holds(self.session_id, run.run_id):
                 message.reply.send(InterruptResult(session_id=self.session_id, interrupted=False))
                 return
             # A run on our own link that no turn here holds was left by a failed commit: no one

@@ -13,15 +13,22 @@ Part 2: the same with ``idle_timeout=0.05``: wait until
 ``service.statistics().live_actors == 0`` and count trio tasks (a walk of the
 root task's nurseries) before any session, at the peak, and after hibernation.
 
+Part 4: CPU an idle *shared* realm (sqlite, where the host also watches for
+other processes' turns) spends with M live idle actors (default 5,000), against
+the same realm with 16: the background loops must cost per followed session,
+not per live actor.
+
 Target: <= 150 MB RSS growth for 10,000 live idle actors.
 
-    .venv/bin/python bench/idle_actors.py [--sessions N]
+    .venv/bin/python bench/idle_actors.py [--sessions N] [--shared-sessions M]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import tempfile
+import time
 import tracemalloc
 
 import _common  # noqa: F401  (puts the repo root on sys.path)
@@ -49,7 +56,19 @@ async def create_many(service, n: int) -> list[str]:
     return ids
 
 
-async def main(n: int) -> None:
+async def idle_cpu(sessions: int, seconds: float = 3.0) -> float:
+    """Percent of a core an idle sqlite realm with ``sessions`` live idle actors uses."""
+    with tempfile.TemporaryDirectory() as root:
+        async with open_service("idle-shared", state_root=root, backend="sqlite",
+                                options=HostOptions(idle_timeout=3600.0)) as service:
+            await create_many(service, sessions)
+            await trio.sleep(0.5)  # let creation's after-effects (checkpoints) settle
+            cpu, wall = time.process_time(), time.monotonic()
+            await trio.sleep(seconds)
+            return (time.process_time() - cpu) / (time.monotonic() - wall) * 100
+
+
+async def main(n: int, shared: int = 5000) -> None:
     header(f"idle_actors: {n} live idle session actors (memory backend)")
 
     # -- part 1: live idle actors ---------------------------------------------------
@@ -141,6 +160,14 @@ async def main(n: int) -> None:
     print(f"  (RSS growth per session in part 1: {growth / n / 1024:.2f} KiB; the rest is allocator "
           f"overhead and fragmentation)")
 
+    # -- part 4: an idle shared realm's background loops ---------------------------------
+    few = await idle_cpu(16)
+    many = await idle_cpu(shared)
+    print()
+    print(f"idle shared (sqlite) realm, CPU while nothing happens: {shared} live actors {many:.1f}% "
+          f"of a core, 16 live actors {few:.1f}%")
+    print(f"RATIO idle CPU {shared} / 16 live actors: {many / max(few, 0.1):.1f}x")
+
     print()
     print(f"TARGET <= {TARGET_MB:.0f} MB RSS for {n} live idle actors: {mb(growth):.1f} MB "
           f"({mb(growth) / TARGET_MB:.2f}x of target)  {verdict(mb(growth) <= TARGET_MB)}")
@@ -150,5 +177,7 @@ async def main(n: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=10_000, help="sessions to create (default 10000)")
+    parser.add_argument("--shared-sessions", type=int, default=5000,
+                        help="live idle actors on the shared realm of part 4 (default 5000)")
     args = parser.parse_args()
-    trio.run(main, args.sessions)
+    trio.run(main, args.sessions, args.shared_sessions)
