@@ -8,7 +8,7 @@ workspace realm of the current directory and keeps new realms in the project
 start unless ``--realm`` names one, and keep new realms in the user data
 directory (upstream behaviour).
 
-A named realm is looked for in both places (:func:`resolve_state_root`), so
+A named realm is looked for in both places (:func:`meerkat.realm.resolve_state_root`), so
 ``rkat -r team ...`` finds the realm ``rkat-rest --realm team`` made, and a server
 given ``--context-root`` finds the CLI's: surfaces that share a realm id share it.
 """
@@ -18,17 +18,15 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncContextManager
 
-from meerkat.errors import InvalidParams, StoreError
-from meerkat.realm import BACKENDS, RealmPaths, default_state_root, read_manifest, validate_realm_id, workspace_realm_id
+from meerkat.errors import InvalidParams
+from meerkat.realm import BACKENDS, resolve_state_root, validate_realm_id, workspace_realm_id
 
 if TYPE_CHECKING:  # keeps `import surfaces.realm_options` free of the actor runtime
     from actors import HostOptions, SessionService
 
-__all__ = ["RealmOptions", "add_realm_arguments", "realm_options_from_args", "project_state_root",
-           "resolve_state_root"]
+__all__ = ["RealmOptions", "add_realm_arguments", "realm_options_from_args"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +84,7 @@ def add_realm_arguments(parser: argparse.ArgumentParser) -> None:
 def realm_options_from_args(args: argparse.Namespace | Any) -> RealmOptions:
     """Build :class:`RealmOptions` from parsed server arguments (InvalidParams on a bad combination).
 
-    The state root is resolved here (see :func:`resolve_state_root`): servers
+    The state root is resolved here (see :func:`meerkat.realm.resolve_state_root`): servers
     look in the project of ``--context-root`` only when it is given.
     """
     context_root = getattr(args, "context_root", None)
@@ -98,66 +96,3 @@ def realm_options_from_args(args: argparse.Namespace | Any) -> RealmOptions:
                                     project_default=False)
     return RealmOptions(options.realm_id, options.isolated, options.instance_id, options.backend,
                         None if state_root is None else str(state_root))
-
-
-def resolve_state_root(realm_id: str | None, state_root: str | None, *, context_root: str | Path | None,
-                       project_default: bool) -> Path | None:
-    """Where ``realm_id`` lives: the explicit root, else wherever it already exists, else the surface default.
-
-    1. ``state_root`` (a flag) or ``$RKAT_STATE_ROOT`` is used as given.
-    2. Otherwise a named realm is looked for in the project candidate
-       (``<project>/.rkat/realms`` of ``context_root``; not looked at when it is
-       None) and in the user candidate (``<data dir>/meerkat/realms``). Found in
-       one: that one. Found in both, as different directories: an error, since
-       either choice would hide the other's sessions.
-    3. Found nowhere (or no realm named): the project candidate when
-       ``project_default`` (the CLI), else None, meaning the user data directory.
-    """
-    explicit = state_root or os.environ.get("RKAT_STATE_ROOT") or None
-    if explicit:
-        return Path(explicit)
-    project = None if context_root is None else project_state_root(context_root)
-    default = project if project_default else None
-    if realm_id is None or project is None:
-        return default
-    user = default_state_root()
-    in_project, in_user = _holds(project, realm_id), _holds(user, realm_id)
-    if in_project and in_user and not _same_directory(project, user):
-        raise InvalidParams(
-            f"realm {realm_id!r} exists under both {project} and {user}; refusing to choose. "
-            f"Pass --state-root to pick one (and move or remove the other copy).")
-    if in_project:
-        return project
-    if in_user:
-        return user
-    return default
-
-
-def _holds(root: Path, realm_id: str) -> bool:
-    """Whether ``root`` holds ``realm_id``: its manifest is there and names it (unreadable is an error)."""
-    manifest = read_manifest(RealmPaths.for_realm(root, realm_id).manifest_path)
-    if manifest is None:
-        return False
-    if manifest.realm_id != realm_id:
-        raise StoreError(f"realm directory for {realm_id!r} under {root} holds realm {manifest.realm_id!r}")
-    return True
-
-
-def _same_directory(first: Path, second: Path) -> bool:
-    try:
-        return first.samefile(second)
-    except OSError:
-        return False
-
-
-def project_state_root(cwd: str | Path) -> Path:
-    """``<project>/.rkat/realms`` for the nearest ancestor of ``cwd`` holding ``.rkat`` (else ``cwd``).
-
-    The CLI's default state root (upstream's project-local layout); ``rkat-rpc
-    --context-root`` uses it too, so an SDK program finds the CLI's realms.
-    """
-    start = Path(cwd)
-    for directory in (start, *start.parents):
-        if (directory / ".rkat").exists():
-            return directory / ".rkat" / "realms"
-    return start / ".rkat" / "realms"

@@ -17,7 +17,7 @@ from meerkat.errors import InvalidParams
 from meerkat.realm import open_realm
 
 from cli_process import RKAT, cli_env
-from surfaces.realm_options import resolve_state_root
+from meerkat.realm import resolve_state_root
 from test_rest_server import RestServer
 
 

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any, AsyncContextManager, Callable
 
 import asyncclick as click
 
-from surfaces.realm_options import RealmOptions, resolve_state_root
+from meerkat.realm import resolve_state_root
+
+from surfaces.realm_options import RealmOptions
 
 if TYPE_CHECKING:
     from actors import SessionService
