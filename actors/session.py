@@ -514,7 +514,6 @@ class SessionActor:
         assert self._record is not None and self._bus is not None
         record = self._record
         settings = turn.settings
-        began = False
         try:
             if settings.budget_max_tokens is not None and record.usage.total_tokens >= settings.budget_max_tokens:
                 raise BudgetExhausted(
@@ -529,7 +528,7 @@ class SessionActor:
                 owner=sup.owner, prompt=turn.user_row.content, seq_start=self._bus.last_seq,
                 lease_expires_at_ms=now + int(sup.options.lease_ttl * 1000), live_endpoint=endpoint,
                 live_token=token))
-            began = turn.began = True
+            turn.began = True
             if self._history is None or fresh.message_count != record.message_count:
                 # First turn of this actor, or another process committed runs since
                 # we last looked: the model must see the transcript as stored.
@@ -541,7 +540,7 @@ class SessionActor:
                 sup.start_push(watcher, self.session_id, self._bus.subscribe(
                     capacity=sup.options.turn_stream_capacity, until_terminal=True, relay=True))
         except BaseException as exc:
-            if began:  # release the run so the session is not left busy
+            if turn.began:  # release the run so the session is not left busy
                 with trio.CancelScope(shield=True):
                     await self._release(turn, record)
             self._running = None
