@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, TypeVar
@@ -27,7 +26,7 @@ from meerkat.providers import ProviderPool, resolve_model, validate_provider_par
 from meerkat.providers.credentials import ensure_credentials
 from meerkat.realm import RealmHandle
 from meerkat.store import RunRecord, SessionRecord, SessionStore, current_owner, owner_is_alive
-from meerkat.transcript import Message, SystemMessage, rfc3339_from_ms
+from meerkat.transcript import Message, SystemMessage, now_ms, rfc3339_from_ms
 from meerkat.validation import known_session_id, validate_labels, validate_optional_positive_int
 from meerkat.views import SessionSummary
 
@@ -92,10 +91,6 @@ def _env_seconds(name: str, default: float) -> float:
     except ValueError:
         return default
     return value if value > 0 else default
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +237,7 @@ class RealmSupervisor:
             return False
         dead = not owner_is_alive(held.owner)
         reason = f"owner {held.owner} died" if dead else f"the lease of owner {held.owner} expired"
-        closed = await self.store_call(partial(self.store.close_stale_run, session_id, run_id, now_ms=_now_ms(),
+        closed = await self.store_call(partial(self.store.close_stale_run, session_id, run_id, now_ms=now_ms(),
                                                owner_dead=dead, reason=reason))
         if closed:
             log.warning("closed run %s of session %s as interrupted (%s)", run_id, session_id, reason)
@@ -274,7 +269,7 @@ class RealmSupervisor:
                     if actor.leased_run_id is not None}
             if not held:
                 continue
-            expires = _now_ms() + int(self.options.lease_ttl * 1000)
+            expires = now_ms() + int(self.options.lease_ttl * 1000)
             try:
                 report = await self.store_call(self.store.renew_leases, self.owner,
                                                [(a.session_id, run_id) for run_id, a in held.items()], expires)
@@ -470,7 +465,7 @@ class RealmSupervisor:
         if params.first_turn:  # after the argument checks, which say more about what to fix
             ensure_credentials(provider)
         system_prompt = params.system_prompt if params.system_prompt is not None else config.agent.system_prompt
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         record = SessionRecord(
             session_id=new_uuid7(), created_at_ms=now, updated_at_ms=now, model=model, provider=provider,
             system_prompt=system_prompt,

@@ -13,7 +13,6 @@ supervisor's table and costs nothing but its row in the store.
 from __future__ import annotations
 
 import logging
-import time
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
@@ -45,7 +44,7 @@ from meerkat.ids import new_uuid7
 from meerkat.providers import RetryPolicy, effective_provider_params, resolve_model, validate_provider_params
 from meerkat.store import RunCommit, RunRecord, RunStatus, SessionRecord
 from meerkat.usage import Usage
-from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage, now_rfc3339
+from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage, now_ms, now_rfc3339
 from meerkat.validation import validate_prompt
 from meerkat.views import InterruptResult, RunResult, SessionView, session_ref
 
@@ -99,10 +98,6 @@ class _RunningTurn:
     start_usage: Usage = Usage()
     #: True once the run is recorded in the store (and holds the session's lease).
     began: bool = False
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class SessionActor:
@@ -522,7 +517,7 @@ class SessionActor:
             # Raises PROVIDER_ERROR (naming the variables to set) when the provider has no key.
             provider = sup.providers.get(settings.provider, sup.current_config())
             endpoint, token = await sup.live_link()
-            now = _now_ms()
+            now = now_ms()
             fresh = await sup.begin_run(RunRecord(
                 run_id=turn.run_id, session_id=self.session_id, status="running", started_at_ms=now,
                 owner=sup.owner, prompt=turn.user_row.content, seq_start=self._bus.last_seq,
@@ -589,7 +584,7 @@ class SessionActor:
         try:
             self._record = await sup.store_call(sup.store.commit_run, RunCommit(
                 run_id=turn.run_id, session_id=self.session_id, status="failed", messages=[], usage=record.usage,
-                last_assistant_text=None, last_seq=record.last_seq, finished_at_ms=_now_ms(),
+                last_assistant_text=None, last_seq=record.last_seq, finished_at_ms=now_ms(),
                 model=record.model, provider=record.provider, error="the turn could not start"))
         except Exception:
             log.exception("could not release run %s", turn.run_id)
@@ -612,7 +607,7 @@ class SessionActor:
         terminal_seq = self._bus.last_seq + 1
         commit = RunCommit(
             run_id=turn.run_id, session_id=self.session_id, status=status, messages=rows, usage=state.usage,
-            last_assistant_text=state.last_assistant_text, last_seq=terminal_seq, finished_at_ms=_now_ms(),
+            last_assistant_text=state.last_assistant_text, last_seq=terminal_seq, finished_at_ms=now_ms(),
             model=turn.settings.model, provider=turn.settings.provider,
             error=None if outcome is None else str(outcome))
         try:

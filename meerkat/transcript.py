@@ -8,6 +8,7 @@ An assistant row holds blocks (``text``, ``reasoning``, ``tool_use``), each
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from typing import Any, Union
 
@@ -27,6 +28,7 @@ __all__ = [
     "tool_use_block",
     "reasoning_block",
     "now_rfc3339",
+    "now_ms",
     "rfc3339_from_ms",
     "encode_message",
     "decode_message",
@@ -35,6 +37,11 @@ __all__ = [
 ]
 
 _ROW = dict(tag_field="role", frozen=True, kw_only=True, omit_defaults=True)
+
+
+def now_ms() -> int:
+    """The current wall-clock time in Unix milliseconds (what records and leases store)."""
+    return time.time_ns() // 1_000_000
 
 
 def now_rfc3339() -> str:
