@@ -95,6 +95,10 @@ def config_write(body: Any, key: str, *, allow_bare: bool) -> tuple[dict[str, An
     if key in body:
         document = body[key]
         expected = body.get("expected_generation")
+        extra = sorted(k for k in body if k not in (key, "expected_generation"))
+        if extra:
+            raise InvalidParams(f"unknown field `{extra[0]}` (expected `{key}` and `expected_generation`)",
+                                details={"field": extra[0]})
     elif allow_bare:
         document = {k: v for k, v in body.items() if k != "expected_generation"}
         expected = body.get("expected_generation")

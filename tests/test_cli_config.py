@@ -62,3 +62,24 @@ def test_models_catalog(rkat):
     providers = {p["provider"]: p for p in catalog["providers"]}
     assert {"anthropic", "openai", "gemini"} <= set(providers)
     assert "claude-sonnet-4-6" in {m["id"] for m in providers["anthropic"]["models"]}
+
+
+def test_config_typos_and_unknown_models_are_refused(rkat, tmp_path):
+    """A misspelt key or model is an error naming the key path, with a did-you-mean; nothing is written."""
+    top = rkat("config", "patch", "--json", '{"agnet": {"model": "x"}}', expect=2)
+    assert "unknown key 'agnet'" in top.err and "did you mean 'agent'" in top.err
+    nested = rkat("config", "patch", "--json", '{"agent": {"max_tokens_pertur": 4096}}', expect=2)
+    assert "unknown key 'agent.max_tokens_pertur'" in nested.err
+    assert "did you mean 'agent.max_tokens_per_turn'" in nested.err
+    toml_file = tmp_path / "typo.toml"
+    toml_file.write_text('[agnet]\nmodel = "mock"\n')
+    assert "unknown key 'agnet'" in rkat("config", "set", str(toml_file), expect=2).err
+    model = rkat("config", "patch", "--json", '{"agent": {"model": "claude-sonet-4-6"}}', expect=2)
+    assert "agent.model 'claude-sonet-4-6' is not a known model" in model.err
+    assert "did you mean 'claude-sonnet-4-6'" in model.err
+    assert rkat("config", "patch", "--json", '{"agent": {"model": "no-such-model"}}', expect=2).err
+    assert rkat("config", "get", "--format", "json", "--with-generation").json()["generation"] == 0
+    # Known models pass: the catalog's, and one the realm declares.
+    assert rkat("config", "patch", "--json", '{"agent": {"model": "claude-sonnet-4-6"}}').out == "generation=1\n"
+    declared = '{"models": {"gpt-4o": {"provider": "openai"}}, "agent": {"model": "gpt-4o"}}'
+    assert rkat("config", "patch", "--json", declared).out == "generation=2\n"

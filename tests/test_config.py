@@ -217,14 +217,14 @@ def test_set_accepts_a_config_object(store: ConfigStore) -> None:
 
 
 def test_set_rejects_invalid_config_and_writes_nothing(store: ConfigStore) -> None:
-    store.set({"agent": {"model": "kept"}})
+    store.set({"agent": {"model": "gpt-5.4-mini"}})
     with pytest.raises(InvalidParams, match=r"agent\.max_turns"):
         store.set({"agent": {"max_turns": 0}})
     with pytest.raises(InvalidParams, match="expected an object"):
         store.set(["not", "a", "config"])  # type: ignore[arg-type]
     env = store.get()
     assert env.generation == 1
-    assert env.config.agent.model == "kept"
+    assert env.config.agent.model == "gpt-5.4-mini"
 
 
 def test_patch_merges_and_null_resets_to_default(store: ConfigStore) -> None:
@@ -260,17 +260,17 @@ def test_patch_must_be_an_object(store: ConfigStore, patch: object) -> None:
 
 def test_expected_generation_match_succeeds(store: ConfigStore) -> None:
     assert store.set({}, expected_generation=0).generation == 1
-    assert store.patch({"agent": {"model": "m"}}, expected_generation=1).generation == 2
+    assert store.patch({"agent": {"model": "mock"}}, expected_generation=1).generation == 2
 
 
 @pytest.mark.parametrize("op", ["set", "patch"])
 def test_expected_generation_conflict_writes_nothing(store: ConfigStore, op: str) -> None:
-    store.set({"agent": {"model": "original"}})
+    store.set({"agent": {"model": "gpt-5.4"}})
     store.patch({"agent": {"max_turns": 3}})
     before = store.get()
     write: Callable[..., ConfigEnvelope] = getattr(store, op)
     with pytest.raises(ConfigGenerationConflict) as info:
-        write({"agent": {"model": "lost"}}, expected_generation=1)
+        write({"agent": {"model": "gpt-5.6"}}, expected_generation=1)
     assert (info.value.expected, info.value.current) == (1, 2)
     assert info.value.message == "Generation conflict: expected 1, current 2"
     assert info.value.details == {"expected_generation": 1, "current_generation": 2}
@@ -330,18 +330,18 @@ def test_file_store_unknown_keys_are_ignored_then_dropped(tmp_path: Path) -> Non
 
 
 def test_file_store_shares_state_between_instances(tmp_path: Path) -> None:
-    FileConfigStore(tmp_path).set({"agent": {"model": "shared"}})
+    FileConfigStore(tmp_path).set({"agent": {"model": "claude-haiku-4-5"}})
     env = FileConfigStore(tmp_path).get()
-    assert (env.config.agent.model, env.generation) == ("shared", 1)
+    assert (env.config.agent.model, env.generation) == ("claude-haiku-4-5", 1)
 
 
 def test_file_store_conflict_leaves_files_byte_identical(tmp_path: Path) -> None:
     store = FileConfigStore(tmp_path)
-    store.set({"agent": {"model": "a"}})
+    store.set({"agent": {"model": "gpt-5.4"}})
     config_bytes = (tmp_path / "config.toml").read_bytes()
     state_bytes = (tmp_path / "config_state.json").read_bytes()
     with pytest.raises(ConfigGenerationConflict):
-        store.patch({"agent": {"model": "b"}}, expected_generation=0)
+        store.patch({"agent": {"model": "gpt-5.6"}}, expected_generation=0)
     assert (tmp_path / "config.toml").read_bytes() == config_bytes
     assert (tmp_path / "config_state.json").read_bytes() == state_bytes
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
@@ -364,9 +364,9 @@ def test_corrupt_config_file_is_a_store_error_and_is_kept(tmp_path: Path, conten
 def test_set_repairs_a_corrupt_config_file(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text("[[[ broken")
     store = FileConfigStore(tmp_path)
-    env = store.set({"agent": {"model": "fixed"}})
+    env = store.set({"agent": {"model": "gpt-5.3-codex"}})
     assert env.generation == 1
-    assert store.get().config.agent.model == "fixed"
+    assert store.get().config.agent.model == "gpt-5.3-codex"
 
 
 @pytest.mark.parametrize("content", ["{", "[]", '{"generation": "3"}', '{"generation": -1}', '{"generation": true}'])
@@ -379,7 +379,7 @@ def test_corrupt_state_file_is_a_store_error(tmp_path: Path, content: str) -> No
 
 def test_lock_timeout_is_a_store_error(tmp_path: Path) -> None:
     store = FileConfigStore(tmp_path, lock_timeout=0.05)
-    store.set({"agent": {"model": "before"}})
+    store.set({"agent": {"model": "gpt-5.4"}})
     fd = os.open(tmp_path / "config_state.lock", os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # another holder (a separate open file description)
@@ -390,7 +390,7 @@ def test_lock_timeout_is_a_store_error(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     env = store.get()  # released with the descriptor
-    assert (env.config.agent.model, env.generation) == ("before", 1)
+    assert (env.config.agent.model, env.generation) == ("gpt-5.4", 1)
 
 
 def test_concurrent_writers_in_one_process_lose_nothing(store: ConfigStore) -> None:

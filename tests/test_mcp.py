@@ -396,6 +396,9 @@ async def config_get_set_patch(h: Harness) -> None:
     assert replaced["config"]["agent"]["max_tokens_per_turn"] != 8192  # set replaces: the patch is gone
     await h.fails("meerkat_config", {"action": "set", "config": {"agent": {"max_tokens_per_turn": 0}}},
                   "INVALID_PARAMS")
+    typo = await h.fails("meerkat_config", {"action": "patch", "patch": {"agent": {"max_turnz": 11}}},
+                         "INVALID_PARAMS")
+    assert typo["details"]["key"] == "agent.max_turnz" and typo["details"]["did_you_mean"] == ["agent.max_turns"]
     await h.rejected("meerkat_config", {"action": "set"})
     await h.rejected("meerkat_config", {"action": "delete"})
     await h.rejected("meerkat_config", {"action": "get", "patch": {}})

@@ -242,6 +242,15 @@ async def test_config_compare_and_swap(server):
         assert bare.json()["config"]["budget"]["max_tool_calls"] is None
         invalid = await client.patch("/config", json={"patch": {"agent": {"max_turns": "many"}}})
         assert invalid.status_code == 400 and "agent.max_turns" in invalid.json()["error"]
+        typo = await client.patch("/config", json={"agnet": {"model": "mock"}})
+        assert typo.status_code == 400 and typo.json()["code"] == "INVALID_PARAMS"
+        assert typo.json()["details"]["key"] == "agnet" and "did you mean 'agent'" in typo.json()["error"]
+        deep = await client.patch("/config", json={"patch": {"agent": {"max_tokens_pertur": 1}}})
+        assert deep.status_code == 400 and deep.json()["details"]["key"] == "agent.max_tokens_pertur"
+        wrapper = await client.patch("/config", json={"patch": {}, "expected_generaton": 1})
+        assert wrapper.status_code == 400 and "expected_generaton" in wrapper.json()["error"]
+        model = await client.put("/config", json={"config": {"agent": {"model": "no-such-model"}}})
+        assert model.status_code == 400 and model.json()["details"]["key"] == "agent.model"
         not_object = await client.put("/config", json={"config": [1, 2]})
         assert not_object.status_code == 400 and "config must be an object" in not_object.json()["error"]
         assert (await client.get("/config")).json()["generation"] == gen + 2

@@ -171,6 +171,8 @@ async def config_scenario(root: Path) -> None:
         patched = await second.patch_config({"agent": {"max_tokens_per_turn": 2048}},
                                             expected_generation=generation + 1)
         assert patched["config"]["agent"]["max_turns"] == 5
+        with pytest.raises(InvalidParams, match=r"unknown key 'agent\.max_turnz'.*did you mean 'agent\.max_turns'"):
+            await first.patch_config({"agent": {"max_turnz": 11}})
         removed = await first.patch_config({"agent": {"max_turns": None}})
         assert removed["config"]["agent"]["max_turns"] == 100
         assert (await second.get_config())["config"]["agent"]["max_tokens_per_turn"] == 2048

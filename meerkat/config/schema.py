@@ -5,8 +5,9 @@ a document that names only a few keys still yields a whole config ("missing sect
 and fields take their defaults"). That is what makes ``config set`` a replace and
 lets a ``null`` in ``config patch`` reset a key to its default.
 
-Unknown keys are ignored when a document is read and therefore dropped the next
-time it is written, as upstream does. Type checks are strict (no ``"3"`` for ``3``,
+Unknown keys are ignored when a stored document is read (and dropped the next time
+it is written), but every write refuses them first (:mod:`meerkat.config.keys`), so
+a typo is an error naming its key path, never a silent no-op. Type checks are strict (no ``"3"`` for ``3``,
 no ``true`` for ``1``); range checks follow in :func:`config_from_dict`.
 """
 

@@ -30,7 +30,9 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 import tomli_w
 
+from meerkat.config.keys import check_known_keys
 from meerkat.config.merge_patch import apply_merge_patch
+from meerkat.config.models import check_config_model
 from meerkat.config.schema import Config, config_from_dict, config_to_dict
 from meerkat.errors import ConfigGenerationConflict, InvalidParams, StoreError
 from meerkat.fsutil import atomic_write_bytes, exclusive_file_lock
@@ -103,8 +105,11 @@ class _BaseConfigStore(abc.ABC):
             config = config_to_dict(config)  # re-validate: a Config can be built unchecked
         elif not isinstance(config, dict):
             raise InvalidParams(f"Invalid config: expected an object, got {type(config).__name__}")
+        else:
+            check_known_keys(config, Config)
         # Validate and encode before taking the lock: a bad payload never waits on it.
         new_config, document = _encode(config_from_dict(config))
+        check_config_model(new_config)
         with self._locked():
             generation = _next_generation(self._load_generation(), expected_generation)
             self._save(new_config, document, generation)
@@ -119,10 +124,13 @@ class _BaseConfigStore(abc.ABC):
         _check_expected(expected_generation)
         if not isinstance(patch, dict):
             raise InvalidParams(f"Invalid config patch: expected an object, got {type(patch).__name__}")
+        check_known_keys(patch, Config)
         with self._locked():
             generation = _next_generation(self._load_generation(), expected_generation)
-            merged = apply_merge_patch(config_to_dict(self._load_config()), patch)
+            current = self._load_config()
+            merged = apply_merge_patch(config_to_dict(current), patch)
             new_config, document = _encode(config_from_dict(merged))
+            check_config_model(new_config, previous=current)
             self._save(new_config, document, generation)
         return ConfigEnvelope(config=new_config, generation=generation)
 
