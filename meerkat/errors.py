@@ -20,6 +20,8 @@ Exception tree::
      +-- BudgetExhausted        BUDGET_EXHAUSTED
      +-- AgentError             AGENT_ERROR
      +-- StoreError             STORE_ERROR
+     +-- StaleCursor            STALE_CURSOR (events after the cursor were pruned)
+     +-- InboxFull              INBOX_FULL (too many external events wait)
      +-- InternalError          INTERNAL_ERROR
 
 Storage and provider exceptions are mapped to these at the boundary; nothing
@@ -47,6 +49,8 @@ __all__ = [
     "AgentError",
     "StoreError",
     "InternalError",
+    "StaleCursor",
+    "InboxFull",
     "error_from_code",
 ]
 
@@ -75,6 +79,9 @@ class ErrorCode(str, enum.Enum):
     UNAUTHORIZED = "UNAUTHORIZED"
     STORE_ERROR = "STORE_ERROR"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    STALE_CURSOR = "STALE_CURSOR"
+    INBOX_FULL = "INBOX_FULL"
+    INPUT_IDEMPOTENCY_CONFLICT = "INPUT_IDEMPOTENCY_CONFLICT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +119,10 @@ ERROR_TABLE: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.UNAUTHORIZED: ErrorSpec(-32600, 401, 3),
     ErrorCode.STORE_ERROR: ErrorSpec(-32603, 500, 1),
     ErrorCode.INTERNAL_ERROR: ErrorSpec(-32603, 500, 1),
+    # Upstream's multi-host code; the published SDK raises StaleCursorError for it.
+    ErrorCode.STALE_CURSOR: ErrorSpec(-32027, 410, 16),
+    ErrorCode.INBOX_FULL: ErrorSpec(-32002, 429, 17),
+    ErrorCode.INPUT_IDEMPOTENCY_CONFLICT: ErrorSpec(-32004, 409, 13),
 }
 
 
@@ -230,6 +241,32 @@ class InternalError(MeerkatError):
     """A bug or an unexpected failure inside the host."""
 
     code = ErrorCode.INTERNAL_ERROR
+
+
+class StaleCursor(MeerkatError):
+    """The events after a cursor were pruned from the log; ``watermark`` is the oldest resumable cursor."""
+
+    code = ErrorCode.STALE_CURSOR
+
+    def __init__(self, session_id: str, requested: int, watermark: int) -> None:
+        super().__init__(
+            f"cursor {requested} of session {session_id} is stale: events up to {watermark} were pruned "
+            f"by the event log's retention; resume from {watermark} or later",
+            details={"requested": requested, "watermark": watermark},
+        )
+
+
+class InboxFull(MeerkatError):
+    """The session's inbox of queued external events is full."""
+
+    code = ErrorCode.INBOX_FULL
+
+    def __init__(self, session_id: str, capacity: int) -> None:
+        super().__init__(
+            f"session {session_id} has {capacity} external events waiting (its inbox capacity); "
+            "retry after it has processed some",
+            details={"session_id": session_id, "capacity": capacity},
+        )
 
 
 _CLASSES: dict[ErrorCode, type[MeerkatError]] = {

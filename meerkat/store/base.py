@@ -22,8 +22,10 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from ..errors import LeaseLost
+from ..events import EventEnvelope
 from ..transcript import BlockAssistantMessage, Message, UserMessage, rfc3339_from_ms
 from ..usage import Usage
+from .eventlog import DEFAULT_EVENT_RETENTION, EventPage, InputRecord, prune_cutoff
 
 __all__ = [
     "RunStatus",
@@ -45,6 +47,7 @@ __all__ = [
     "lease_report",
     "MAX_LIST_LIMIT",
     "CRASH_SEQ_GAP",
+    "apply_event_log",
 ]
 
 RunStatus = Literal["running", "completed", "failed", "interrupted"]
@@ -78,6 +81,10 @@ class SessionRecord(msgspec.Struct, kw_only=True):
     last_seq: int = 0
     archived: bool = False
     active_run_id: str | None = None
+    #: The highest event seq pruned from the log by retention (see :mod:`.eventlog`).
+    event_floor: int = 0
+    #: How many events the log holds for the session now.
+    event_count: int = 0
 
 
 class RunRecord(msgspec.Struct, kw_only=True):
@@ -119,6 +126,12 @@ class RunCommit(msgspec.Struct, kw_only=True):
     model: str
     provider: str
     error: str | None = None
+    #: The run's events, oldest first, written to the event log with the rows.
+    events: list[EventEnvelope] = []
+    #: Inputs whose state the run changed (consumed external events), written with it.
+    inputs: list[InputRecord] = []
+    #: Events the session's log keeps (older ones are pruned with this commit).
+    event_retention: int = DEFAULT_EVENT_RETENTION
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +213,29 @@ class SessionStore(Protocol):
         trustworthy fingerprint exists: then the caller must read the store.
         """
 
+    def read_events(self, session_id: str, *, after_seq: int, limit: int) -> EventPage | None:
+        """Logged events with ``seq > after_seq``, oldest first, at most ``limit``; None if no such session.
+
+        Archived sessions are readable. The page's ``floor`` tells whether
+        retention pruned events after the cursor (the caller decides staleness).
+        """
+
+    def admit_input(self, record: InputRecord, row: Message | None, *, inbox_capacity: int) -> InputRecord | None:
+        """Store a new input, and append ``row`` to the transcript with it (one atomic step).
+
+        Returns the input already stored under the same idempotency key
+        instead (nothing written), or None when the new one was stored.
+        KeyError if the session is unknown or archived; InboxFull when a
+        queued input would exceed ``inbox_capacity`` waiting ones.
+        """
+
+    def get_input(self, session_id: str, *, input_id: str | None = None,
+                  idempotency_key: str | None = None) -> InputRecord | None:
+        """One input by id or by idempotency key."""
+
+    def queued_inputs(self, session_id: str) -> list[InputRecord]:
+        """The session's inputs in state ``queued``, in the order they were admitted."""
+
     def close(self) -> None:
         """Release files and connections."""
 
@@ -226,6 +262,18 @@ def apply_commit(record: SessionRecord, commit: RunCommit, message_count: int, r
         run.status = commit.status
         run.finished_at_ms = commit.finished_at_ms
         run.error = commit.error
+
+
+def apply_event_log(record: SessionRecord, commit: RunCommit) -> int:
+    """Count a commit's events into ``record.event_count``; returns how many of the oldest to prune now.
+
+    The caller deletes that many of the session's oldest logged events and
+    sets ``record.event_floor`` to the highest seq it deleted.
+    """
+    total = record.event_count + len(commit.events)
+    prune = prune_cutoff(total, commit.event_retention)
+    record.event_count = total - prune
+    return prune
 
 
 #: A file's mtime is trusted to tell "unchanged" only once it is older than this

@@ -9,6 +9,11 @@ appends exactly one line::
     {"op":"archive","at_ms":...}
     {"op":"lease","run_id":...,"expires_at_ms":...}
     {"op":"interrupt_request","run_id":...}
+    {"op":"input","input":{...},"row":{...}|null}
+
+A commit line carries the run's events (the durable event log); replay keeps
+the newest ``event_retention`` of them in memory, older ones stay in the file
+but are treated as pruned.
 
 A session's state is the replay of its lines, applied with the same rules as
 the memory store. Durability: each line goes out in one ``os.write`` on an
@@ -44,7 +49,8 @@ from typing import Callable, Iterator, TypeVar, Union
 
 import msgspec
 
-from ..errors import SessionBusy, StoreError
+from ..errors import InboxFull, SessionBusy, StoreError
+from ..events import EventEnvelope
 from ..transcript import Message
 from .base import (
     LeaseReport,
@@ -57,11 +63,13 @@ from .base import (
     SessionRecord,
     apply_begin,
     apply_commit,
+    apply_event_log,
     check_commit_allowed,
     interrupted_commit,
     lease_is_stale,
 )
-from .query import labels_match, page
+from .eventlog import EventPage, InputRecord
+from .query import labels_match, page, read_log
 
 __all__ = ["JsonlStore"]
 
@@ -101,7 +109,12 @@ class _InterruptRequest(msgspec.Struct, tag="interrupt_request", **_LINE):
     run_id: str
 
 
-_Op = Union[_Create, _BeginRun, _Commit, _Archive, _Lease, _InterruptRequest]
+class _Input(msgspec.Struct, tag="input", **_LINE):
+    input: InputRecord
+    row: Message | None = None
+
+
+_Op = Union[_Create, _BeginRun, _Commit, _Archive, _Lease, _InterruptRequest, _Input]
 _encode = msgspec.json.Encoder().encode
 _decode_op = msgspec.json.Decoder(_Op).decode
 
@@ -109,7 +122,7 @@ _decode_op = msgspec.json.Decoder(_Op).decode
 class _State:
     """One session replayed up to ``offset`` (the end of its last complete line)."""
 
-    __slots__ = ("key", "offset", "record", "messages", "runs")
+    __slots__ = ("key", "offset", "record", "messages", "runs", "events", "inputs")
 
     def __init__(self) -> None:
         self.key: tuple[int, int, int, int] | None = None
@@ -117,6 +130,8 @@ class _State:
         self.record: SessionRecord | None = None
         self.messages: list[Message] = []
         self.runs: dict[str, RunRecord] = {}
+        self.events: list[EventEnvelope] = []
+        self.inputs: dict[str, InputRecord] = {}
 
     def apply(self, op: _Op) -> None:
         """One line, with exactly the memory store's rules."""
@@ -136,6 +151,19 @@ class _State:
             commit = op.commit
             self.messages.extend(commit.messages)
             apply_commit(record, commit, len(self.messages), self.runs.get(commit.run_id))
+            self.events.extend(commit.events)
+            prune = apply_event_log(record, commit)
+            if prune:
+                record.event_floor = max(record.event_floor, self.events[prune - 1].seq)
+                del self.events[:prune]
+            for item in commit.inputs:
+                self.inputs[item.input_id] = item
+        elif isinstance(op, _Input):
+            self.inputs[op.input.input_id] = op.input
+            if op.row is not None:
+                self.messages.append(op.row)
+                record.message_count = len(self.messages)
+                record.updated_at_ms = max(record.updated_at_ms, op.input.created_at_ms)
         elif isinstance(op, _Archive):
             record.archived = True
         elif isinstance(op, _Lease):
@@ -489,6 +517,48 @@ class JsonlStore:
                 return self._append(session_id, decide)[0]
             except KeyError:
                 return False
+
+    # -- event log and inputs ---------------------------------------------------
+
+    def read_events(self, session_id: str, *, after_seq: int, limit: int) -> EventPage | None:
+        with self._guard():
+            return self._view(session_id, lambda state, rec: read_log(state.events, rec.event_floor, after_seq, limit))
+
+    def admit_input(self, record: InputRecord, row: Message | None, *, inbox_capacity: int) -> InputRecord | None:
+        if not _safe_id(record.session_id):
+            raise KeyError(record.session_id)
+
+        def decide(state: _State) -> tuple[_Op | None, InputRecord | None]:
+            session = state.record
+            if session is None or session.archived:
+                raise KeyError(record.session_id)
+            if record.idempotency_key is not None:
+                for item in state.inputs.values():
+                    if item.idempotency_key == record.idempotency_key:
+                        return None, msgspec.structs.replace(item)
+            if record.state == "queued" and sum(i.state == "queued" for i in state.inputs.values()) >= inbox_capacity:
+                raise InboxFull(record.session_id, inbox_capacity)
+            return _Input(input=record, row=row), None
+
+        with self._guard():
+            return self._append(record.session_id, decide)[0]
+
+    def get_input(self, session_id: str, *, input_id: str | None = None,
+                  idempotency_key: str | None = None) -> InputRecord | None:
+        def find(state: _State, _: SessionRecord) -> InputRecord | None:
+            for item in state.inputs.values():
+                if (item.input_id == input_id) if input_id is not None else (item.idempotency_key == idempotency_key):
+                    return msgspec.structs.replace(item)
+            return None
+
+        with self._guard():
+            return self._view(session_id, find)
+
+    def queued_inputs(self, session_id: str) -> list[InputRecord]:
+        with self._guard():
+            found = self._view(session_id, lambda state, _: [msgspec.structs.replace(i)
+                                                             for i in state.inputs.values() if i.state == "queued"])
+        return found or []
 
     def change_stamp(self, session_id: str) -> tuple[int, ...] | None:
         if not _safe_id(session_id):

@@ -6,7 +6,8 @@ import threading
 
 import msgspec
 
-from ..errors import SessionBusy
+from ..errors import InboxFull, SessionBusy
+from ..events import EventEnvelope
 from ..transcript import Message
 from .base import (
     LeaseReport,
@@ -17,11 +18,13 @@ from .base import (
     SessionRecord,
     apply_begin,
     apply_commit,
+    apply_event_log,
     check_commit_allowed,
     interrupted_commit,
     lease_is_stale,
 )
-from .query import labels_match, page
+from .eventlog import EventPage, InputRecord
+from .query import labels_match, page, read_log
 
 __all__ = ["MemoryStore"]
 
@@ -37,6 +40,8 @@ class MemoryStore:
         self._sessions: dict[str, SessionRecord] = {}
         self._messages: dict[str, list[Message]] = {}
         self._runs: dict[str, RunRecord] = {}
+        self._events: dict[str, list[EventEnvelope]] = {}
+        self._inputs: dict[str, dict[str, InputRecord]] = {}
 
     def create_session(self, record: SessionRecord, messages: list[Message]) -> None:
         with self._lock:
@@ -86,7 +91,56 @@ class MemoryStore:
         rows = self._messages.setdefault(commit.session_id, [])
         rows.extend(commit.messages)
         apply_commit(record, commit, len(rows), self._runs.get(commit.run_id))
+        log = self._events.setdefault(commit.session_id, [])
+        log.extend(commit.events)
+        prune = apply_event_log(record, commit)
+        if prune:
+            record.event_floor = max(record.event_floor, log[prune - 1].seq)
+            del log[:prune]
+        inputs = self._inputs.setdefault(commit.session_id, {})
+        for item in commit.inputs:
+            inputs[item.input_id] = msgspec.structs.replace(item)
         return msgspec.structs.replace(record)
+
+    def read_events(self, session_id: str, *, after_seq: int, limit: int) -> EventPage | None:
+        with self._lock:
+            record = self._sessions.get(session_id)
+            if record is None:
+                return None
+            return read_log(self._events.get(session_id, []), record.event_floor, after_seq, limit)
+
+    def admit_input(self, record: InputRecord, row: Message | None, *, inbox_capacity: int) -> InputRecord | None:
+        with self._lock:
+            session = self._sessions.get(record.session_id)
+            if session is None or session.archived:
+                raise KeyError(record.session_id)
+            inputs = self._inputs.setdefault(record.session_id, {})
+            if record.idempotency_key is not None:
+                for item in inputs.values():
+                    if item.idempotency_key == record.idempotency_key:
+                        return msgspec.structs.replace(item)
+            if record.state == "queued" and sum(i.state == "queued" for i in inputs.values()) >= inbox_capacity:
+                raise InboxFull(record.session_id, inbox_capacity)
+            if row is not None:
+                rows = self._messages.setdefault(record.session_id, [])
+                rows.append(row)
+                session.message_count = len(rows)
+                session.updated_at_ms = max(session.updated_at_ms, record.created_at_ms)
+            inputs[record.input_id] = msgspec.structs.replace(record)
+            return None
+
+    def get_input(self, session_id: str, *, input_id: str | None = None,
+                  idempotency_key: str | None = None) -> InputRecord | None:
+        with self._lock:
+            for item in self._inputs.get(session_id, {}).values():
+                if (item.input_id == input_id) if input_id is not None else (item.idempotency_key == idempotency_key):
+                    return msgspec.structs.replace(item)
+        return None
+
+    def queued_inputs(self, session_id: str) -> list[InputRecord]:
+        with self._lock:
+            return [msgspec.structs.replace(i) for i in self._inputs.get(session_id, {}).values()
+                    if i.state == "queued"]
 
     def renew_leases(self, owner: str, runs: list[tuple[str, str]], expires_at_ms: int) -> LeaseReport:
         with self._lock:

@@ -30,7 +30,8 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
-from ..errors import SessionBusy, StoreError
+from ..errors import InboxFull, SessionBusy, StoreError
+from ..events import decode_envelope, encode_envelope
 from ..transcript import Message, decode_message, encode_message
 from .base import (
     LeaseReport,
@@ -43,47 +44,78 @@ from .base import (
     SessionRecord,
     apply_begin,
     apply_commit,
+    apply_event_log,
     check_commit_allowed,
     interrupted_commit,
     lease_is_stale,
 )
+from .eventlog import EventPage, InputRecord
 from .query import labels_match, page
 
-__all__ = ["SqliteStore", "SCHEMA_VERSION"]
+__all__ = ["SqliteStore", "SCHEMA_VERSION", "MIGRATIONS"]
+
+#: The schema, as an ordered list of migration steps: step ``i`` takes a
+#: database from ``PRAGMA user_version`` ``i`` to ``i + 1``. Every step is
+#: idempotent (``IF NOT EXISTS``), so a step half-applied by a crashed process
+#: can simply run again. New steps go at the end; never edit a landed step.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: sessions, their transcript rows, their runs.
+    """
+    CREATE TABLE IF NOT EXISTS sessions (
+        session_id    TEXT PRIMARY KEY,
+        updated_at_ms INTEGER NOT NULL,
+        archived      INTEGER NOT NULL DEFAULT 0,
+        active_run_id TEXT,
+        record        BLOB NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS sessions_live_order
+        ON sessions (archived, updated_at_ms DESC, session_id DESC);
+    CREATE TABLE IF NOT EXISTS messages (
+        session_id TEXT NOT NULL,
+        idx        INTEGER NOT NULL,
+        body       BLOB NOT NULL,
+        PRIMARY KEY (session_id, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS runs (
+        run_id     TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        status     TEXT NOT NULL,
+        record     BLOB NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+    """,
+    # 2: the durable event log (written with each run's commit) and session inputs
+    # (injected context, queued external events) with their idempotency keys.
+    """
+    CREATE TABLE IF NOT EXISTS events (
+        session_id TEXT NOT NULL,
+        seq        INTEGER NOT NULL,
+        body       BLOB NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS inputs (
+        session_id      TEXT NOT NULL,
+        input_id        TEXT NOT NULL,
+        idempotency_key TEXT,
+        state           TEXT NOT NULL,
+        record          BLOB NOT NULL,
+        PRIMARY KEY (session_id, input_id)
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS inputs_by_key
+        ON inputs (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS inputs_by_state ON inputs (session_id, state);
+    """,
+)
 
 #: ``PRAGMA user_version`` of the schema this module writes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = len(MIGRATIONS)
 
 BUSY_TIMEOUT_MS = 5000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    session_id    TEXT PRIMARY KEY,
-    updated_at_ms INTEGER NOT NULL,
-    archived      INTEGER NOT NULL DEFAULT 0,
-    active_run_id TEXT,
-    record        BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_live_order
-    ON sessions (archived, updated_at_ms DESC, session_id DESC);
-CREATE TABLE IF NOT EXISTS messages (
-    session_id TEXT NOT NULL,
-    idx        INTEGER NOT NULL,
-    body       BLOB NOT NULL,
-    PRIMARY KEY (session_id, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS runs (
-    run_id     TEXT PRIMARY KEY,
-    session_id TEXT NOT NULL,
-    status     TEXT NOT NULL,
-    record     BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
-"""
 
 _encode = msgspec.json.Encoder().encode
 _decode_session = msgspec.json.Decoder(SessionRecord).decode
 _decode_run = msgspec.json.Decoder(RunRecord).decode
+_decode_input = msgspec.json.Decoder(InputRecord).decode
 
 
 def _retry_while_locked(step: Callable[[], None], timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
@@ -170,10 +202,11 @@ class SqliteStore:
                     f"sqlite store {self.path}: schema version {version} is newer than "
                     f"this build understands ({SCHEMA_VERSION})"
                 )
-            if version < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
+            for step in MIGRATIONS[version:]:
+                for statement in step.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+            if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -356,10 +389,103 @@ class SqliteStore:
             [(commit.session_id, start + i, encode_message(m)) for i, m in enumerate(commit.messages)],
         )
         apply_commit(record, commit, start + len(commit.messages), run)
+        self._log_events(conn, record, commit)
+        for item in commit.inputs:
+            self._put_input(conn, item)
         self._put_session(conn, record, insert=False)
         if run is not None:
             self._put_run(conn, run)
         return record
+
+    @staticmethod
+    def _log_events(conn: sqlite3.Connection, record: SessionRecord, commit: RunCommit) -> None:
+        """Append the run's events to the log and prune past the retention (in the commit's transaction)."""
+        if commit.events:
+            conn.executemany(
+                "INSERT OR REPLACE INTO events (session_id, seq, body) VALUES (?, ?, ?)",
+                [(commit.session_id, e.seq, encode_envelope(e)) for e in commit.events],
+            )
+        prune = apply_event_log(record, commit)
+        if prune:
+            row = conn.execute(
+                "SELECT seq FROM events WHERE session_id = ? ORDER BY seq LIMIT 1 OFFSET ?",
+                (commit.session_id, prune - 1),
+            ).fetchone()
+            if row is not None:
+                conn.execute("DELETE FROM events WHERE session_id = ? AND seq <= ?", (commit.session_id, row[0]))
+                record.event_floor = max(record.event_floor, row[0])
+
+    @staticmethod
+    def _put_input(conn: sqlite3.Connection, item: InputRecord) -> None:
+        conn.execute(
+            "INSERT INTO inputs (session_id, input_id, idempotency_key, state, record) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (session_id, input_id) DO UPDATE SET state = excluded.state, record = excluded.record",
+            (item.session_id, item.input_id, item.idempotency_key, item.state, _encode(item)),
+        )
+
+    # -- event log and inputs ---------------------------------------------------
+
+    def read_events(self, session_id: str, *, after_seq: int, limit: int) -> EventPage | None:
+        with self._read() as conn:
+            record = self._load_session(conn, session_id)
+            if record is None:
+                return None
+            rows = conn.execute(
+                "SELECT body FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (session_id, after_seq, limit + 1),
+            ).fetchall()
+            latest = conn.execute("SELECT MAX(seq) FROM events WHERE session_id = ?", (session_id,)).fetchone()[0]
+        events = [decode_envelope(r[0]) for r in rows[:limit]]
+        return EventPage(events=events, floor=record.event_floor, latest=latest or 0, has_more=len(rows) > limit)
+
+    def admit_input(self, record: InputRecord, row: Message | None, *, inbox_capacity: int) -> InputRecord | None:
+        with self._write() as conn:
+            session = self._load_session(conn, record.session_id)
+            if session is None or session.archived:
+                raise KeyError(record.session_id)
+            if record.idempotency_key is not None:
+                found = conn.execute(
+                    "SELECT record FROM inputs WHERE session_id = ? AND idempotency_key = ?",
+                    (record.session_id, record.idempotency_key),
+                ).fetchone()
+                if found is not None:
+                    return _decode_input(found[0])
+            if record.state == "queued":
+                waiting = conn.execute(
+                    "SELECT COUNT(*) FROM inputs WHERE session_id = ? AND state = 'queued'", (record.session_id,)
+                ).fetchone()[0]
+                if waiting >= inbox_capacity:
+                    raise InboxFull(record.session_id, inbox_capacity)
+            if row is not None:
+                start = conn.execute(
+                    "SELECT COALESCE(MAX(idx) + 1, 0) FROM messages WHERE session_id = ?", (record.session_id,)
+                ).fetchone()[0]
+                conn.execute("INSERT INTO messages (session_id, idx, body) VALUES (?, ?, ?)",
+                             (record.session_id, start, encode_message(row)))
+                session.message_count = start + 1
+                session.updated_at_ms = max(session.updated_at_ms, record.created_at_ms)
+                self._put_session(conn, session, insert=False)
+            self._put_input(conn, record)
+            return None
+
+    def get_input(self, session_id: str, *, input_id: str | None = None,
+                  idempotency_key: str | None = None) -> InputRecord | None:
+        with self._read() as conn:
+            if input_id is not None:
+                found = conn.execute("SELECT record FROM inputs WHERE session_id = ? AND input_id = ?",
+                                     (session_id, input_id)).fetchone()
+            else:
+                found = conn.execute("SELECT record FROM inputs WHERE session_id = ? AND idempotency_key = ?",
+                                     (session_id, idempotency_key)).fetchone()
+            return None if found is None else _decode_input(found[0])
+
+    def queued_inputs(self, session_id: str) -> list[InputRecord]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT record FROM inputs WHERE session_id = ? AND state = 'queued' ORDER BY rowid",
+                (session_id,),
+            ).fetchall()
+        return [_decode_input(r[0]) for r in rows]
 
     def renew_leases(self, owner: str, runs: list[tuple[str, str]], expires_at_ms: int) -> LeaseReport:
         outcomes: dict[str, Renewal] = {}
