@@ -16,6 +16,7 @@ from typing import Iterable
 
 import trio
 
+from meerkat import observability
 from meerkat.events import TERMINAL_EVENT_TYPES, AgentEvent, EventEnvelope, lag_marker, make_envelope
 
 __all__ = ["EventBus", "Subscription", "BusStatistics", "SubscriptionStatistics"]
@@ -75,6 +76,7 @@ class Subscription:
             # Full: drop the oldest event, so the reader keeps the newest ones
             # (the run's terminal event included) behind one marker at the front.
             self._dropped += 1
+            observability.events_dropped(1)
             if gap is not None:
                 queue.popleft()
                 queue.popleft()
@@ -247,6 +249,7 @@ class EventBus:
             subscription._closed = True
         else:
             self._subscribers.append(subscription)
+            observability.subscribers_changed(1)
         return subscription
 
     def _replay_after(self, after_seq: int) -> Iterable[EventEnvelope]:
@@ -256,7 +259,8 @@ class EventBus:
         try:
             self._subscribers.remove(subscription)
         except ValueError:
-            pass
+            return
+        observability.subscribers_changed(-1)
 
     def close(self) -> None:
         """End every subscription (the session is archived or its actor stops)."""

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, AsyncGenerator, AsyncIterator, Literal
 import msgspec
 import trio
 
+from meerkat import observability
 from meerkat.events import TERMINAL_EVENT_TYPES, EventEnvelope, decode_envelope, encode_envelope
 from meerkat.store import RunRecord
 
@@ -145,6 +146,7 @@ class LiveServer:
         if actor is None or request.run_id is None or actor.running_run_id != request.run_id:
             return False
         message = Interrupt()
+        observability.cross_process_interrupt("received")
         await self._supervisor.deliver(request.session_id, message)
         result = await message.reply.wait()
         return result.interrupted

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from meerkat.observability import incoming_trace_context
 from meerkat.views import InterruptResult, RunResult, SessionView
 
 from .bus import Subscription
@@ -42,6 +43,8 @@ class StartTurn:
     stream: bool
     accepted: Reply[tuple[str, Subscription | None]] = field(default_factory=Reply)
     done: Reply[RunResult] = field(default_factory=Reply)
+    #: The trace context of the request that asked (taken from the asking task), for tracing.
+    trace_context: Any = field(default_factory=incoming_trace_context)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, TypeVar
 
 import trio
 
+from meerkat import observability
 from meerkat.agent import ToolRegistry
 from meerkat.config import Config, ConfigEnvelope, ConfigStore
 from meerkat.errors import InternalError, InvalidParams, MeerkatError, SessionBusy, SessionNotFound, StoreError
@@ -184,9 +186,21 @@ class RealmSupervisor:
 
     async def store_call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store method, in a worker thread when the backend blocks on I/O."""
+        if observability.enabled():
+            return await self._timed_store_call(fn, *args)
         if not self.store.blocking:
             return fn(*args)
         return await self.io.call(fn, *args)
+
+    async def _timed_store_call(self, fn: Callable[..., T], *args: Any) -> T:
+        started = time.perf_counter()
+        ok = False
+        try:
+            result = fn(*args) if not self.store.blocking else await self.io.call(fn, *args)
+            ok = True
+            return result
+        finally:
+            observability.store_operation(getattr(fn, "__name__", "call"), time.perf_counter() - started, ok)
 
     # -- leases and other processes' runs --------------------------------------
 
@@ -275,7 +289,11 @@ class RealmSupervisor:
                                                [(a.session_id, run_id) for run_id, a in held.items()], expires)
             except MeerkatError as exc:
                 log.warning("lease renewal failed: %s", exc)
+                observability.lease_renewals(0, 0, ok=False)
                 continue
+            observability.lease_renewals(len(held) - len(report.lost), len(report.lost), ok=True)
+            if report.interrupt_requested - report.lost:
+                observability.cross_process_interrupt("received")
             for run_id in report.lost:
                 held[run_id].stop_run(run_id, lease_lost=True)
             for run_id in report.interrupt_requested - report.lost:
@@ -398,6 +416,7 @@ class RealmSupervisor:
         actor = SessionActor(self, session_id, record, history)
         self._actors[session_id] = actor
         self._started += 1
+        observability.actor_started()
         self._nursery.start_soon(self._supervise, actor)
         return actor
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import trio
 
+from meerkat import observability
 from meerkat.agent import RunFailure, RunSettings, RunState, run_loop
 from meerkat.errors import (
     BudgetExhausted,
@@ -98,6 +99,8 @@ class _RunningTurn:
     start_usage: Usage = Usage()
     #: True once the run is recorded in the store (and holds the session's lease).
     began: bool = False
+    #: What watches this turn for metrics and traces (None when nothing does).
+    probe: observability.TurnProbe | None = None
 
 
 class SessionActor:
@@ -276,6 +279,7 @@ class SessionActor:
             return
         self._retired = True
         self._supervisor._forget(self)
+        observability.actor_stopped(hibernated=error is None)
         for message in self.mailbox.close():
             _fail(message, error or InternalError(f"session actor {self.session_id} stopped"))
         if self._bus is not None:
@@ -405,6 +409,7 @@ class SessionActor:
             # A run on our own link that no turn here holds was left by a failed commit: no one
             # can stop it over the link, it is closed once its lease runs out.
             orphan = run.live_endpoint is not None and run.live_endpoint == sup.live.endpoint
+            observability.cross_process_interrupt("sent")
             answer = None if orphan else await interrupt_run(run, timeout=sup.options.lease_ttl)
             if answer is None:
                 answer = await self._interrupt_unreachable(run)
@@ -553,13 +558,18 @@ class SessionActor:
 
         state = RunState(session_id=self.session_id, run_id=turn.run_id, history=[*self._history, turn.user_row],
                          new_rows=[], usage=record.usage, last_assistant_text=record.last_assistant_text)
+        if observability.enabled():
+            turn.probe = observability.turn_probe(observability.TurnInfo(
+                realm_id=sup.realm_id, session_id=self.session_id, run_id=turn.run_id, provider=settings.provider,
+                model=settings.model, prompt=turn.user_row.content, trace_context=turn.message.trace_context))
+        emit = observability.observe_events(self._bus.publish, turn.probe)
         self._bus.publish(RunStarted(session_id=self.session_id, input=ContentInput(turn.user_row.content),
                                      identity=RunIdentity(run_id=turn.run_id)))
         outcome: BaseException | None = None
         pending: BaseException | None = None
         try:
             with turn.cancel_scope:
-                await run_loop(state, settings, provider, sup.tools, self._bus.publish)
+                await run_loop(state, settings, provider, sup.tools, emit)
         except RunFailure as failure:
             outcome = failure
         except BaseException as exc:
@@ -631,6 +641,8 @@ class SessionActor:
                                run_usage=run_usage, terminal_cause_kind=state.terminal_cause_kind,
                                session_ref=session_ref(sup.realm_id, self.session_id))
             turn.message.done.send(result)
+            if turn.probe is not None:
+                turn.probe.finish(status, run_usage, None, state.terminal_cause_kind)
         else:
             report, error, cause = _failure_report(outcome)
             if isinstance(outcome, RequestCancelled):
@@ -640,6 +652,8 @@ class SessionActor:
             self._bus.publish(RunFailed(session_id=self.session_id, error_report=report,
                                         terminal_cause_kind=cause, identity=identity))
             turn.message.done.fail(error)
+            if turn.probe is not None:
+                turn.probe.finish(status, run_usage, report, cause)
         self._running = None
         for reply in turn.interrupt_replies:
             reply.send(InterruptResult(session_id=self.session_id, interrupted=True, run_id=turn.run_id))

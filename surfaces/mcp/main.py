@@ -10,7 +10,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from meerkat.errors import InvalidParams, MeerkatError
+from surfaces.observability import add_observability_arguments, start_observability
 from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
 
 if TYPE_CHECKING:  # imported for real inside _serve, keeping `rkat-mcp --help` light
@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (port 0: a free port)")
     parser.add_argument("--version", action="version", version=f"rkat-mcp {_version()}")
     add_realm_arguments(parser)
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+                        help="stderr log level (default: %(default)s)")
+    add_observability_arguments(parser, metrics=True)
     return parser
 
 
@@ -131,8 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     except MeerkatError as exc:
         parser.error(exc.message)
     # Log to stderr only: on stdio, stdout carries the protocol.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="rkat-mcp: %(levelname)s %(name)s: %(message)s")
+    try:
+        start_observability("rkat-mcp", args, args.log_level)
+    except OSError as exc:
+        _say(f"error: cannot serve metrics on {args.metrics[0]}:{args.metrics[1]}: {exc}")
+        return 2
     try:
         trio.run(_serve, realm, http, os.environ.get(BENCH_TOOL_ENV) == "1")
     except BaseException as exc:  # noqa: BLE001 - unwrapped, then re-raised unless it is ours to report

@@ -22,6 +22,7 @@ from surfaces.session_params import config_write, create_options, require_prompt
 
 from . import wire
 from .auth import OPEN_PATHS, check_bearer, check_loopback_host
+from .metrics import add_metrics_route, note_trace_context
 from .openapi import openapi_document
 from .requests import bool_query, int_query, json_object, label_query, mismatch, resume_cursor, session_locator
 from .responses import error_response, http_error_response, internal_error_response, json_response
@@ -67,6 +68,7 @@ def create_app(state: RestState) -> QuartTrio:
         # sent before that left the client's next request on the connection unanswered.
         if request.method in _BODY_METHODS:
             await request.get_data()
+        note_trace_context(request.headers)
         if request.path in OPEN_PATHS:
             return
         if token is not None:
@@ -168,6 +170,8 @@ def create_app(state: RestState) -> QuartTrio:
     @app.get("/health")
     async def health() -> Response:
         return Response("ok", content_type="text/plain; charset=utf-8")
+
+    add_metrics_route(app)
 
     document = openapi_document(auth=token is not None)
 

@@ -11,7 +11,6 @@ answered, then the server stops (a second signal stops it at once).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -21,6 +20,7 @@ from typing import Any, Callable
 import trio
 
 from meerkat.errors import InvalidParams, MeerkatError
+from surfaces.observability import add_observability_arguments, enable_tracing_from_env, setup_logging
 from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
 
 from .auth import is_loopback
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds of silence before an event stream gets a keep-alive comment (default: %(default)s)")
     net.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                      help="stderr log level (default: %(default)s)")
+    add_observability_arguments(parser, metrics=False)
     return parser
 
 
@@ -103,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(exc.message)
     token = args.auth_token or os.environ.get(TOKEN_ENV) or None
     settings = ServerSettings(auth_token=token, max_body_bytes=args.max_body_bytes, keepalive_secs=args.sse_keepalive)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="rkat-rest: %(levelname)s %(name)s: %(message)s")
+    setup_logging("rkat-rest", args.log_level, args.log_format)
+    enable_tracing_from_env("rkat-rest")
     try:
         trio.run(partial(_serve, options, settings, args.host, args.port))
     except MeerkatError as exc:

@@ -18,9 +18,11 @@ import trio
 
 from meerkat.errors import MeerkatError
 
+from surfaces.observability import add_observability_arguments, start_observability
 from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
 
 from .framing import DEFAULT_MAX_LINE_BYTES
+
 from .server import RpcConnection
 from .stdio import stdio_streams
 
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=os.environ.get("RKAT_LOG", "warning"),
                         choices=["debug", "info", "warning", "error"],
                         help="stderr log level (default $RKAT_LOG or warning)")
+    add_observability_arguments(parser, metrics=True)
     # What the published SDK's connect(context_root=..., user_config_root=..., live_ws=...,
     # live_webrtc=...) appends: known here, so each gets a meaning or a precise refusal.
     roots = parser.add_argument_group("context (what SDKs' connect() passes)")
@@ -109,8 +112,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rkat-rpc`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=getattr(logging, args.log_level.upper()),
-                        format="rkat-rpc: %(levelname)s %(name)s: %(message)s")
     if args.max_line_bytes < 1024:
         parser.error("--max-line-bytes must be at least 1024")
     if not args.eof_grace >= 0:
@@ -122,6 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = realm_options_from_args(args)
     except MeerkatError as exc:
         parser.error(exc.message)
+    try:
+        start_observability("rkat-rpc", args, args.log_level)
+    except OSError as exc:
+        print(f"rkat-rpc: error: cannot serve metrics on {args.metrics[0]}:{args.metrics[1]}: {exc}", file=sys.stderr)
+        return 2
     # Keep the real stdout for the protocol; anything else printing to fd 1 lands on stderr.
     output_fd = os.dup(1)
     os.dup2(2, 1)
