@@ -81,6 +81,8 @@ class RetryConfig(_Section, frozen=True, kw_only=True):
     rate_limit_floor_ms: int = 30000
     #: Time allowed to open a connection to a provider.
     connect_timeout_ms: int = 10000
+    #: Longest wait for a provider's response headers once connected (a server that accepts and never answers).
+    first_byte_timeout_ms: int = 60000
     #: Longest silence allowed on a provider's stream before the call fails as a timeout.
     stream_inactivity_timeout_ms: int = 300000
 
@@ -168,6 +170,7 @@ def _validate(config: Config) -> None:
     _non_negative("retry.max_delay_ms", retry.max_delay_ms)
     _non_negative("retry.rate_limit_floor_ms", retry.rate_limit_floor_ms)
     _positive("retry.connect_timeout_ms", retry.connect_timeout_ms)
+    _positive("retry.first_byte_timeout_ms", retry.first_byte_timeout_ms)
     _positive("retry.stream_inactivity_timeout_ms", retry.stream_inactivity_timeout_ms)
     if not (math.isfinite(retry.multiplier) and retry.multiplier > 0):
         _fail("retry.multiplier", "must be a finite number > 0", retry.multiplier)

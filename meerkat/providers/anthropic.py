@@ -34,6 +34,7 @@ from .base import (
     UsageReport,
 )
 from .failures import connection_failure, redact, status_failure, stream_failure, timeout_failure
+from .transport import error_text, http_client
 from .wire import ImagePart, Part, ReasoningPart, TextPart, ToolResultPart, ToolUsePart, conversation
 
 __all__ = ["AnthropicProvider", "anthropic_request"]
@@ -120,14 +121,15 @@ class AnthropicProvider:
         self._key = settings["api_key"]
         self._client = anthropic.AsyncAnthropic(
             api_key=self._key, base_url=settings["base_url"], max_retries=0, open_telemetry=False,
-            timeout=httpx2.Timeout(settings["read_timeout_s"], connect=settings["connect_timeout_s"]))
+            timeout=httpx2.Timeout(settings["read_timeout_s"], connect=settings["connect_timeout_s"]),
+            http_client=http_client(settings))
 
     async def aclose(self) -> None:
         """Close the client's connections."""
         await self._client.close()
 
     def _failure(self, exc: Exception, model: str, streamed: bool) -> ProviderCallError:
-        message = redact(str(getattr(exc, "message", None) or exc) or type(exc).__name__, self._key)
+        message = redact(error_text(exc), self._key)
         if isinstance(exc, anthropic.APIStatusError):
             status = exc.status_code
             body: dict[str, Any] = exc.body if isinstance(exc.body, dict) else {}

@@ -32,6 +32,7 @@ from .base import (
     UsageReport,
 )
 from .failures import connection_failure, redact, status_failure, stream_failure, timeout_failure
+from .transport import http_client
 from .wire import ImagePart, Part, TextPart, ToolResultPart, ToolUsePart, conversation
 
 __all__ = ["GeminiProvider", "gemini_request"]
@@ -114,9 +115,7 @@ class GeminiProvider:
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self._key = settings["api_key"]
-        self._client = httpx2.AsyncClient(
-            base_url=settings["base_url"], headers={"x-goog-api-key": self._key},
-            timeout=httpx2.Timeout(settings["read_timeout_s"], connect=settings["connect_timeout_s"]))
+        self._client = http_client(settings, base_url=settings["base_url"], headers={"x-goog-api-key": self._key})
 
     async def aclose(self) -> None:
         """Close the client's connections."""

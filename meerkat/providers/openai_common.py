@@ -14,6 +14,7 @@ import openai
 
 from .base import ProviderCallError
 from .failures import connection_failure, redact, status_failure, stream_failure, timeout_failure
+from .transport import error_text, http_client
 
 __all__ = ["make_client", "classify", "error_event_failure", "usage_counter"]
 
@@ -28,12 +29,13 @@ def make_client(settings: dict[str, Any], base_url: str, api_key: str | None) ->
     return openai.AsyncOpenAI(
         # Local servers often take no key; the SDK insists on one, and they ignore it.
         api_key=api_key or "no-key", base_url=base_url, max_retries=0,
-        timeout=httpx2.Timeout(settings["read_timeout_s"], connect=settings["connect_timeout_s"]))
+        timeout=httpx2.Timeout(settings["read_timeout_s"], connect=settings["connect_timeout_s"]),
+        http_client=http_client(settings))
 
 
 def classify(provider: str, exc: Exception, *, key: str | None, model: str, streamed: bool) -> ProviderCallError:
     """The ProviderCallError for an SDK or transport exception."""
-    message = redact(str(getattr(exc, "message", None) or exc) or type(exc).__name__, key)
+    message = redact(error_text(exc), key)
     if isinstance(exc, openai.APIStatusError):
         return status_failure(provider, exc.status_code, message, headers=exc.response.headers, model=model)
     if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException)):

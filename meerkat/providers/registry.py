@@ -179,7 +179,8 @@ def provider_settings(provider: str, config: Any) -> dict[str, Any]:
                 "first_token_latency_ms": getattr(mock, "first_token_latency_ms", 0.0)}
     retry = getattr(config, "retry", None)
     timeouts = {"connect_timeout_s": getattr(retry, "connect_timeout_ms", 10_000) / 1000,
-                "read_timeout_s": getattr(retry, "stream_inactivity_timeout_ms", 300_000) / 1000}
+                "read_timeout_s": getattr(retry, "stream_inactivity_timeout_ms", 300_000) / 1000,
+                "first_byte_timeout_s": getattr(retry, "first_byte_timeout_ms", 60_000) / 1000}
     if provider == "self_hosted":
         from .credentials import find_api_key
 

@@ -1,8 +1,15 @@
-"""A spinner on stderr while the model has not answered yet (terminals only)."""
+"""A spinner on stderr while the model has not answered yet (terminals only).
+
+It shows how long the wait has lasted and, after a failed attempt, which retry
+comes next and when (``retry 2/3 in 30 s``), so a slow or stalled vendor is
+never a silent hang.
+"""
 
 from __future__ import annotations
 
 from typing import TextIO
+
+import time
 
 import trio
 
@@ -25,10 +32,13 @@ class Spinner:
         self._label = label
         self._frame = 0
         self._running = False
+        self._started = time.monotonic()
+        self._note = ""
 
     def start(self) -> None:
         """Show the first frame."""
         self._running = True
+        self._started = time.monotonic()
         self._draw()
 
     async def animate(self) -> None:
@@ -46,6 +56,18 @@ class Spinner:
             self._stream.write(_ERASE)
             self._stream.flush()
 
+    def note(self, text: str) -> None:
+        """Show ``text`` after the label (e.g. the next retry), from the next frame on."""
+        self._note = text
+
+    def clear(self) -> None:
+        """Erase the current frame so a whole line can be printed; the next frame redraws it."""
+        if self._running:
+            self._stream.write(_ERASE)
+            self._stream.flush()
+
     def _draw(self) -> None:
-        self._stream.write(f"{_ERASE}{_FRAMES[self._frame]} {self._label}")
+        elapsed = int(time.monotonic() - self._started)
+        note = f" · {self._note}" if self._note else ""
+        self._stream.write(f"{_ERASE}{_FRAMES[self._frame]} {self._label} ({elapsed} s){note}")
         self._stream.flush()

@@ -79,6 +79,8 @@ async def run_turn(service: "SessionService", start: Callable[[], Awaitable["Tur
                     nursery.start_soon(spinner.animate)
                 nursery.start_soon(_interrupt_on_sigint, sigints, service, stream.session_id, interrupt)
                 async for envelope in stream:
+                    if envelope.type == "retrying":
+                        _show_retry(envelope.payload, spinner, shown=presentation.streaming)
                     if presentation.streaming:
                         if spinner and envelope.type in _FIRST_OUTPUT:
                             spinner.stop()
@@ -104,6 +106,17 @@ async def run_turn(service: "SessionService", start: Callable[[], Awaitable["Tur
     if presentation.streaming:
         renderer.check_focus(result.session_id)
     return result
+
+
+def _show_retry(payload: object, spinner: Spinner | None, *, shown: bool) -> None:
+    """A failed model call is retried: say so even without ``--stream`` (a stall is never silent)."""
+    failure, plan = payload.retry.failure, payload.retry.plan  # type: ignore[attr-defined]
+    if spinner:
+        spinner.note(f"retry {plan.attempt}/{plan.max_retries} in {plan.selected_delay_ms / 1000:.3g} s")
+        spinner.clear()
+    if not shown:  # the stream renderer prints its own line for it
+        click.echo(f"{failure.message}: retry {plan.attempt}/{plan.max_retries} "
+                   f"in {plan.selected_delay_ms / 1000:.3g} s", err=True)
 
 
 async def _interrupt_on_sigint(sigints: AsyncIterator[int], service: "SessionService",
