@@ -42,6 +42,7 @@ from meerkat.events import (
     RunStarted,
 )
 from meerkat.ids import new_uuid7
+from meerkat.config.durations import parse_duration
 from meerkat.providers import RetryPolicy, effective_provider_params, resolve_model, validate_provider_params
 from meerkat.store import RunCommit, RunRecord, RunStatus, SessionRecord
 from meerkat.usage import Usage
@@ -507,6 +508,8 @@ class SessionActor:
             tool_timeout_secs=config.tools.default_timeout_secs,
             max_concurrent_tools=config.tools.max_concurrent,
             retry=RetryPolicy.from_config(config.retry),
+            max_turn_duration_s=(parse_duration(config.limits.max_turn_duration, "limits.max_turn_duration")
+                                 if config.limits.max_turn_duration else None),
         )
 
     async def _turn(self, turn: _RunningTurn) -> None:

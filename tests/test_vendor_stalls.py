@@ -95,3 +95,14 @@ def test_cli_connection_refused_names_the_url(tmp_path):
     failed = rkat("run", "--model", "claude-sonnet-4-6", "Hello", expect=None)
     assert failed.code != 0
     assert "anthropic" in failed.err and f"127.0.0.1:{port}" in failed.err, failed.err
+
+
+def test_whole_turn_is_bounded_by_max_turn_duration(tmp_path):
+    rkat = Cli(tmp_path / "state", tmp_path)
+    bad = rkat("config", "patch", "--json", '{"limits": {"max_turn_duration": "soon"}}', expect=2)
+    assert "limits.max_turn_duration" in bad.err
+    rkat("config", "patch", "--json", '{"limits": {"max_turn_duration": "500ms"}}')
+    started = time.monotonic()
+    failed = rkat("run", "--param", "reply_words=400", "--param", "token_delay_ms=50", "Hello", expect=None)
+    assert failed.code != 0 and time.monotonic() - started < 15
+    assert "within 0.5 s (limits.max_turn_duration)" in failed.err, failed.err

@@ -80,6 +80,8 @@ class RunSettings:
     tool_timeout_secs: float = 600.0
     max_concurrent_tools: int = 10
     retry: RetryPolicy = RetryPolicy()
+    #: ``limits.max_turn_duration``: the longest one model call may take, retries included.
+    max_turn_duration_s: float | None = None
 
 
 @dataclass
@@ -184,6 +186,19 @@ async def _stream_once(state: RunState, provider: Provider, request: ProviderReq
 async def _call_model(state: RunState, settings: RunSettings, provider: Provider, request: ProviderRequest,
                       emit: Emit) -> _Response:
     """One model call, retried with backoff while the failure is retryable and nothing was streamed yet."""
+    limit = settings.max_turn_duration_s
+    with trio.move_on_after(limit if limit is not None else float("inf")) as deadline:
+        return await _call_model_attempts(state, settings, provider, request, emit)
+    message = (f"{settings.provider} ({settings.model}) did not finish the turn within {limit:g} s "
+               f"(limits.max_turn_duration)")
+    reason = {"reason_type": "llm_network_timeout", "duration_ms": int((limit or 0) * 1000)}
+    assert deadline.cancelled_caught
+    raise RunFailure(ErrorReport(error_class="llm", message=message, reason=reason),
+                     ProviderError(message, details={"reason": reason}), "llm_failure")
+
+
+async def _call_model_attempts(state: RunState, settings: RunSettings, provider: Provider,
+                               request: ProviderRequest, emit: Emit) -> _Response:
     attempt = 0
     while True:
         response = _Response()

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from meerkat.config.durations import parse_duration
 from meerkat.errors import InvalidParams
 from meerkat.validation import json_kind
 
@@ -182,6 +183,11 @@ def _validate(config: Config) -> None:
         _fail("rest.port", "must be in 0..65535", config.rest.port)
     _non_negative("mock.token_delay_ms", mock.token_delay_ms)
     _non_negative("mock.first_token_latency_ms", mock.first_token_latency_ms)
+    for key, duration in (("budget.max_duration", config.budget.max_duration),
+                          ("limits.max_duration", config.limits.max_duration),
+                          ("limits.max_turn_duration", config.limits.max_turn_duration)):
+        if duration is not None:
+            parse_duration(duration, key)
     _validate_endpoints(config.providers)
 
 
