@@ -44,6 +44,7 @@ from meerkat.events import (
 from meerkat.ids import new_uuid7
 from meerkat.config.durations import parse_duration
 from meerkat.providers import RetryPolicy, effective_provider_params, resolve_model, validate_provider_params
+from meerkat.providers.wire_cache import WireCache
 from meerkat.store import RunCommit, RunRecord, RunStatus, SessionRecord
 from meerkat.usage import Usage
 from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage, now_ms, now_rfc3339
@@ -115,6 +116,8 @@ class SessionActor:
         self._record = record
         #: Committed rows the model sees (no system rows); None until first needed.
         self._history: list[Message] | None = history
+        #: The wire form of the rows already sent to the model, per vendor format.
+        self._wire = WireCache()
         self._bus: EventBus | None = None
         self._running: _RunningTurn | None = None
         self._archived = False
@@ -537,6 +540,7 @@ class SessionActor:
                 # we last looked: the model must see the transcript as stored.
                 rows = await sup.store_call(sup.store.read_messages, self.session_id)
                 self._history = [r for r in rows if not isinstance(r, SystemMessage)]
+                self._wire.clear()
             self._bus.last_seq = max(self._bus.last_seq, fresh.last_seq)
             self._record = record = fresh
             for watcher in await sup.watchers_of(self.session_id):  # processes that follow this session
@@ -560,7 +564,8 @@ class SessionActor:
         turn.message.accepted.send((turn.run_id, turn.subscription))
 
         state = RunState(session_id=self.session_id, run_id=turn.run_id, history=[*self._history, turn.user_row],
-                         new_rows=[], usage=record.usage, last_assistant_text=record.last_assistant_text)
+                         new_rows=[], usage=record.usage, last_assistant_text=record.last_assistant_text,
+                         wire_cache=self._wire)
         if observability.enabled():
             turn.probe = observability.turn_probe(observability.TurnInfo(
                 realm_id=sup.realm_id, session_id=self.session_id, run_id=turn.run_id, provider=settings.provider,
@@ -630,6 +635,7 @@ class SessionActor:
         except BaseException as exc:  # the store failed: the run fails, the actor reloads next time
             log.exception("commit of run %s failed", turn.run_id)
             self._history = None
+            self._wire.clear()
             if outcome is None or isinstance(outcome, RequestCancelled):
                 outcome = exc if isinstance(exc, MeerkatError) else InternalError(f"commit failed: {exc!r}")
         identity = RunIdentity(run_id=turn.run_id)

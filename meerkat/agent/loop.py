@@ -104,22 +104,33 @@ class RunState:
     partial_message_id: str | None = None
     #: The vendor's signature of the in-flight reasoning, stored with its block.
     partial_signature: str | None = None
+    #: Reasoning items of the in-flight call to hand back (OpenAI), stored with its block.
+    partial_response_items: list[dict[str, Any]] = field(default_factory=list)
+    #: The session's wire cache (:class:`meerkat.providers.wire_cache.WireCache`), passed to each call.
+    wire_cache: Any = None
 
     def start_partial(self) -> None:
         """Forget the in-flight answer: a new model call starts, or its row was pushed."""
         self.partial_text.clear()
         self.partial_reasoning.clear()
         self.partial_signature = None
+        self.partial_response_items = []
+
+    def reasoning_block(self, text: str) -> AssistantBlock | None:
+        """The in-flight call's reasoning as a block (None when there is none)."""
+        if not text and not self.partial_response_items:
+            return None
+        return _reasoning_block(text, self.partial_signature, self.partial_response_items)
 
     def partial_row(self, stop_reason: str = "cancelled") -> BlockAssistantMessage | None:
         """The in-flight answer as an assistant row, or None when nothing was said yet."""
         text = "".join(self.partial_text)
-        reasoning = "".join(self.partial_reasoning)
-        if not text and not reasoning:
+        reasoning = self.reasoning_block("".join(self.partial_reasoning))
+        if not text and reasoning is None:
             return None
         blocks: list[AssistantBlock] = []
-        if reasoning:
-            blocks.append(_reasoning_block(reasoning, self.partial_signature))
+        if reasoning is not None:
+            blocks.append(reasoning)
         if text:
             blocks.append(text_block(text))
         return BlockAssistantMessage(
@@ -141,9 +152,13 @@ class RunFailure(Exception):
         self.terminal_cause_kind = terminal_cause_kind
 
 
-def _reasoning_block(text: str, signature: str | None) -> AssistantBlock:
-    block = reasoning_block(text)
-    return AssistantBlock("reasoning", {**block.data, "signature": signature}) if signature else block
+def _reasoning_block(text: str, signature: str | None, response_items: list[dict[str, Any]]) -> AssistantBlock:
+    data = dict(reasoning_block(text).data)
+    if signature:
+        data["signature"] = signature
+    if response_items:
+        data["response_items"] = list(response_items)
+    return AssistantBlock("reasoning", data)
 
 
 def _tool_use_block(call: ToolCallChunk) -> AssistantBlock:
@@ -175,6 +190,8 @@ async def _stream_once(state: RunState, provider: Provider, request: ProviderReq
                     emit(ReasoningDelta(delta=item.text, assistant_message_id=message_id))
                 if item.signature:
                     state.partial_signature = item.signature
+                if item.response_item is not None:
+                    state.partial_response_items.append(item.response_item)
             elif isinstance(item, ToolCallChunk):
                 response.tool_calls.append(item)
             elif isinstance(item, UsageReport):
@@ -206,7 +223,9 @@ async def _call_model_attempts(state: RunState, settings: RunSettings, provider:
             await _stream_once(state, provider, request, emit, response)
             break
         except ProviderCallError as exc:
-            streamed = bool(state.partial_text or state.partial_reasoning or response.tool_calls)
+            # Retried while no text or tool call reached the client: reasoning alone is
+            # a prefix the retry replaces (the client saw ``retrying``), as upstream does.
+            streamed = bool(state.partial_text or response.tool_calls)
             attempt += 1
             schedule = None if streamed else settings.retry.schedule(attempt, exc)
             if schedule is None:
@@ -278,6 +297,7 @@ async def run_loop(
             tools=tools.specs(),
             max_tokens=settings.max_tokens,
             provider_params=settings.provider_params,
+            wire_cache=state.wire_cache,
         )
         response = await _call_model(state, settings, provider, request, emit)
         message_id = state.partial_message_id
@@ -293,8 +313,9 @@ async def run_loop(
         budget_hit = _budget_reached(state, settings)
         calls = response.tool_calls if response.stop_reason == "tool_use" and not budget_hit else []
         blocks: list[AssistantBlock] = []
-        if response.reasoning:
-            blocks.append(_reasoning_block(response.reasoning, state.partial_signature))
+        reasoning = state.reasoning_block(response.reasoning)
+        if reasoning is not None:
+            blocks.append(reasoning)
         if response.text:
             blocks.append(text_block(response.text))
         if calls:

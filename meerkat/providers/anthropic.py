@@ -21,6 +21,8 @@ from typing import Any, AsyncIterator
 
 import anthropic
 import httpx2
+from anthropic import AsyncStream
+from anthropic.types import Message, RawMessageStreamEvent
 
 from ..usage import TurnUsage, UsageAccounting
 from .base import (
@@ -35,9 +37,10 @@ from .base import (
 )
 from .failures import connection_failure, redact, status_failure, stream_failure, timeout_failure
 from .transport import error_text, http_client
-from .wire import ImagePart, Part, ReasoningPart, TextPart, ToolResultPart, ToolUsePart, conversation
+from .wire import ImagePart, Part, ReasoningPart, TextPart, ToolResultPart, ToolUsePart, Turn, conversation
+from .wire_cache import dumps, encode_history, history_marker, ordered, splice_body
 
-__all__ = ["AnthropicProvider", "anthropic_request"]
+__all__ = ["AnthropicProvider", "anthropic_request", "anthropic_wire_body"]
 
 _STOP_REASONS = {"end_turn": "end_turn", "tool_use": "tool_use", "max_tokens": "max_tokens",
                  "stop_sequence": "stop_sequence", "pause_turn": "pause_turn", "refusal": "refusal",
@@ -48,12 +51,14 @@ _STREAM_ERROR_STATUS = {"overloaded_error": 529, "api_error": 500, "rate_limit_e
                         "not_found_error": 404, "request_too_large": 413}
 
 
-def _part(part: Part) -> dict[str, Any]:
+def _part(part: Part) -> dict[str, Any] | None:
     if isinstance(part, TextPart):
         return {"type": "text", "text": part.text}
     if isinstance(part, ImagePart):
         return {"type": "image", "source": {"type": "base64", "media_type": part.media_type, "data": part.data}}
     if isinstance(part, ReasoningPart):
+        if part.signature is None:
+            return None  # another vendor's reasoning: Claude cannot verify it
         return {"type": "thinking", "thinking": part.text, "signature": part.signature}
     if isinstance(part, ToolUsePart):
         return {"type": "tool_use", "id": part.id, "name": part.name, "input": part.args}
@@ -64,10 +69,30 @@ def _part(part: Part) -> dict[str, Any]:
     return block
 
 
-def anthropic_request(request: ProviderRequest) -> dict[str, Any]:
-    """The Messages API body (without ``stream``) for ``request``."""
+#: The order ``AsyncAnthropic().messages.create`` builds its body in (what reaches the wire).
+_SDK_ORDER = ("max_tokens", "messages", "model", "cache_control", "output_config", "stop_sequences", "stream",
+              "system", "thinking", "tools")
+
+
+def _turn_message(turn: Turn) -> dict[str, Any] | None:
+    content = [block for block in map(_part, turn.parts) if block is not None]
+    return {"role": turn.role, "content": content} if content else None
+
+
+def _encode_turn(turn: Turn) -> bytes:
+    message = _turn_message(turn)
+    return dumps(message) if message is not None else b""
+
+
+def anthropic_request(request: ProviderRequest, *, messages: Any = None) -> dict[str, Any]:
+    """The Messages API body (without ``stream``) for ``request``.
+
+    ``messages`` replaces the converted transcript (the provider passes a
+    placeholder for its cached wire form).
+    """
     params = request.provider_params
-    messages = [{"role": turn.role, "content": [_part(p) for p in turn.parts]} for turn in conversation(request.messages)]
+    if messages is None:
+        messages = [m for m in map(_turn_message, conversation(request.messages)) if m is not None]
     max_tokens = int(params.get("max_output_tokens", request.max_tokens))
     # Automatic prompt caching: later turns of a session re-read the shared prefix from the cache.
     body: dict[str, Any] = {"model": request.model, "max_tokens": max_tokens, "messages": messages,
@@ -89,6 +114,14 @@ def anthropic_request(request: ProviderRequest) -> dict[str, Any]:
         body["thinking"] = {"type": "enabled", "budget_tokens": int(budget)}
         body["max_tokens"] = max_tokens + int(budget)
     return body
+
+
+async def anthropic_wire_body(request: ProviderRequest) -> bytes:
+    """The streaming request's bytes, as the SDK would send them, the history from the session's wire cache."""
+    history = await encode_history(request.wire_cache, "anthropic", request.messages, _encode_turn)
+    body = anthropic_request(request, messages=history_marker())
+    body["stream"] = True
+    return splice_body(ordered(body, _SDK_ORDER), history)
 
 
 def _usage(model: str, counters: dict[str, int]) -> TurnUsage:
@@ -148,10 +181,12 @@ class AnthropicProvider:
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderItem]:
         """One Messages call, streamed (see the module docstring)."""
-        body = anthropic_request(request)
+        content = await anthropic_wire_body(request)
         streamed = False
         try:
-            stream = await self._client.messages.create(**body, stream=True)
+            # The body is already in wire form: the SDK sends it as is (pooling, auth, SSE, typed errors).
+            stream = await self._client.post("/v1/messages", content=content, cast_to=Message, stream=True,
+                                             stream_cls=AsyncStream[RawMessageStreamEvent])
         except (anthropic.APIError, httpx2.HTTPError) as exc:
             raise self._failure(exc, request.model, False) from None
         counters: dict[str, int] = {}
@@ -171,7 +206,6 @@ class AnthropicProvider:
                         elif delta.type == "input_json_delta":
                             json_parts.append(delta.partial_json)
                         elif delta.type == "thinking_delta":
-                            streamed = True
                             yield ReasoningChunk(delta.thinking)
                         elif delta.type == "signature_delta":
                             yield ReasoningChunk("", signature=delta.signature)

@@ -47,6 +47,9 @@ class ProviderRequest(msgspec.Struct, frozen=True, kw_only=True):
     tools: list[ToolSpec] = []
     max_tokens: int = 16384
     provider_params: dict[str, Any] = {}
+    #: The session's :class:`~meerkat.providers.wire_cache.WireCache`: the wire form of the rows
+    #: already sent, so a call encodes only new rows (None: encode everything).
+    wire_cache: Any = None
 
 
 class TextChunk(msgspec.Struct, frozen=True):
@@ -59,12 +62,15 @@ class ReasoningChunk(msgspec.Struct, frozen=True):
     """Thinking text as it arrives.
 
     ``signature`` is the vendor's opaque proof of a thinking block (Anthropic),
-    sent once the block ends; it is stored with the block so the next call can
-    hand the block back, as the vendor requires during a tool loop.
+    sent once the block ends; ``response_item`` is a whole reasoning item with
+    its encrypted content (OpenAI Responses). Either is stored with the block so
+    the next call can hand the reasoning back, as the vendor requires during a
+    tool loop.
     """
 
     text: str
     signature: str | None = None
+    response_item: dict[str, Any] | None = None
 
 
 class ToolCallChunk(msgspec.Struct, frozen=True):

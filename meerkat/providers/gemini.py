@@ -33,9 +33,10 @@ from .base import (
 )
 from .failures import connection_failure, redact, status_failure, stream_failure, timeout_failure
 from .transport import http_client
-from .wire import ImagePart, Part, TextPart, ToolResultPart, ToolUsePart, conversation
+from .wire import ImagePart, Part, TextPart, ToolResultPart, ToolUsePart, Turn, conversation
+from .wire_cache import dumps, encode_history, history_marker, splice_body
 
-__all__ = ["GeminiProvider", "gemini_request"]
+__all__ = ["GeminiProvider", "gemini_request", "gemini_wire_body"]
 
 _FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
 #: In-stream error statuses, as the HTTP status they stand for.
@@ -59,14 +60,25 @@ def _part(part: Part) -> dict[str, Any] | None:
     return None  # Anthropic-style signed reasoning has no Gemini form
 
 
-def gemini_request(request: ProviderRequest) -> dict[str, Any]:
-    """The ``streamGenerateContent`` body for ``request``."""
+def _turn_content(turn: Turn) -> dict[str, Any] | None:
+    parts = [wire for wire in map(_part, turn.parts) if wire is not None]
+    return {"role": "user" if turn.role == "user" else "model", "parts": parts} if parts else None
+
+
+def _encode_turn(turn: Turn) -> bytes:
+    content = _turn_content(turn)
+    return dumps(content) if content is not None else b""
+
+
+def gemini_request(request: ProviderRequest, *, contents: Any = None) -> dict[str, Any]:
+    """The ``streamGenerateContent`` body for ``request``.
+
+    ``contents`` replaces the converted transcript (the provider passes a
+    placeholder for its cached wire form).
+    """
     params = request.provider_params
-    contents = []
-    for turn in conversation(request.messages):
-        parts = [wire for wire in map(_part, turn.parts) if wire is not None]
-        if parts:
-            contents.append({"role": "user" if turn.role == "user" else "model", "parts": parts})
+    if contents is None:
+        contents = [c for c in map(_turn_content, conversation(request.messages)) if c is not None]
     generation: dict[str, Any] = {"maxOutputTokens": int(params.get("max_output_tokens", request.max_tokens))}
     for ours, theirs in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"),
                          ("stop_sequences", "stopSequences")):
@@ -86,6 +98,12 @@ def gemini_request(request: ProviderRequest) -> dict[str, Any]:
             {"name": t.name, "description": t.description, "parametersJsonSchema": t.input_schema}
             for t in request.tools]}]
     return body
+
+
+async def gemini_wire_body(request: ProviderRequest) -> bytes:
+    """The request's bytes as httpx2's ``json=`` would encode them, the history from the session's wire cache."""
+    history = await encode_history(request.wire_cache, "gemini", request.messages, _encode_turn)
+    return splice_body(gemini_request(request, contents=history_marker()), history)
 
 
 def _usage(model: str, meta: dict[str, Any]) -> TurnUsage:
@@ -138,7 +156,9 @@ class GeminiProvider:
         meta: dict[str, Any] | None = None
         calls = 0
         try:
-            async with self._client.stream("POST", url, params={"alt": "sse"}, json=gemini_request(request)) as reply:
+            content = await gemini_wire_body(request)
+            async with self._client.stream("POST", url, params={"alt": "sse"}, content=content,
+                                           headers={"content-type": "application/json"}) as reply:
                 if reply.status_code >= 400:
                     message, _ = _error_message(await reply.aread())
                     raise status_failure(self.name, reply.status_code, redact(message, self._key),
@@ -165,7 +185,6 @@ class GeminiProvider:
                             elif part.get("text"):
                                 if part.get("thought"):
                                     if show_reasoning:
-                                        streamed = True
                                         yield ReasoningChunk(part["text"])
                                 else:
                                     streamed = True

@@ -20,6 +20,8 @@ from typing import Any, AsyncIterator
 
 import httpx2
 import openai
+from openai import AsyncStream
+from openai.types.responses import Response, ResponseStreamEvent
 
 from ..usage import TurnUsage, UsageAccounting
 from .base import (
@@ -31,39 +33,83 @@ from .base import (
     ToolCallChunk,
     UsageReport,
 )
+from .catalog import find_model
 from .failures import stream_failure
 from .openai_common import classify, error_event_failure, make_client, usage_counter
-from .wire import ImagePart, TextPart, ToolResultPart, ToolUsePart, args_json, conversation
+from .wire import ImagePart, ReasoningPart, TextPart, ToolResultPart, ToolUsePart, Turn, args_json, conversation
+from .wire_cache import encode_history, history_marker, items_json, ordered, splice_body
 
-__all__ = ["OpenAIResponsesProvider", "responses_request"]
+__all__ = ["OpenAIResponsesProvider", "responses_request", "responses_wire_body", "hands_back_reasoning"]
 
 _INCOMPLETE = {"max_output_tokens": "max_tokens", "content_filter": "content_filter"}
 _REASONING_EVENTS = ("response.reasoning_summary_text.delta", "response.reasoning_text.delta")
 
 
-def responses_request(request: ProviderRequest, model: str | None = None) -> dict[str, Any]:
-    """The Responses API body (without ``stream``) for ``request``; ``model`` overrides the model name."""
-    params = request.provider_params
+#: The order ``AsyncOpenAI().responses.create`` builds its body in (what reaches the wire).
+_SDK_ORDER = ("model", "stream", "include", "input", "instructions", "max_output_tokens", "reasoning", "store",
+              "temperature", "text", "tools", "top_p")
+
+
+def _turn_items(turn: Turn, with_reasoning: bool) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
-    for turn in conversation(request.messages):
-        content: list[dict[str, Any]] = []
-        for part in turn.parts:
-            if isinstance(part, TextPart):
-                if turn.role == "user":
-                    content.append({"type": "input_text", "text": part.text})
-                else:
-                    items.append({"role": "assistant", "content": part.text})
-            elif isinstance(part, ImagePart):
-                content.append({"type": "input_image", "image_url": f"data:{part.media_type};base64,{part.data}"})
-            elif isinstance(part, ToolUsePart):
-                items.append({"type": "function_call", "call_id": part.id, "name": part.name,
-                              "arguments": args_json(part.args)})
-            elif isinstance(part, ToolResultPart):
-                items.append({"type": "function_call_output", "call_id": part.tool_use_id, "output": part.text})
-        if content:
-            items.append({"role": "user", "content": content})
-    body: dict[str, Any] = {"model": model or request.model, "input": items, "store": False,
+    content: list[dict[str, Any]] = []
+    for part in turn.parts:
+        if isinstance(part, TextPart):
+            if turn.role == "user":
+                content.append({"type": "input_text", "text": part.text})
+            else:
+                items.append({"role": "assistant", "content": part.text})
+        elif isinstance(part, ImagePart):
+            content.append({"type": "input_image", "image_url": f"data:{part.media_type};base64,{part.data}"})
+        elif isinstance(part, ReasoningPart):
+            if with_reasoning:
+                items.extend(part.items)
+        elif isinstance(part, ToolUsePart):
+            items.append({"type": "function_call", "call_id": part.id, "name": part.name,
+                          "arguments": args_json(part.args)})
+        elif isinstance(part, ToolResultPart):
+            items.append({"type": "function_call_output", "call_id": part.tool_use_id, "output": part.text})
+    if content:
+        items.append({"role": "user", "content": content})
+    return items
+
+
+def _encode_turn(turn: Turn) -> bytes:
+    return items_json(_turn_items(turn, False))
+
+
+def _encode_turn_with_reasoning(turn: Turn) -> bytes:
+    return items_json(_turn_items(turn, True))
+
+
+def hands_back_reasoning(provider: str, model: str) -> bool:
+    """Whether calls to ``model`` ask for encrypted reasoning and hand it back (OpenAI reasoning models).
+
+    With ``store: false`` nothing is kept at OpenAI, so a reasoning model only
+    keeps its chain of thought across a tool loop when its reasoning items come
+    back in the next call's input; models without reasoning refuse the ``include``.
+    """
+    if provider != "openai":
+        return False
+    entry = find_model(model)
+    return entry.supports_reasoning if entry is not None else model.startswith(("gpt-5", "o1", "o3", "o4"))
+
+
+def responses_request(request: ProviderRequest, model: str | None = None, *, input_items: Any = None,
+                      with_reasoning: bool = False) -> dict[str, Any]:
+    """The Responses API body (without ``stream``) for ``request``; ``model`` overrides the model name.
+
+    ``input_items`` replaces the converted transcript (the provider passes a
+    placeholder for its cached wire form); ``with_reasoning`` asks for encrypted
+    reasoning and hands back the reasoning items of earlier calls.
+    """
+    params = request.provider_params
+    if input_items is None:
+        input_items = [item for turn in conversation(request.messages) for item in _turn_items(turn, with_reasoning)]
+    body: dict[str, Any] = {"model": model or request.model, "input": input_items, "store": False,
                             "max_output_tokens": int(params.get("max_output_tokens", request.max_tokens))}
+    if with_reasoning:
+        body["include"] = ["reasoning.encrypted_content"]
     if request.system_prompt:
         body["instructions"] = request.system_prompt
     if request.tools:
@@ -84,6 +130,25 @@ def responses_request(request: ProviderRequest, model: str | None = None) -> dic
         if key in params:
             body[key] = params[key]
     return body
+
+
+async def responses_wire_body(request: ProviderRequest, model: str, with_reasoning: bool) -> bytes:
+    """The streaming request's bytes, as the SDK would send them, the history from the session's wire cache."""
+    encoder = _encode_turn_with_reasoning if with_reasoning else _encode_turn
+    history = await encode_history(request.wire_cache, "responses+reasoning" if with_reasoning else "responses",
+                                   request.messages, encoder)
+    body = responses_request(request, model, input_items=history_marker(), with_reasoning=with_reasoning)
+    body["stream"] = True
+    return splice_body(ordered(body, _SDK_ORDER), history)
+
+
+def _reasoning_item(item: Any) -> dict[str, Any] | None:
+    """A reasoning output item as the next call's input wants it back (None without encrypted content)."""
+    encrypted = getattr(item, "encrypted_content", None)
+    if not isinstance(encrypted, str):
+        return None
+    summary = [{"type": "summary_text", "text": s.text} for s in (getattr(item, "summary", None) or ())]
+    return {"type": "reasoning", "id": item.id, "summary": summary, "encrypted_content": encrypted}
 
 
 def _usage(model: str, usage: Any, accounting_provider: str) -> TurnUsage:
@@ -116,11 +181,16 @@ class OpenAIResponsesProvider:
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderItem]:
         """One Responses call, streamed (see the module docstring)."""
-        body = responses_request(request, self._remote_models.get(request.model))
+        with_reasoning = hands_back_reasoning(self.name, request.model)
+        content = await responses_wire_body(request, self._remote_models.get(request.model, request.model),
+                                            with_reasoning)
         show_reasoning = request.provider_params.get("reasoning") != "off"
         streamed = False
         try:
-            stream = await self._client.responses.create(**body, stream=True)
+            # The body is already in wire form: the SDK sends it as is (pooling, auth, SSE, typed errors).
+            stream = await self._client.post("/responses", content=content, cast_to=Response, stream=True,
+                                             stream_cls=AsyncStream[ResponseStreamEvent],
+                                             options={"security": {"bearer_auth": True}})
         except (openai.APIError, httpx2.HTTPError) as exc:
             raise classify(self.name, exc, key=self._key, model=request.model, streamed=False) from None
         stop = None
@@ -135,11 +205,14 @@ class OpenAIResponsesProvider:
                         yield TextChunk(event.delta)
                     elif kind in _REASONING_EVENTS:
                         if show_reasoning:
-                            streamed = True
                             yield ReasoningChunk(event.delta)
                     elif kind == "response.output_item.done":
                         item = event.item
-                        if item.type == "function_call":
+                        if item.type == "reasoning" and with_reasoning:
+                            handed_back = _reasoning_item(item)
+                            if handed_back is not None:
+                                yield ReasoningChunk("", response_item=handed_back)
+                        elif item.type == "function_call":
                             args = json.loads(item.arguments or "{}")
                             if not isinstance(args, dict):
                                 raise ValueError(f"tool arguments are not a JSON object: {args!r}")

@@ -28,6 +28,8 @@ from typing import Any, AsyncIterator
 
 import httpx2
 import openai
+from openai import AsyncStream
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from ..errors import ProviderError
 from ..usage import TurnUsage, UsageAccounting
@@ -35,9 +37,11 @@ from .base import ProviderItem, ProviderRequest, ReasoningChunk, StopChunk, Text
 from .failures import stream_failure
 from .openai_common import classify, make_client, usage_counter
 from .openai_responses import OpenAIResponsesProvider
-from .wire import ImagePart, TextPart, ToolResultPart, ToolUsePart, args_json, conversation
+from .wire import ImagePart, TextPart, ToolResultPart, ToolUsePart, Turn, args_json, conversation
+from .wire_cache import encode_history, history_marker, items_json, ordered, splice_body
 
-__all__ = ["ChatCompletionsProvider", "SelfHostedProvider", "build_self_hosted", "chat_request", "server_url"]
+__all__ = ["ChatCompletionsProvider", "SelfHostedProvider", "build_self_hosted", "chat_request", "chat_wire_body",
+           "server_url"]
 
 _SERVER_KEYS = {"transport", "base_url", "api_style"}
 _FINISH = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
@@ -50,35 +54,52 @@ def server_url(base_url: str) -> str:
     return base if base.endswith("/v1") else f"{base}/v1"
 
 
-def chat_request(request: ProviderRequest, model: str) -> dict[str, Any]:
-    """The chat-completions body (without ``stream``) for ``request``, calling the server's ``model``."""
-    params = request.provider_params
+#: The order ``AsyncOpenAI().chat.completions.create`` builds its body in (``extra_body`` keys follow).
+_SDK_ORDER = ("model", "stream", "messages", "max_tokens", "reasoning_effort", "seed", "stop", "stream_options",
+              "temperature", "tools", "top_p")
+
+
+def _turn_messages(turn: Turn) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
-    if request.system_prompt:
-        messages.append({"role": "system", "content": request.system_prompt})
-    for turn in conversation(request.messages):
-        if turn.role == "assistant":
-            text = "".join(p.text for p in turn.parts if isinstance(p, TextPart))
-            message: dict[str, Any] = {"role": "assistant", "content": text or None}
-            calls = [{"id": p.id, "type": "function", "function": {"name": p.name, "arguments": args_json(p.args)}}
-                     for p in turn.parts if isinstance(p, ToolUsePart)]
-            if calls:
-                message["tool_calls"] = calls
-            messages.append(message)
-            continue
-        content: list[dict[str, Any]] = []
-        for part in turn.parts:
-            if isinstance(part, ToolResultPart):
-                messages.append({"role": "tool", "tool_call_id": part.tool_use_id, "content": part.text})
-            elif isinstance(part, TextPart):
-                content.append({"type": "text", "text": part.text})
-            elif isinstance(part, ImagePart):
-                content.append({"type": "image_url",
-                                "image_url": {"url": f"data:{part.media_type};base64,{part.data}"}})
-        if content:
-            plain = all(c["type"] == "text" for c in content)
-            messages.append({"role": "user",
-                             "content": "\n\n".join(c["text"] for c in content) if plain else content})
+    if turn.role == "assistant":
+        text = "".join(p.text for p in turn.parts if isinstance(p, TextPart))
+        message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        calls = [{"id": p.id, "type": "function", "function": {"name": p.name, "arguments": args_json(p.args)}}
+                 for p in turn.parts if isinstance(p, ToolUsePart)]
+        if calls:
+            message["tool_calls"] = calls
+        return [message]
+    content: list[dict[str, Any]] = []
+    for part in turn.parts:
+        if isinstance(part, ToolResultPart):
+            messages.append({"role": "tool", "tool_call_id": part.tool_use_id, "content": part.text})
+        elif isinstance(part, TextPart):
+            content.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            content.append({"type": "image_url", "image_url": {"url": f"data:{part.media_type};base64,{part.data}"}})
+    if content:
+        plain = all(c["type"] == "text" for c in content)
+        messages.append({"role": "user", "content": "\n\n".join(c["text"] for c in content) if plain else content})
+    return messages
+
+
+def _encode_turn(turn: Turn) -> bytes:
+    return items_json(_turn_messages(turn))
+
+
+def _system(request: ProviderRequest) -> list[dict[str, Any]]:
+    return [{"role": "system", "content": request.system_prompt}] if request.system_prompt else []
+
+
+def chat_request(request: ProviderRequest, model: str, *, messages: Any = None) -> dict[str, Any]:
+    """The chat-completions body (without ``stream``) for ``request``, calling the server's ``model``.
+
+    ``messages`` replaces the converted system prompt and transcript (the
+    provider passes a placeholder for its cached wire form).
+    """
+    params = request.provider_params
+    if messages is None:
+        messages = _system(request) + [m for turn in conversation(request.messages) for m in _turn_messages(turn)]
     body: dict[str, Any] = {"model": model, "messages": messages, "stream_options": {"include_usage": True},
                             "max_tokens": int(params.get("max_output_tokens", request.max_tokens))}
     if request.tools:
@@ -95,6 +116,18 @@ def chat_request(request: ProviderRequest, model: str) -> dict[str, Any]:
     if extra:
         body["extra_body"] = extra
     return body
+
+
+async def chat_wire_body(request: ProviderRequest, model: str) -> bytes:
+    """The streaming request's bytes, as the SDK would send them, the history from the session's wire cache."""
+    history = await encode_history(request.wire_cache, "chat", request.messages, _encode_turn)
+    system = items_json(_system(request))
+    if system:
+        history = b",".join((system, history)) if history else system
+    body = chat_request(request, model, messages=history_marker())
+    body["stream"] = True
+    extra = body.pop("extra_body", None) or {}
+    return splice_body({**ordered(body, _SDK_ORDER), **extra}, history)
 
 
 def _usage(model: str, usage: Any) -> TurnUsage:
@@ -124,11 +157,14 @@ class ChatCompletionsProvider:
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderItem]:
         """One chat-completions call, streamed."""
-        body = chat_request(request, self._remote_models.get(request.model, request.model))
+        content = await chat_wire_body(request, self._remote_models.get(request.model, request.model))
         show_reasoning = request.provider_params.get("reasoning") != "off"
         streamed = False
         try:
-            stream = await self._client.chat.completions.create(**body, stream=True)
+            # The body is already in wire form: the SDK sends it as is (pooling, auth, SSE, typed errors).
+            stream = await self._client.post("/chat/completions", content=content, cast_to=ChatCompletion,
+                                             stream=True, stream_cls=AsyncStream[ChatCompletionChunk],
+                                             options={"security": {"bearer_auth": True}})
         except (openai.APIError, httpx2.HTTPError) as exc:
             raise classify(self.name, exc, key=self._key, model=request.model, streamed=False) from None
         calls: dict[int, dict[str, Any]] = {}
@@ -146,7 +182,6 @@ class ChatCompletionsProvider:
                             yield TextChunk(delta.content)
                         thinking = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
                         if isinstance(thinking, str) and thinking and show_reasoning:
-                            streamed = True
                             yield ReasoningChunk(thinking)
                         for call in delta.tool_calls or ():
                             slot = calls.setdefault(call.index, {"id": "", "name": "", "args": []})

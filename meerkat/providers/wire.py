@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal, Sequence, Union
 
 from ..transcript import BlockAssistantMessage, Message, ToolResultsMessage, UserMessage
 
@@ -36,8 +36,16 @@ class ImagePart:
 
 @dataclass(frozen=True, slots=True)
 class ReasoningPart:
+    """Reasoning the vendor wants back: Anthropic's signed thinking, or OpenAI's reasoning items.
+
+    ``signature`` is Anthropic's proof of a thinking block; ``items`` are the
+    Responses API's reasoning items (``encrypted_content`` included) as the
+    vendor returned them. Each vendor sends back only its own kind.
+    """
+
     text: str
-    signature: str
+    signature: str | None = None
+    items: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +114,12 @@ def _assistant_parts(message: BlockAssistantMessage) -> list[Part]:
         data = block.data
         if block.block_type == "text" and data.get("text"):
             parts.append(TextPart(str(data["text"])))
-        elif block.block_type == "reasoning" and isinstance(data.get("signature"), str):
-            parts.append(ReasoningPart(str(data.get("text") or ""), data["signature"]))
+        elif block.block_type == "reasoning":
+            signature = data.get("signature") if isinstance(data.get("signature"), str) else None
+            raw_items = data.get("response_items")
+            items = tuple(i for i in raw_items if isinstance(i, dict)) if isinstance(raw_items, list) else ()
+            if signature is not None or items:
+                parts.append(ReasoningPart(str(data.get("text") or ""), signature, items))
         elif block.block_type == "tool_use":
             args = data.get("args")
             parts.append(ToolUsePart(str(data["id"]), str(data["name"]), args if isinstance(args, dict) else {},
@@ -115,10 +127,17 @@ def _assistant_parts(message: BlockAssistantMessage) -> list[Part]:
     return parts
 
 
-def conversation(messages: list[Message]) -> list[Turn]:
-    """The transcript as alternating user/assistant turns (see the module docstring)."""
+def conversation(messages: Sequence[Message], tool_names: dict[str, str] | None = None,
+                 starts: list[int] | None = None) -> list[Turn]:
+    """The transcript as alternating user/assistant turns (see the module docstring).
+
+    For incremental builds (:mod:`.wire_cache`): ``tool_names`` carries the names
+    of tool calls made in rows converted earlier (and learns this call's), and
+    ``starts`` receives, per turn, the index of the first row it came from.
+    """
     turns: list[Turn] = []
-    tool_names: dict[str, str] = {}
+    tool_names = {} if tool_names is None else tool_names
+    index = 0
 
     def add(role: Literal["user", "assistant"], parts: list[Part]) -> None:
         if not parts:
@@ -127,8 +146,10 @@ def conversation(messages: list[Message]) -> list[Turn]:
             turns[-1].parts.extend(parts)
         else:
             turns.append(Turn(role, parts))
+            if starts is not None:
+                starts.append(index)
 
-    for message in messages:
+    for index, message in enumerate(messages):
         if isinstance(message, UserMessage):
             add("user", _user_parts(message.content))
         elif isinstance(message, BlockAssistantMessage):

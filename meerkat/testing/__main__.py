@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens-per-second", type=float, default=None, help="pace of the streamed events")
     args = parser.parse_args(argv)
     server = FakeProviderServer(latency_ms=args.latency_ms, tokens_per_second=args.tokens_per_second,
-                                default=Reply(text=args.reply) if args.reply is not None else None)
+                                default=Reply(text=args.reply) if args.reply is not None else None,
+                                record=False)  # nobody outside the process can read them
     if args.script:
         try:
             with open(args.script, encoding="utf-8") as handle:

@@ -38,7 +38,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import trio
 
 from .script import DropConnection, HttpError, Reply, ScriptItem, Stall
-from .wire_formats import ENCODERS, ERROR_BODIES
+from .wire_formats import ENCODERS, ERROR_BODIES, responses_events
 
 __all__ = ["ReceivedRequest", "FakeProviderServer", "open_fake_provider_server", "serve_fake_provider_server"]
 
@@ -55,6 +55,8 @@ class ReceivedRequest:
     query: str
     headers: dict[str, str]
     body: dict[str, Any]
+    #: The body's bytes exactly as they arrived.
+    raw: bytes = b""
 
 
 class _Dropped(Exception):
@@ -77,8 +79,10 @@ class FakeProviderServer:
     """The ASGI app and its script; see the module docstring."""
 
     def __init__(self, *, latency_ms: float = 0.0, tokens_per_second: float | None = None,
-                 default: Reply | None = None) -> None:
+                 default: Reply | None = None, record: bool = True) -> None:
         self.latency_ms = latency_ms
+        #: Keep every request in :attr:`requests` (benchmarks sending thousands of long bodies turn it off).
+        self.record = record
         self.tokens_per_second = tokens_per_second
         self.default = default
         self.requests: list[ReceivedRequest] = []
@@ -115,12 +119,13 @@ class FakeProviderServer:
                     return
         if scope["type"] != "http":
             return
-        raw = b""
+        chunks: list[bytes] = []
         while True:
             message = await receive()
-            raw += message.get("body", b"")
+            chunks.append(message.get("body", b""))
             if not message.get("more_body"):
                 break
+        raw = b"".join(chunks)
         path = scope["path"]
         vendor = _vendor(path)
         if vendor is None or scope["method"] != "POST":
@@ -132,7 +137,9 @@ class FakeProviderServer:
             await _respond(send, 400, ERROR_BODIES[vendor](400, "request body is not JSON"))
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        self.requests.append(ReceivedRequest(vendor, path, scope.get("query_string", b"").decode(), headers, body))
+        if self.record:
+            self.requests.append(ReceivedRequest(vendor, path, scope.get("query_string", b"").decode(), headers,
+                                                 body, raw))
         if self.latency_ms:
             await trio.sleep(self.latency_ms / 1000)
         item = self._next()
@@ -160,7 +167,10 @@ class FakeProviderServer:
     async def _stream(self, send: Send, vendor: str, body: dict[str, Any], path: str, item: ScriptItem) -> None:
         reply = item if isinstance(item, Reply) else item.reply  # type: ignore[union-attr]
         model = path.rsplit("/", 1)[-1].split(":")[0] if vendor == "gemini" else str(body.get("model", ""))
-        frames = ENCODERS[vendor](reply, model)
+        if vendor == "openai" and "reasoning.encrypted_content" in (body.get("include") or ()):
+            frames = responses_events(reply, model, encrypted_reasoning=True)
+        else:
+            frames = ENCODERS[vendor](reply, model)
         cut = item.after_events if isinstance(item, (DropConnection, Stall)) else None
         pause = 1.0 / self.tokens_per_second if self.tokens_per_second else 0.0
         await send({"type": "http.response.start", "status": 200,

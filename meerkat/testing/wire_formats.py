@@ -71,8 +71,12 @@ def anthropic_events(reply: Reply, model: str) -> list[bytes]:
 # -- OpenAI Responses -----------------------------------------------------------------
 
 
-def responses_events(reply: Reply, model: str) -> list[bytes]:
-    """``response.created`` ... ``response.completed`` (or ``response.incomplete``)."""
+def responses_events(reply: Reply, model: str, encrypted_reasoning: bool = False) -> list[bytes]:
+    """``response.created`` ... ``response.completed`` (or ``response.incomplete``).
+
+    ``encrypted_reasoning``: the request asked for ``reasoning.encrypted_content``,
+    so reasoning items carry an (opaque, here made-up) ``encrypted_content``.
+    """
     seq = 0
     frames: list[bytes] = []
 
@@ -92,6 +96,8 @@ def responses_events(reply: Reply, model: str) -> list[bytes]:
             emit("response.reasoning_summary_text.delta", item_id="rs_fake", output_index=len(output),
                  summary_index=0, delta=token)
         done = {**item, "summary": [{"type": "summary_text", "text": reply.reasoning}]}
+        if encrypted_reasoning:
+            done["encrypted_content"] = f"enc-{len(reply.reasoning)}"
         emit("response.output_item.done", output_index=len(output), item=done)
         output.append(done)
     if reply.text:
