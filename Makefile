@@ -45,7 +45,7 @@ $(SDK_STAMP):
 	touch $(SDK_STAMP)
 
 test: $(STAMP) $(SDK_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs
 	$(MAKE) --no-print-directory test-ts
 
 # The TypeScript SDK (sdks/typescript): its pinned toolchain from the npm registry

@@ -22,6 +22,7 @@ from surfaces.session_params import config_write, create_options, require_prompt
 
 from . import wire
 from .auth import OPEN_PATHS, check_bearer, check_loopback_host
+from .console import add_console_routes, is_public_console_path
 from .metrics import add_metrics_route, note_trace_context
 from .openapi import openapi_document
 from .requests import bool_query, int_query, json_object, label_query, mismatch, resume_cursor, session_locator
@@ -69,7 +70,7 @@ def create_app(state: RestState) -> QuartTrio:
         if request.method in _BODY_METHODS:
             await request.get_data()
         note_trace_context(request.headers)
-        if request.path in OPEN_PATHS:
+        if request.path in OPEN_PATHS or is_public_console_path(request.path):
             return
         if token is not None:
             check_bearer(request.headers.get("Authorization"), token)
@@ -172,6 +173,7 @@ def create_app(state: RestState) -> QuartTrio:
         return Response("ok", content_type="text/plain; charset=utf-8")
 
     add_metrics_route(app)
+    add_console_routes(app)
 
     document = openapi_document(auth=token is not None)
 
