@@ -14,18 +14,23 @@ from functools import partial
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import logging
+
 import trio
 
 from meerkat.agent import builtin_tools
 from meerkat.config import FileConfigStore, MemoryConfigStore
 from meerkat.errors import InvalidParams
 from meerkat.realm import RealmHandle, open_realm
+from meerkat.realm_admin import hold_in_use, realm_in_use, release_in_use, remove_realm_dir
 from meerkat.store import SessionStore, open_store
 
 from .realm import HostOptions, RealmStatistics, RealmSupervisor
 from .service import SessionService
 
 __all__ = ["Host", "HostStatistics", "open_host", "open_service"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,24 +61,48 @@ class Host:
                 raise InvalidParams(f"realm {realm.realm_id!r} is already served with backend "
                                     f"{existing.realm.backend!r}, not {backend!r}")
             return existing
-        store, config_store = await _open_stores(realm)
+        # A realm this open generated is throw-away: removed when this host stops serving it.
+        throwaway = (realm_id is None or isolated) and realm.origin == "generated" and realm.backend != "memory"
+        in_use = None if realm.backend == "memory" else await trio.to_thread.run_sync(hold_in_use, realm.paths.root)
+        try:
+            store, config_store = await _open_stores(realm)
+        except BaseException:
+            if in_use is not None:
+                release_in_use(in_use)
+            raise
         supervisor = RealmSupervisor(realm, store, config_store, builtin_tools(), self._options)
-        await self._nursery.start(self._serve_realm, supervisor, key)
+        await self._nursery.start(self._serve_realm, supervisor, key, in_use, throwaway)
         service = SessionService(supervisor)
         self._services[key] = service
         return service
 
-    async def _serve_realm(self, supervisor: RealmSupervisor, key: tuple[str, str], *,
+    async def _serve_realm(self, supervisor: RealmSupervisor, key: tuple[str, str], in_use: int | None,
+                           throwaway: bool, *,
                            task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:
             await supervisor.run(task_status=task_status)
         finally:
             self._services.pop(key, None)
             supervisor.store.close()
+            if in_use is not None:
+                release_in_use(in_use)
+            if throwaway:
+                await _remove_throwaway(supervisor.realm)
 
     def statistics(self) -> HostStatistics:
         """One entry per realm served."""
         return HostStatistics(realms=tuple(s.statistics() for s in self._services.values()))
+
+
+async def _remove_throwaway(realm: RealmHandle) -> None:
+    """Delete a generated realm's directory at exit, unless another process serves it now."""
+    root = realm.paths.root
+    with trio.CancelScope(shield=True):  # we are usually here because of a cancellation
+        try:
+            if not await trio.to_thread.run_sync(realm_in_use, root):
+                await trio.to_thread.run_sync(remove_realm_dir, root)
+        except OSError as exc:
+            log.warning("could not remove throw-away realm %s at %s: %s", realm.realm_id, root, exc)
 
 
 async def _open_stores(realm: RealmHandle) -> tuple[SessionStore, Any]:
@@ -110,8 +139,9 @@ async def open_service(realm_id: str | None = None, *, state_root: str | Path | 
                        options: HostOptions | None = None) -> AsyncIterator[SessionService]:
     """Serve one realm (created if new) until the block exits; the usual way in.
 
-    Without ``realm_id`` a fresh realm ``realm-<uuidv7>`` is made. On exit, running
-    turns are interrupted and committed as interrupted, and the store is closed.
+    Without ``realm_id`` (or with ``isolated``) a fresh throw-away realm ``realm-<uuidv7>``
+    is made, and removed again on exit. On exit, running turns are interrupted and
+    committed as interrupted, and the store is closed.
     """
     async with open_host(options) as host:
         yield await host.open_realm(realm_id, state_root=state_root, backend=backend, isolated=isolated,

@@ -7,6 +7,7 @@ import asyncclick as click
 from .config import config_group
 from .context import realm_options
 from .models import models_command
+from .realms import realm_group
 from .run import continue_command, resume_command, run_command
 from .sessions import session_group
 
@@ -77,7 +78,7 @@ async def help_command(ctx: click.Context, command: tuple[str, ...]) -> None:
 
 
 for _command in (run_command, continue_command, resume_command, session_group, config_group, models_command,
-                 help_command):
+                 realm_group, help_command):
     cli.add_command(_command)
 
 #: Every name that is a command (the prompt-first shorthand never takes these as a prompt).

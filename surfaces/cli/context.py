@@ -26,7 +26,7 @@ from surfaces.realm_options import RealmOptions
 if TYPE_CHECKING:
     from actors import SessionService
 
-__all__ = ["realm_options", "service_for"]
+__all__ = ["realm_options", "service_for", "explicit_state_root"]
 
 _META_KEY = "rkat.realm"
 _BACKENDS = ("sqlite", "jsonl", "memory")
@@ -75,3 +75,9 @@ def _chosen_options(ctx: click.Context) -> RealmOptions:
 def service_for(ctx: click.Context) -> AsyncContextManager["SessionService"]:
     """Open the realm this invocation names (raises InvalidParams for a bad realm choice)."""
     return _chosen_options(ctx).open_service()
+
+
+def explicit_state_root(ctx: click.Context) -> str | None:
+    """``--state-root`` if given, else ``$RKAT_STATE_ROOT``, else None (the surfaces' defaults apply)."""
+    chosen = ctx.find_root().meta.get(_META_KEY, {})
+    return chosen.get("state_root") or os.environ.get("RKAT_STATE_ROOT") or None
