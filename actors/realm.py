@@ -394,12 +394,19 @@ class RealmSupervisor:
 
     async def _checkpoint_periodically(self) -> None:
         """Keep the sqlite WAL short from a worker thread, so no turn's commit pays for it."""
+        failing = False  # one warning per streak of failures (e.g. out of descriptors), not one a second
         while True:
             await trio.sleep(self.options.checkpoint_interval)
             try:
                 await trio.to_thread.run_sync(self.store.checkpoint)  # type: ignore[attr-defined]
             except MeerkatError as exc:
-                log.warning("WAL checkpoint failed: %s", exc)
+                if not failing:
+                    log.warning("WAL checkpoint failed (retrying quietly until it works again): %s", exc)
+                failing = True
+            else:
+                if failing:
+                    log.warning("WAL checkpoint works again")
+                failing = False
 
     # -- sessions -------------------------------------------------------------
 

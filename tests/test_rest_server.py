@@ -17,6 +17,7 @@ import sys
 import tempfile
 from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import httpx2
 import jsonschema
@@ -45,7 +46,9 @@ class RestServer:
     URL; leaving the block stops it with SIGTERM.
     """
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, port: int | None = 0) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None, port: int | None = 0,
+                 preexec_fn: "Callable[[], None] | None" = None) -> None:
+        self.preexec_fn = preexec_fn
         self.args = [*args, *(("--port", str(port)) if port is not None else ())]
         self.env = {**hermetic_environ(), "PYTHONUNBUFFERED": "1", **(env or {})}
         self.url = ""
@@ -71,7 +74,7 @@ class RestServer:
     def start(self) -> None:
         """Launch and wait for the ``listening on`` line (raises with stderr if it never comes)."""
         self.proc = subprocess.Popen([str(REST_BIN), *self.args], stdout=subprocess.PIPE, stderr=self._stderr,
-                                     text=True, env=self.env)
+                                     text=True, env=self.env, preexec_fn=self.preexec_fn)
         line = self._read_line(STARTUP_TIMEOUT)
         prefix = "rkat-rest listening on "
         if not line.startswith(prefix):

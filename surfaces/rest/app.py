@@ -67,7 +67,8 @@ def create_app(state: RestState) -> QuartTrio:
         # Take in the whole body before any answer, even a rejection: hypercorn can only
         # reuse a keep-alive connection whose request was read to its end, and an answer
         # sent before that left the client's next request on the connection unanswered.
-        if request.method in _BODY_METHODS:
+        if request.method in _BODY_METHODS or "Content-Length" in request.headers \
+                or "Transfer-Encoding" in request.headers:
             await request.get_data()
         note_trace_context(request.headers)
         if request.path in OPEN_PATHS or is_public_console_path(request.path):

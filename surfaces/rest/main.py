@@ -29,6 +29,8 @@ from .state import DEFAULT_KEEPALIVE_SECS, DEFAULT_MAX_BODY_BYTES, ServerSetting
 __all__ = ["main", "build_parser"]
 
 TOKEN_ENV = "RKAT_REST_TOKEN"
+#: Seconds an idle keep-alive connection stays open (hypercorn's default too).
+DEFAULT_KEEP_ALIVE_SECS = 5.0
 #: Seconds hypercorn waits for open connections once the server has drained itself.
 _HTTP_DRAIN_SECS = 1.0
 
@@ -88,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="largest request body accepted (default: %(default)s); larger ones get 413")
     net.add_argument("--sse-keepalive", type=_positive(float), default=DEFAULT_KEEPALIVE_SECS, metavar="SECS",
                      help="seconds of silence before an event stream gets a keep-alive comment (default: %(default)s)")
+    net.add_argument("--keep-alive-timeout", type=_positive(float), default=DEFAULT_KEEP_ALIVE_SECS, metavar="SECS",
+                     help="seconds an idle keep-alive connection stays open (default: %(default)s)")
+    net.add_argument("--max-connections", type=_positive(int), default=None, metavar="N",
+                     help="open connections served at once; one more is answered 503 and closed "
+                          "(default: half the process's file-descriptor limit, at most 1024)")
     net.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                      help="stderr log level (default: %(default)s)")
     add_observability_arguments(parser, metrics=False)
@@ -107,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("rkat-rest", args.log_level, args.log_format)
     enable_tracing_from_env("rkat-rest")
     try:
-        trio.run(partial(_serve, options, settings, args.host, args.port))
+        trio.run(partial(_serve, options, settings, args.host, args.port,
+                         keep_alive_secs=args.keep_alive_timeout, max_connections=args.max_connections))
     except MeerkatError as exc:
         print(f"rkat-rest: error: {exc.message}", file=sys.stderr)
         return exc.spec.exit_code
@@ -126,10 +134,12 @@ def _bind(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def _serve(options: RealmOptions, settings: ServerSettings, host: str | None, port: int | None) -> None:
+async def _serve(options: RealmOptions, settings: ServerSettings, host: str | None, port: int | None, *,
+                 keep_alive_secs: float = DEFAULT_KEEP_ALIVE_SECS, max_connections: int | None = None) -> None:
     # Imported here: `rkat-rest --help` and bad flags answer without loading the web stack.
     from hypercorn.config import Config as HypercornConfig
-    from hypercorn.trio import serve
+
+    from .http_server import default_max_connections, serve
 
     from .app import create_app
     from .state import RestState
@@ -148,6 +158,7 @@ async def _serve(options: RealmOptions, settings: ServerSettings, host: str | No
             config.bind = [_bind(host, port)]
             config.accesslog = None
             config.loglevel = "WARNING"
+            config.keep_alive_timeout = keep_alive_secs
             # By the time hypercorn stops, state.shut_down() has answered every turn request and
             # ended every stream. What may remain are idle keep-alive connections, which hypercorn
             # (0.18, with quart-trio) does not close on shutdown but waits out: keep that wait short.
@@ -157,7 +168,8 @@ async def _serve(options: RealmOptions, settings: ServerSettings, host: str | No
 
             async def run_server(*, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
                 try:
-                    await serve(create_app(state), config, shutdown_trigger=shutdown.wait, task_status=task_status)
+                    await serve(create_app(state), config, shutdown_trigger=shutdown.wait, task_status=task_status,
+                                max_connections=max_connections or default_max_connections())
                 finally:
                     served.set()
 
