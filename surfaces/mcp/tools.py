@@ -17,6 +17,7 @@ import mcp_types as types
 import trio
 
 from actors import SessionService, TurnStream
+from meerkat.config.endpoints import refuse_key_redirects
 from meerkat.errors import MeerkatError
 from meerkat.validation import known_session_id
 from surfaces.session_params import config_write, create_options, require_prompt, turn_options
@@ -245,6 +246,8 @@ class MeerkatTools:
             raise MalformedCall(f"action={args.action} requires `{document_field}`")
         with checking_arguments():
             document, expected = config_write(given(args, without=("action",)), document_field, allow_bare=False)
+        refuse_key_redirects((await self._service.get_config()).config, document, patch=args.action == "patch",
+                             surface="an MCP client")
         if args.action == "set":
             view = await self._service.set_config(document, expected_generation=expected)
         else:

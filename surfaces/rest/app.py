@@ -16,6 +16,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from meerkat.config.endpoints import refuse_key_redirects
 from meerkat.errors import MeerkatError
 from meerkat.views import RunResult
 from surfaces.session_params import config_write, create_options, require_prompt, turn_options
@@ -158,11 +159,13 @@ def create_app(state: RestState) -> QuartTrio:
     @app.put("/config")
     async def set_config() -> Response:
         document, expected = config_write(await json_object(request), "config", allow_bare=True)
+        refuse_key_redirects((await service.get_config()).config, document, patch=False, surface="the REST API")
         return json_response((await service.set_config(document, expected_generation=expected)).to_wire())
 
     @app.patch("/config")
     async def patch_config() -> Response:
         patch, expected = config_write(await json_object(request), "patch", allow_bare=True)
+        refuse_key_redirects((await service.get_config()).config, patch, patch=True, surface="the REST API")
         return json_response((await service.patch_config(patch, expected_generation=expected)).to_wire())
 
     @app.get("/models/catalog")
