@@ -121,3 +121,14 @@ def start_observability(program: str, args: argparse.Namespace, level: str) -> N
     address = getattr(args, "metrics", None)
     if address is not None:
         serve_metrics(address, program)
+
+
+def note_meta_trace_context(meta: Any) -> None:
+    """Keep the W3C trace context a request carried in its ``_meta`` (RPC params, MCP requests)."""
+    if not meta or not hasattr(meta, "get"):
+        return
+    parent = meta.get("traceparent")
+    if isinstance(parent, str) and parent:
+        state = meta.get("tracestate")
+        observability.set_incoming_trace_context(
+            {"traceparent": parent, **({"tracestate": state} if isinstance(state, str) and state else {})})

@@ -28,6 +28,7 @@ from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 
 from meerkat.errors import ERROR_TABLE, ErrorCode, MeerkatError
+from surfaces.observability import note_meta_trace_context
 
 from .arguments import MalformedCall, parse_arguments
 from .results import tool_error, tool_result
@@ -58,6 +59,7 @@ def build_server(tools: MeerkatTools, *, version: str = "") -> Server[Any]:
         return listing
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        note_meta_trace_context(ctx.meta)  # this task's turns get the caller's trace context
         spec = specs.get(params.name)
         if spec is None:
             raise _protocol_error(ErrorCode.METHOD_NOT_FOUND,

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from meerkat.errors import ErrorCode, InternalError, MeerkatError
+from surfaces.observability import note_meta_trace_context
 
 from .callbacks import ClientCalls
 from .framing import DEFAULT_MAX_LINE_BYTES, LineReader, Oversized
@@ -97,6 +98,8 @@ class RpcConnection:
             log.debug("ignoring notification %s", incoming.method)
 
     async def _answer(self, request: Request) -> None:
+        if isinstance(request.params, dict):  # this task's turns get the caller's trace context
+            note_meta_trace_context(request.params.get("_meta"))
         try:
             result = await self._methods.call(request.method, request.params)
         except MeerkatError as exc:
