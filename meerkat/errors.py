@@ -73,6 +73,8 @@ class ErrorCode(str, enum.Enum):
     PARSE_ERROR = "PARSE_ERROR"
     INVALID_REQUEST = "INVALID_REQUEST"
     METHOD_NOT_FOUND = "METHOD_NOT_FOUND"
+    #: A REST path no route serves (an unknown RPC method is METHOD_NOT_FOUND).
+    NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
@@ -113,6 +115,7 @@ ERROR_TABLE: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.PARSE_ERROR: ErrorSpec(-32700, 400, 2),
     ErrorCode.INVALID_REQUEST: ErrorSpec(-32600, 400, 2),
     ErrorCode.METHOD_NOT_FOUND: ErrorSpec(-32601, 404, 2),
+    ErrorCode.NOT_FOUND: ErrorSpec(-32601, 404, 2),
     ErrorCode.METHOD_NOT_ALLOWED: ErrorSpec(-32601, 405, 2),
     ErrorCode.PAYLOAD_TOO_LARGE: ErrorSpec(-32600, 413, 2),
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: ErrorSpec(-32600, 415, 2),

@@ -334,7 +334,7 @@ BAD_REQUESTS = [
     ("GET", "/sessions?label=novalue", {}, b"", 400, "INVALID_PARAMS", "key=value"),
     ("PUT", "/config", JSON, b'{"config": {}, "expected_generation": "3"}', 400, "INVALID_PARAMS",
      "expected_generation"),
-    ("GET", "/no/such/route", {}, b"", 404, "METHOD_NOT_FOUND", "/no/such/route"),
+    ("GET", "/no/such/route", {}, b"", 404, "NOT_FOUND", "/no/such/route"),
     ("DELETE", "/config", {}, b"", 405, "METHOD_NOT_ALLOWED", "DELETE"),
     ("POST", "/health", {}, b"", 405, "METHOD_NOT_ALLOWED", "POST"),
     ("DELETE", f"/sessions/{UNKNOWN}", JSON, b"x" * 3_000_000, 413, "PAYLOAD_TOO_LARGE", "limit"),

@@ -208,7 +208,7 @@ async def test_without_realm_serves_a_fresh_realm_and_says_so(tmp_path):
         async with server.client() as client:
             realm_id = (await client.get("/config")).json()["realm_id"]
         assert realm_id.startswith("realm-")
-        assert f"fresh isolated realm {realm_id}" in server.stderr() and "--realm" in server.stderr()
+        assert f"fresh throw-away realm {realm_id}" in server.stderr() and "--realm" in server.stderr()
 
 
 async def test_sigterm_interrupts_running_turns_and_commits_them(tmp_path):

@@ -23,6 +23,7 @@ from surfaces.session_params import config_write, create_options, require_prompt
 
 from . import wire
 from .auth import OPEN_PATHS, check_bearer, check_loopback_host
+from .body_fields import reject_unknown_fields
 from .console import add_console_routes, is_public_console_path
 from .metrics import add_metrics_route, note_trace_context
 from .openapi import openapi_document
@@ -30,6 +31,7 @@ from .requests import bool_query, int_query, json_object, label_query, mismatch,
 from .responses import error_response, http_error_response, internal_error_response, json_response
 from .state import RestState
 from .streams import open_event_stream
+from .turn_stream import stream_first_turn, wants_event_stream
 
 __all__ = ["create_app"]
 
@@ -59,7 +61,12 @@ def create_app(state: RestState) -> QuartTrio:
             stream = await service.create_session_streaming(prompt, **options)
             await stream.aclose()  # the answer is the result; the events are on GET /events
         with state.turn_in_flight(stream.session_id):
-            return await stream.result()
+            try:
+                return await stream.result()
+            except MeerkatError as exc:
+                # The client learns the id of the session its request created, even on failure.
+                exc.details.setdefault("session_id", stream.session_id)
+                raise
 
     # -- guards and errors ----------------------------------------------------------
 
@@ -97,8 +104,12 @@ def create_app(state: RestState) -> QuartTrio:
     @app.post("/sessions")
     async def create_session() -> Response:
         body = await json_object(request)
+        reject_unknown_fields(body, "CreateSessionRequest")
         prompt = require_prompt(body)
-        result = await run_first_turn(prompt, create_options(body))
+        options = create_options(body)
+        if wants_event_stream(request.headers.get("Accept")):
+            return await stream_first_turn(state, prompt, options)
+        result = await run_first_turn(prompt, options)
         return json_response(result.to_wire())
 
     @app.post("/sessions/<session_id>/messages")
@@ -108,6 +119,7 @@ def create_app(state: RestState) -> QuartTrio:
         wrong = mismatch(sid, body.get("session_id"), state.realm_id)
         if wrong is not None:
             raise wrong
+        reject_unknown_fields(body, "TurnRequest")
         prompt = require_prompt(body)
         result = await run_turn(sid, prompt, turn_options(body))
         return json_response(result.to_wire())

@@ -147,8 +147,8 @@ async def _serve(options: RealmOptions, settings: ServerSettings, host: str | No
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with options.open_service() as service:
             if options.realm_id is None:
-                print(f"rkat-rest: serving a fresh isolated realm {service.realm.realm_id} "
-                      "(pass --realm ID to serve the same realm after a restart)", file=sys.stderr, flush=True)
+                _say(f"rkat-rest: serving a fresh throw-away realm {service.realm.realm_id}, removed on exit "
+                     "(pass --realm ID to serve the same realm after a restart)", err=True)
             host, port = await _listen_address(service, host, port)
             if settings.auth_token is None and not is_loopback(host):
                 raise InvalidParams(f"binding {host} (not a loopback address) requires a token: "
@@ -175,10 +175,10 @@ async def _serve(options: RealmOptions, settings: ServerSettings, host: str | No
 
             async with trio.open_nursery() as nursery:
                 binds = await nursery.start(run_server)
-                print(f"rkat-rest listening on {binds[0]}", flush=True)
+                _say(f"rkat-rest listening on {binds[0]}")
                 async for _ in signals:
                     break
-                print("rkat-rest: shutting down (interrupting running turns)", file=sys.stderr, flush=True)
+                _say("rkat-rest: shutting down (interrupting running turns)", err=True)
                 nursery.start_soon(_stop_on_second_signal, signals, nursery.cancel_scope)
                 await state.shut_down()
                 shutdown.set()
@@ -186,9 +186,23 @@ async def _serve(options: RealmOptions, settings: ServerSettings, host: str | No
                 nursery.cancel_scope.cancel()
 
 
+def _say(text: str, *, err: bool = False) -> None:
+    """Print a status line; a closed stdout/stderr (``rkat-rest | tee log`` and Ctrl-C) never stops the daemon.
+
+    After a failed write the stream's descriptor is pointed at /dev/null, so later
+    writes (log lines, the interpreter's final flush) cannot fail either.
+    """
+    stream = sys.stderr if err else sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except (OSError, ValueError):
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2 if err else 1)
+
+
 async def _stop_on_second_signal(signals: Any, scope: trio.CancelScope) -> None:
     async for _ in signals:
-        print("rkat-rest: second signal, stopping now", file=sys.stderr, flush=True)
+        _say("rkat-rest: second signal, stopping now", err=True)
         scope.cancel()
         return
 

@@ -210,8 +210,13 @@ _TURN_REASONS = {500: _AGENT_ERROR}
 
 _PATHS: dict[str, Any] = {
     "/sessions": {
-        "post": _op("Create a session and run its first turn (blocks until the turn ends)",
-                    _json("RunResult", "The first turn's result"), (400, 413, 415, 429, 499, 502),
+        "post": _op("Create a session and run its first turn (blocks until the turn ends; with "
+                    "`Accept: text/event-stream` the turn is streamed: `session_created` first, then the "
+                    "turn's events, then `result` or `error`, then `done`)",
+                    {**_json("RunResult", "The first turn's result"),
+                     "content": {"application/json": {"schema": _ref("RunResult")},
+                                 "text/event-stream": {"schema": {"type": "string"}}}},
+                    (400, 413, 415, 429, 499, 502),
                     reasons=_TURN_REASONS, operationId="createSession", requestBody=_body("CreateSessionRequest")),
         "get": _op("List live sessions, most recently updated first", _json("SessionList", "The sessions"), (400,),
                    operationId="listSessions", parameters=[
@@ -297,7 +302,7 @@ def openapi_document(*, auth: bool) -> dict[str, Any]:
         "info": {"title": "rkat-rest", "version": "0.1.0",
                  "description": "Sessions, turns, events (SSE) and config of one realm. Errors are "
                                 "{error, code, details?} with the status from the shared error table; a path "
-                                "no route matches is 404 METHOD_NOT_FOUND, a route asked with a method it does "
+                                "no route matches is 404 NOT_FOUND, a route asked with a method it does "
                                 "not take is 405 METHOD_NOT_ALLOWED (with Allow)."},
         "paths": _PATHS,
         "components": {"schemas": _SCHEMAS},
@@ -307,3 +312,8 @@ def openapi_document(*, auth: bool) -> dict[str, Any]:
                                   "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}
         document["security"] = [{"bearer": []}]
     return document
+
+
+def request_fields(schema: str) -> frozenset[str]:
+    """The fields a request body of ``schema`` (``CreateSessionRequest``...) may carry."""
+    return frozenset(_SCHEMAS[schema]["properties"])

@@ -3,7 +3,7 @@
 The status of an error comes from the shared table (``meerkat.errors.ERROR_TABLE``),
 never from this module. Rejections that Quart/werkzeug raise before a handler runs
 (no route, a too-large body) are mapped onto the same table, so a client sees one
-error shape whatever went wrong: an unknown route is METHOD_NOT_FOUND (404), a
+error shape whatever went wrong: an unknown route is NOT_FOUND (404), a
 known route asked with another method METHOD_NOT_ALLOWED (405, with ``Allow``).
 """
 
@@ -37,7 +37,7 @@ def error_response(error: MeerkatError, headers: dict[str, str] | None = None) -
 
 
 _HTTP_CODES = {
-    404: ErrorCode.METHOD_NOT_FOUND,
+    404: ErrorCode.NOT_FOUND,
     405: ErrorCode.METHOD_NOT_ALLOWED,
     413: ErrorCode.PAYLOAD_TOO_LARGE,
     415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,

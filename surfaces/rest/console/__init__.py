@@ -64,7 +64,7 @@ def add_console_routes(app: QuartTrio) -> None:
     @app.get("/console/assets/<name>")
     async def console_asset(name: str) -> Response:
         if name not in assets:
-            raise error_from_code(ErrorCode.METHOD_NOT_FOUND, f"no console asset {name!r}")
+            raise error_from_code(ErrorCode.NOT_FOUND, f"no console asset {name!r}")
         return Response(assets[name], content_type=_ASSETS[name], headers=_PAGE_HEADERS)
 
     @app.get("/console/api/providers")
