@@ -21,7 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["turn_overhead", "idle_actors", "fanout", "concurrent_turns", "provider_overhead", "cli_startup",
-           "mcp_roundtrip", "rpc_roundtrip", "rest_throughput", "multiprocess"]
+           "mcp_roundtrip", "rpc_roundtrip", "rest_throughput", "multiprocess", "long_sessions"]
 
 
 def main() -> int:

@@ -300,3 +300,30 @@ async def test_each_call_converts_only_rows_added_since_the_last():
     assert await encode_history(cache, "test", merged, encode) == await encode_history(
         None, "test", merged, _counting_encoder([]))
     assert log == ["user"]
+
+
+async def test_the_mock_counts_only_new_rows_and_agrees_with_a_full_count():
+    from meerkat.providers.mock import MockProvider, _message_words
+
+    rows = conversation_rows()
+    cache = WireCache()
+    measured: list[Any] = []
+
+    def counting(message: Any) -> int:
+        measured.append(message)
+        return _message_words(message)
+
+    tally = cache.tally("words")
+    assert tally.total(rows[:5], counting) == sum(map(_message_words, rows[:5])) and len(measured) == 5
+    measured.clear()
+    assert tally.total(rows, counting) == sum(map(_message_words, rows)) and measured == rows[5:]
+    # Another history (a reload): counted afresh.
+    fresh = decode_messages(msgspec.json.encode(rows[:3]))
+    assert tally.total(fresh, counting) == sum(map(_message_words, rows[:3]))
+
+    provider = MockProvider()
+    usage = [i for i in [item async for item in provider.stream(_request("openai", rows, WireCache()))]
+             if type(i).__name__ == "UsageReport"]
+    plain = [i for i in [item async for item in provider.stream(_request("openai", rows, None))]
+             if type(i).__name__ == "UsageReport"]
+    assert usage[0].usage.input_tokens == plain[0].usage.input_tokens > 0

@@ -22,7 +22,6 @@ from typing import Any, AsyncIterator
 import anthropic
 import httpx2
 from anthropic import AsyncStream
-from anthropic.types import Message, RawMessageStreamEvent
 
 from ..usage import TurnUsage, UsageAccounting
 from .base import (
@@ -136,11 +135,18 @@ def _usage(model: str, counters: dict[str, int]) -> TurnUsage:
                                    aggregation="sum_disjoint_provider_components"))
 
 
+def _string(event: dict[str, Any], key: str) -> str:
+    value = event[key]
+    if not isinstance(value, str):
+        raise ValueError(f"{key} is not a string: {value!r}")
+    return value
+
+
 def _take_usage(counters: dict[str, int], usage: Any) -> None:
-    if usage is None:
+    if not isinstance(usage, dict):
         return
     for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
-        value = getattr(usage, key, None)
+        value = usage.get(key)
         if isinstance(value, int):
             counters[key] = value
 
@@ -185,8 +191,8 @@ class AnthropicProvider:
         streamed = False
         try:
             # The body is already in wire form: the SDK sends it as is (pooling, auth, SSE, typed errors).
-            stream = await self._client.post("/v1/messages", content=content, cast_to=Message, stream=True,
-                                             stream_cls=AsyncStream[RawMessageStreamEvent])
+            stream = await self._client.post("/v1/messages", content=content, cast_to=object, stream=True,
+                                             stream_cls=AsyncStream[object])
         except (anthropic.APIError, httpx2.HTTPError) as exc:
             raise self._failure(exc, request.model, False) from None
         counters: dict[str, int] = {}
@@ -196,23 +202,26 @@ class AnthropicProvider:
         finished = False
         async with stream:
             try:
+                # Events arrive as plain JSON objects (SSE framing and error events by the SDK):
+                # building its typed models costs far more per delta than reading the few fields used.
                 async for event in stream:
-                    kind = event.type
+                    kind = event["type"]
                     if kind == "content_block_delta":
-                        delta = event.delta
-                        if delta.type == "text_delta":
+                        delta = event["delta"]
+                        delta_type = delta["type"]
+                        if delta_type == "text_delta":
                             streamed = True
-                            yield TextChunk(delta.text)
-                        elif delta.type == "input_json_delta":
-                            json_parts.append(delta.partial_json)
-                        elif delta.type == "thinking_delta":
-                            yield ReasoningChunk(delta.thinking)
-                        elif delta.type == "signature_delta":
-                            yield ReasoningChunk("", signature=delta.signature)
+                            yield TextChunk(_string(delta, "text"))
+                        elif delta_type == "input_json_delta":
+                            json_parts.append(_string(delta, "partial_json"))
+                        elif delta_type == "thinking_delta":
+                            yield ReasoningChunk(_string(delta, "thinking"))
+                        elif delta_type == "signature_delta":
+                            yield ReasoningChunk("", signature=_string(delta, "signature"))
                     elif kind == "content_block_start":
-                        block = event.content_block
-                        if block.type == "tool_use":
-                            tool, json_parts = {"id": block.id, "name": block.name}, []
+                        block = event["content_block"]
+                        if block["type"] == "tool_use":
+                            tool, json_parts = {"id": _string(block, "id"), "name": _string(block, "name")}, []
                     elif kind == "content_block_stop":
                         if tool is not None:
                             args = json.loads("".join(json_parts) or "{}")
@@ -222,14 +231,15 @@ class AnthropicProvider:
                             yield ToolCallChunk(tool["id"], tool["name"], args)
                             tool = None
                     elif kind == "message_start":
-                        _take_usage(counters, event.message.usage)
+                        _take_usage(counters, event["message"].get("usage"))
                     elif kind == "message_delta":
-                        _take_usage(counters, event.usage)
-                        if event.delta.stop_reason:
-                            stop = _STOP_REASONS.get(event.delta.stop_reason, "end_turn")
+                        _take_usage(counters, event.get("usage"))
+                        reason = (event.get("delta") or {}).get("stop_reason")
+                        if reason:
+                            stop = _STOP_REASONS.get(reason, "end_turn")
                     elif kind == "message_stop":
                         finished = True
-            except (anthropic.APIError, httpx2.HTTPError, ValueError) as exc:
+            except (anthropic.APIError, httpx2.HTTPError, ValueError, LookupError, TypeError, AttributeError) as exc:
                 raise self._failure(exc, request.model, streamed) from None
         if not finished:
             raise stream_failure(self.name, "incomplete_response", "the stream ended before message_stop")

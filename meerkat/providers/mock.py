@@ -41,6 +41,7 @@ from .base import (
     ToolCallChunk,
     UsageReport,
 )
+from .wire_cache import THREAD_THRESHOLD_ROWS
 
 __all__ = ["MockProvider", "MOCK_PARAMS"]
 
@@ -94,6 +95,16 @@ def _transcript_words(messages: list[Message]) -> int:
             _COUNTS.popitem(last=False)
         total += count
     return total
+
+
+async def _input_words(request: ProviderRequest) -> int:
+    """The transcript's word count: from the session's running tally, counting only new rows."""
+    if request.wire_cache is None:
+        return _transcript_words(request.messages)
+    tally = request.wire_cache.tally("mock-words")
+    if tally.pending_rows(request.messages) > THREAD_THRESHOLD_ROWS:  # a cold session: off the event loop
+        return await trio.to_thread.run_sync(tally.total, request.messages, _message_words)
+    return tally.total(request.messages, _message_words)
 
 
 def _parse_tool_calls(prompt: str) -> list[tuple[str, dict[str, Any]]]:
@@ -185,7 +196,7 @@ class MockProvider:
             for name, args in calls:
                 yield ToolCallChunk(id=f"toolu_{new_uuid7().replace('-', '')[-16:]}", name=name, args=args)
             stop = "tool_use"
-        input_words = _transcript_words(request.messages)
+        input_words = await _input_words(request)
         if request.system_prompt:
             input_words += _words(request.system_prompt)
         yield UsageReport(

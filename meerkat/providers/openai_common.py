@@ -54,9 +54,13 @@ def error_event_failure(provider: str, code: Any, message: Any, *, key: str | No
     return status_failure(provider, status, redact(str(message or code or "stream error"), key))
 
 
+def _field(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+
 def usage_counter(usage: Any, name: str, detail: str | None = None) -> int:
-    """A usage counter from an SDK object (``detail`` reads a ``*_details`` sub-object); 0 when absent."""
-    value = getattr(usage, name, None)
+    """A usage counter from a usage object or its JSON (``detail`` reads a ``*_details`` sub-object); 0 when absent."""
+    value = _field(usage, name)
     if detail is not None:
-        value = getattr(value, detail, None)
+        value = _field(value, detail)
     return value if isinstance(value, int) else 0

@@ -21,7 +21,6 @@ from typing import Any, AsyncIterator
 import httpx2
 import openai
 from openai import AsyncStream
-from openai.types.responses import Response, ResponseStreamEvent
 
 from ..usage import TurnUsage, UsageAccounting
 from .base import (
@@ -142,13 +141,20 @@ async def responses_wire_body(request: ProviderRequest, model: str, with_reasoni
     return splice_body(ordered(body, _SDK_ORDER), history)
 
 
-def _reasoning_item(item: Any) -> dict[str, Any] | None:
+def _string(event: dict[str, Any], key: str) -> str:
+    value = event[key]
+    if not isinstance(value, str):
+        raise ValueError(f"{key} is not a string: {value!r}")
+    return value
+
+
+def _reasoning_item(item: dict[str, Any]) -> dict[str, Any] | None:
     """A reasoning output item as the next call's input wants it back (None without encrypted content)."""
-    encrypted = getattr(item, "encrypted_content", None)
+    encrypted = item.get("encrypted_content")
     if not isinstance(encrypted, str):
         return None
-    summary = [{"type": "summary_text", "text": s.text} for s in (getattr(item, "summary", None) or ())]
-    return {"type": "reasoning", "id": item.id, "summary": summary, "encrypted_content": encrypted}
+    summary = [{"type": "summary_text", "text": _string(s, "text")} for s in (item.get("summary") or ())]
+    return {"type": "reasoning", "id": _string(item, "id"), "summary": summary, "encrypted_content": encrypted}
 
 
 def _usage(model: str, usage: Any, accounting_provider: str) -> TurnUsage:
@@ -188,8 +194,8 @@ class OpenAIResponsesProvider:
         streamed = False
         try:
             # The body is already in wire form: the SDK sends it as is (pooling, auth, SSE, typed errors).
-            stream = await self._client.post("/responses", content=content, cast_to=Response, stream=True,
-                                             stream_cls=AsyncStream[ResponseStreamEvent],
+            stream = await self._client.post("/responses", content=content, cast_to=object, stream=True,
+                                             stream_cls=AsyncStream[object],
                                              options={"security": {"bearer_auth": True}})
         except (openai.APIError, httpx2.HTTPError) as exc:
             raise classify(self.name, exc, key=self._key, model=request.model, streamed=False) from None
@@ -198,39 +204,41 @@ class OpenAIResponsesProvider:
         usage = None
         async with stream:
             try:
+                # Events arrive as plain JSON objects (SSE framing and error events by the SDK):
+                # building its typed models costs far more per delta than reading the few fields used.
                 async for event in stream:
-                    kind = event.type
+                    kind = event["type"]
                     if kind == "response.output_text.delta":
                         streamed = True
-                        yield TextChunk(event.delta)
+                        yield TextChunk(_string(event, "delta"))
                     elif kind in _REASONING_EVENTS:
                         if show_reasoning:
-                            yield ReasoningChunk(event.delta)
+                            yield ReasoningChunk(_string(event, "delta"))
                     elif kind == "response.output_item.done":
-                        item = event.item
-                        if item.type == "reasoning" and with_reasoning:
+                        item = event["item"]
+                        if item["type"] == "reasoning" and with_reasoning:
                             handed_back = _reasoning_item(item)
                             if handed_back is not None:
                                 yield ReasoningChunk("", response_item=handed_back)
-                        elif item.type == "function_call":
-                            args = json.loads(item.arguments or "{}")
+                        elif item["type"] == "function_call":
+                            args = json.loads(item.get("arguments") or "{}")
                             if not isinstance(args, dict):
                                 raise ValueError(f"tool arguments are not a JSON object: {args!r}")
                             streamed = True
                             calls += 1
-                            yield ToolCallChunk(item.call_id, item.name, args)
+                            yield ToolCallChunk(_string(item, "call_id"), _string(item, "name"), args)
                     elif kind in ("response.completed", "response.incomplete"):
-                        usage = event.response.usage
-                        details = event.response.incomplete_details
-                        reason = getattr(details, "reason", None) if details is not None else None
-                        stop = _INCOMPLETE.get(str(reason), "end_turn") if kind == "response.incomplete" else "end_turn"
+                        response = event["response"]
+                        usage = response.get("usage")
+                        details = response.get("incomplete_details") or {}
+                        stop = (_INCOMPLETE.get(str(details.get("reason")), "end_turn")
+                                if kind == "response.incomplete" else "end_turn")
                     elif kind == "response.failed":
-                        error = event.response.error
-                        raise error_event_failure(self.name, getattr(error, "code", None),
-                                                  getattr(error, "message", None), key=self._key)
+                        error = event["response"].get("error") or {}
+                        raise error_event_failure(self.name, error.get("code"), error.get("message"), key=self._key)
                     elif kind == "error":
-                        raise error_event_failure(self.name, event.code, event.message, key=self._key)
-            except (openai.APIError, httpx2.HTTPError, ValueError) as exc:
+                        raise error_event_failure(self.name, event.get("code"), event.get("message"), key=self._key)
+            except (openai.APIError, httpx2.HTTPError, ValueError, LookupError, TypeError, AttributeError) as exc:
                 raise classify(self.name, exc, key=self._key, model=request.model, streamed=streamed) from None
         if stop is None:
             raise stream_failure(self.name, "incomplete_response", "the stream ended before response.completed")

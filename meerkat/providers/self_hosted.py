@@ -29,7 +29,6 @@ from typing import Any, AsyncIterator
 import httpx2
 import openai
 from openai import AsyncStream
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from ..errors import ProviderError
 from ..usage import TurnUsage, UsageAccounting
@@ -162,8 +161,8 @@ class ChatCompletionsProvider:
         streamed = False
         try:
             # The body is already in wire form: the SDK sends it as is (pooling, auth, SSE, typed errors).
-            stream = await self._client.post("/chat/completions", content=content, cast_to=ChatCompletion,
-                                             stream=True, stream_cls=AsyncStream[ChatCompletionChunk],
+            stream = await self._client.post("/chat/completions", content=content, cast_to=object,
+                                             stream=True, stream_cls=AsyncStream[object],
                                              options={"security": {"bearer_auth": True}})
         except (openai.APIError, httpx2.HTTPError) as exc:
             raise classify(self.name, exc, key=self._key, model=request.model, streamed=False) from None
@@ -172,26 +171,30 @@ class ChatCompletionsProvider:
         usage = None
         async with stream:
             try:
+                # Chunks arrive as plain JSON objects (SSE framing and error objects by the SDK):
+                # building its typed models costs far more per delta than reading the few fields used.
                 async for chunk in stream:
-                    if chunk.usage is not None:
-                        usage = chunk.usage
-                    for choice in chunk.choices:
-                        delta = choice.delta
-                        if delta.content:
+                    if chunk.get("usage") is not None:
+                        usage = chunk["usage"]
+                    for choice in chunk.get("choices") or ():
+                        delta = choice.get("delta") or {}
+                        text = delta.get("content")
+                        if text:
                             streamed = True
-                            yield TextChunk(delta.content)
-                        thinking = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
+                            yield TextChunk(str(text))
+                        thinking = delta.get("reasoning_content") or delta.get("reasoning")
                         if isinstance(thinking, str) and thinking and show_reasoning:
                             yield ReasoningChunk(thinking)
-                        for call in delta.tool_calls or ():
-                            slot = calls.setdefault(call.index, {"id": "", "name": "", "args": []})
-                            slot["id"] = call.id or slot["id"]
-                            if call.function is not None:
-                                slot["name"] = call.function.name or slot["name"]
-                                slot["args"].append(call.function.arguments or "")
-                        if choice.finish_reason:
-                            finish = choice.finish_reason
-            except (openai.APIError, httpx2.HTTPError, ValueError) as exc:
+                        for call in delta.get("tool_calls") or ():
+                            slot = calls.setdefault(int(call.get("index") or 0), {"id": "", "name": "", "args": []})
+                            slot["id"] = call.get("id") or slot["id"]
+                            function = call.get("function")
+                            if function is not None:
+                                slot["name"] = function.get("name") or slot["name"]
+                                slot["args"].append(function.get("arguments") or "")
+                        if choice.get("finish_reason"):
+                            finish = choice["finish_reason"]
+            except (openai.APIError, httpx2.HTTPError, ValueError, LookupError, TypeError, AttributeError) as exc:
                 raise classify(self.name, exc, key=self._key, model=request.model, streamed=streamed) from None
         if finish is None:
             raise stream_failure(self.name, "incomplete_response", "the stream ended without a finish_reason")

@@ -36,7 +36,7 @@ import trio
 from ..transcript import Message
 from .wire import Turn, conversation
 
-__all__ = ["WireCache", "EncodedHistory", "dumps", "encode_history", "splice_body", "ordered",
+__all__ = ["WireCache", "EncodedHistory", "RowTally", "dumps", "encode_history", "splice_body", "ordered",
            "THREAD_THRESHOLD_ROWS"]
 
 #: Encodes one turn as comma-separated JSON items (b"" when the turn sends nothing).
@@ -117,10 +117,11 @@ class EncodedHistory:
 class WireCache:
     """Per live session: its :class:`EncodedHistory` in each vendor format used so far."""
 
-    __slots__ = ("_forms",)
+    __slots__ = ("_forms", "_tallies")
 
     def __init__(self) -> None:
         self._forms: dict[str, EncodedHistory] = {}
+        self._tallies: dict[str, RowTally] = {}
 
     def history(self, wire_format: str) -> EncodedHistory:
         """The encoded history in ``wire_format`` (created empty on first use)."""
@@ -129,9 +130,43 @@ class WireCache:
             form = self._forms[wire_format] = EncodedHistory()
         return form
 
+    def tally(self, name: str) -> "RowTally":
+        """A running sum over the rows (the mock's word count), created empty on first use."""
+        tally = self._tallies.get(name)
+        if tally is None:
+            tally = self._tallies[name] = RowTally()
+        return tally
+
     def clear(self) -> None:
         """Forget every encoded form (the history changed in a way we did not see)."""
         self._forms.clear()
+        self._tallies.clear()
+
+
+class RowTally:
+    """A sum of a per-row measure over a growing history, adding only rows not counted before."""
+
+    __slots__ = ("_seen", "_anchor", "_first", "_total")
+
+    def __init__(self) -> None:
+        self._seen, self._anchor, self._first, self._total = 0, None, None, 0
+
+    def pending_rows(self, messages: Sequence[Message]) -> int:
+        """How many rows :meth:`total` would measure."""
+        extends = self._seen and len(messages) >= self._seen and messages[self._seen - 1] is self._anchor \
+            and messages[0] is self._first
+        return len(messages) - (self._seen if extends else 0)
+
+    def total(self, messages: Sequence[Message], measure: Callable[[Message], int]) -> int:
+        """The sum of ``measure`` over ``messages``."""
+        start = len(messages) - self.pending_rows(messages)
+        if start == 0:
+            self._total = 0
+        self._total += sum(measure(m) for m in messages[start:])
+        self._seen = len(messages)
+        self._anchor = messages[-1] if messages else None
+        self._first = messages[0] if messages else None
+        return self._total
 
 
 async def encode_history(cache: WireCache | None, wire_format: str, messages: Sequence[Message],

@@ -30,6 +30,7 @@ or as a process (``python -m meerkat.testing --port 8765 --reply "hello"``).
 from __future__ import annotations
 
 import json
+import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -57,6 +58,24 @@ class ReceivedRequest:
     body: dict[str, Any]
     #: The body's bytes exactly as they arrived.
     raw: bytes = b""
+
+
+_MODEL = re.compile(rb'"model":\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _glance(raw: bytes) -> dict[str, Any]:
+    """The few fields a reply needs (model, include), without parsing a body that may be megabytes long.
+
+    Benchmarks send thousands of long histories: a full parse here would time the
+    fake vendor, not the host. Tests record requests, and those are parsed whole.
+    """
+    if not raw.lstrip().startswith(b"{"):
+        raise ValueError("not a JSON object")
+    found = _MODEL.search(raw)
+    body: dict[str, Any] = {"model": json.loads(b'"' + found.group(1) + b'"')} if found else {}
+    if b'"reasoning.encrypted_content"' in raw:
+        body["include"] = ["reasoning.encrypted_content"]
+    return body
 
 
 class _Dropped(Exception):
@@ -132,7 +151,7 @@ class FakeProviderServer:
             await _respond(send, 404, {"error": {"message": f"fake provider server: no route {path}"}})
             return
         try:
-            body = json.loads(raw or b"{}")
+            body = json.loads(raw or b"{}") if self.record else _glance(raw)
         except ValueError:
             await _respond(send, 400, ERROR_BODIES[vendor](400, "request body is not JSON"))
             return
