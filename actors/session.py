@@ -520,6 +520,8 @@ class SessionActor:
         assert self._record is not None and self._bus is not None
         record = self._record
         settings = turn.settings
+        # Log lines of this turn's task (provider, tools, commit) name it; see meerkat.observability.logs.
+        observability.set_log_context(session_id=self.session_id, run_id=turn.run_id, realm_id=sup.realm_id)
         try:
             if settings.budget_max_tokens is not None and record.usage.total_tokens >= settings.budget_max_tokens:
                 raise BudgetExhausted(

@@ -89,6 +89,11 @@ def setup_logging(program: str, level: str, log_format: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    if root.isEnabledFor(logging.INFO):  # one line per turn start and end (no cost at warning level)
+        from meerkat.observability.logs import TurnLogObserver
+
+        if not any(isinstance(o, TurnLogObserver) for o in observability.installed()):
+            observability.install(TurnLogObserver())
 
 
 def enable_tracing_from_env(program: str) -> Any:

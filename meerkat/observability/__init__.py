@@ -23,7 +23,7 @@ __all__ = [
     "Observer", "TurnProbe", "TurnInfo", "install", "uninstall", "installed", "enabled",
     "turn_probe", "observe_events", "actor_started", "actor_stopped", "store_operation", "lease_renewals",
     "cross_process_interrupt", "subscribers_changed", "events_dropped", "incoming_trace_context",
-    "set_incoming_trace_context",
+    "set_incoming_trace_context", "set_log_context", "log_context",
 ]
 
 
@@ -108,6 +108,21 @@ def installed() -> tuple[Observer, ...]:
 def enabled() -> bool:
     """Whether any observer is installed (callers skip their timing work otherwise)."""
     return bool(_observers)
+
+
+_log_fields: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("rkat_log_context",
+                                                                                     default=None)
+
+
+def set_log_context(**fields: str) -> None:
+    """Ids that log lines of the current task (and the tasks it starts) carry: session_id, run_id, realm_id."""
+    current = _log_fields.get()
+    _log_fields.set({**current, **fields} if current else fields)
+
+
+def log_context() -> Mapping[str, str] | None:
+    """What :func:`set_log_context` set in this task, if anything."""
+    return _log_fields.get()
 
 
 def set_incoming_trace_context(carrier: Mapping[str, str] | None) -> None:

@@ -1,21 +1,34 @@
-"""JSON log lines for operators: one object per line, ready for a log pipeline.
+"""Logs an operator can use: JSON lines, and one line per turn start and end.
 
-Each line carries ``time`` (RFC 3339, UTC), ``level``, ``logger``, ``message``,
-the ``program``, and the session/run/realm ids when the log call passed them
-(``log.info("...", extra={"session_id": ..., "run_id": ...})``) or when the
-message came from a turn (the turn's log context). Exceptions add ``exc``.
+:class:`JsonFormatter` writes each record as one JSON object: ``time`` (RFC
+3339, UTC), ``level``, ``program``, ``logger``, ``message``, and the ids of the
+turn the line belongs to (``session_id``, ``run_id``, ``realm_id``), taken from
+the record (``extra=``) or else from the task's log context, which every turn
+sets (:func:`meerkat.observability.set_log_context`), plus ``event`` and other
+fields a line carries. Exceptions add ``exc``.
+
+:class:`TurnLogObserver` logs ``run_started`` and ``run_completed`` /
+``run_failed`` / ``run_interrupted`` at INFO on the ``rkat.turns`` logger, so
+``--log-level info`` shows what the host does, turn by turn.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import datetime, timezone
+from typing import Any
 
-__all__ = ["JsonFormatter", "CONTEXT_FIELDS"]
+from . import Observer, TurnInfo, TurnProbe, log_context
+
+__all__ = ["JsonFormatter", "TurnLogObserver", "CONTEXT_FIELDS"]
 
 #: Record attributes copied into the line when present.
-CONTEXT_FIELDS = ("session_id", "run_id", "realm_id", "event", "provider", "model", "status")
+CONTEXT_FIELDS = ("session_id", "run_id", "realm_id", "event", "provider", "model", "status", "duration_ms",
+                  "error_class", "input_tokens", "output_tokens")
+_IDS = ("session_id", "run_id", "realm_id")
+turn_log = logging.getLogger("rkat.turns")
 
 
 class JsonFormatter(logging.Formatter):
@@ -38,6 +51,47 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, name, None)
             if value is not None:
                 line[name] = value
+        context = log_context()
+        if context:
+            for name in _IDS:
+                if name not in line and context.get(name):
+                    line[name] = context[name]
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False, default=str)
+
+
+class TurnLogObserver(Observer):
+    """Logs each turn's start and end at INFO (``rkat.turns``)."""
+
+    def turn(self, info: TurnInfo) -> TurnProbe:
+        return _TurnLog(info)
+
+
+class _TurnLog(TurnProbe):
+    __slots__ = ("_info", "_started")
+
+    def __init__(self, info: TurnInfo) -> None:
+        self._info = info
+        self._started = time.perf_counter()
+        turn_log.info("run %s of session %s started (%s/%s)", info.run_id, info.session_id, info.provider,
+                      info.model, extra=self._fields("run_started"))
+
+    def _fields(self, event: str, **more: Any) -> dict[str, Any]:
+        info = self._info
+        return {"event": event, "session_id": info.session_id, "run_id": info.run_id, "realm_id": info.realm_id,
+                "provider": info.provider, "model": info.model, **more}
+
+    def finish(self, status: str, usage: Any, report: Any, cause: str | None) -> None:
+        event = {"completed": "run_completed", "interrupted": "run_interrupted"}.get(status, "run_failed")
+        duration_ms = round((time.perf_counter() - self._started) * 1000, 1)
+        more: dict[str, Any] = {"status": status, "duration_ms": duration_ms}
+        if usage is not None:
+            more.update(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+        if report is not None and status == "failed":
+            more["error_class"] = report.error_class
+            turn_log.warning("run %s of session %s failed (%s): %s", self._info.run_id, self._info.session_id,
+                             report.error_class, report.message, extra=self._fields(event, **more))
+            return
+        turn_log.info("run %s of session %s %s in %.1f ms", self._info.run_id, self._info.session_id, status,
+                      duration_ms, extra=self._fields(event, **more))

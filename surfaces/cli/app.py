@@ -6,6 +6,7 @@ import asyncclick as click
 
 from .config import config_group
 from .context import realm_options
+from .log_options import log_options
 from .models import models_command
 from .realms import realm_group
 from .run import continue_command, resume_command, run_command
@@ -32,6 +33,7 @@ class _AliasedGroup(click.Group):
 @click.group(cls=_AliasedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rkat", prog_name="rkat", message="%(prog)s %(version)s")
 @realm_options
+@log_options
 def cli() -> None:
     """rkat: run LLM agent sessions from the shell (sessions, streaming, config, realms).
 
