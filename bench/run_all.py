@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["turn_overhead", "idle_actors", "fanout", "concurrent_turns", "provider_overhead", "cli_startup",
+SCRIPTS = ["turn_overhead", "observability_overhead", "idle_actors", "fanout", "concurrent_turns",
+           "provider_overhead", "cli_startup",
            "mcp_roundtrip", "rpc_roundtrip", "rest_throughput", "multiprocess", "long_sessions"]
 
 
