@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meerkat.observability import incoming_trace_context
+from meerkat.store.eventlog import InputRecord
 from meerkat.views import InterruptResult, RunResult, SessionView
 
 from .bus import Subscription
@@ -18,6 +19,9 @@ __all__ = [
     "Archive",
     "Subscribe",
     "Read",
+    "InjectContext",
+    "QueueExternalEvent",
+    "StopRun",
     "SessionMessage",
 ]
 
@@ -32,6 +36,8 @@ class TurnRequest:
     system_prompt: str | None = None
     max_tokens: int | None = None
     provider_params: dict[str, Any] | None = None
+    #: Extra system instructions for this turn only (never stored).
+    additional_instructions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +82,33 @@ class Read:
     reply: Reply[SessionView] = field(default_factory=Reply)
 
 
-SessionMessage = StartTurn | Interrupt | Archive | Subscribe | Read
+@dataclass(frozen=True, slots=True)
+class InjectContext:
+    """Append a durable system row the model sees from its next call on; answers the input
+    already stored under the same idempotency key instead, or None when this one was applied."""
+
+    record: InputRecord
+    reply: Reply[InputRecord | None] = field(default_factory=Reply)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueExternalEvent:
+    """Queue an external event as input; it runs as a turn once the session is free."""
+
+    record: InputRecord
+    reply: Reply[InputRecord | None] = field(default_factory=Reply)
+
+
+@dataclass(frozen=True, slots=True)
+class StopRun:
+    """Stop run ``run_id`` if it is the session's current run (in any process)."""
+
+    run_id: str
+    reason: str
+    reply: Reply[dict[str, Any]] = field(default_factory=Reply)
+
+
+SessionMessage = StartTurn | Interrupt | Archive | Subscribe | Read | InjectContext | QueueExternalEvent | StopRun
 
 
 # -- realm supervisor ---------------------------------------------------------

@@ -33,6 +33,7 @@ from meerkat.validation import (
 from meerkat.views import HistoryPage, InterruptResult, RunResult, SessionSummary, SessionView, session_ref
 
 from .bus import Subscription
+from .live_api import LiveSessionAPI
 from .messages import (
     Archive,
     CreateParams,
@@ -113,8 +114,9 @@ class TurnStream:
         self._subscription.close()
 
 
-class SessionService:
-    """Create, continue, stream, list, read, interrupt and archive sessions of one realm."""
+class SessionService(LiveSessionAPI):
+    """Create, continue, stream, list, read, interrupt and archive sessions of one realm
+    (and, from :class:`~actors.live_api.LiveSessionAPI`, its event log, inputs and run-fenced stop)."""
 
     def __init__(self, supervisor: RealmSupervisor) -> None:
         self._sup = supervisor
@@ -167,20 +169,24 @@ class SessionService:
 
     async def start_turn(self, session_id: str, prompt: Any, *, model: str | None = None,
                          provider: str | None = None, system_prompt: str | None = None,
-                         max_tokens: int | None = None, provider_params: dict[str, Any] | None = None) -> RunResult:
-        """Run one turn on an existing session and return its result."""
-        message = StartTurn(TurnRequest(prompt, model, provider, system_prompt, max_tokens, provider_params),
-                            stream=False)
+                         max_tokens: int | None = None, provider_params: dict[str, Any] | None = None,
+                         additional_instructions: list[str] | None = None) -> RunResult:
+        """Run one turn on an existing session and return its result.
+
+        ``additional_instructions`` reach the model (after the system prompt) for this turn only."""
+        message = StartTurn(TurnRequest(prompt, model, provider, system_prompt, max_tokens, provider_params,
+                                        tuple(additional_instructions or ())), stream=False)
         await self._sup.deliver(session_id, message)
         return await message.done.wait()
 
     async def start_turn_streaming(self, session_id: str, prompt: Any, *, model: str | None = None,
                                    provider: str | None = None, system_prompt: str | None = None,
                                    max_tokens: int | None = None,
-                                   provider_params: dict[str, Any] | None = None) -> TurnStream:
+                                   provider_params: dict[str, Any] | None = None,
+                                   additional_instructions: list[str] | None = None) -> TurnStream:
         """Start a turn and return its live events; raises SESSION_BUSY etc. at once."""
-        message = StartTurn(TurnRequest(prompt, model, provider, system_prompt, max_tokens, provider_params),
-                            stream=True)
+        message = StartTurn(TurnRequest(prompt, model, provider, system_prompt, max_tokens, provider_params,
+                                        tuple(additional_instructions or ())), stream=True)
         await self._sup.deliver(session_id, message)
         run_id, subscription = await message.accepted.wait()
         assert subscription is not None

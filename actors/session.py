@@ -17,6 +17,7 @@ from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
+import msgspec
 import trio
 
 from meerkat import observability
@@ -33,6 +34,7 @@ from meerkat.errors import (
 )
 from meerkat.events import (
     TERMINAL_EVENT_TYPES,
+    AgentEvent,
     ContentInput,
     EventEnvelope,
     ErrorReport,
@@ -40,12 +42,14 @@ from meerkat.events import (
     RunFailed,
     RunIdentity,
     RunStarted,
+    make_envelope,
 )
 from meerkat.ids import new_uuid7
 from meerkat.config.durations import parse_duration
 from meerkat.providers import RetryPolicy, effective_provider_params, resolve_model, validate_provider_params
 from meerkat.providers.wire_cache import WireCache
 from meerkat.store import RunCommit, RunRecord, RunStatus, SessionRecord
+from meerkat.store.eventlog import DEFAULT_EVENT_RETENTION, InputRecord
 from meerkat.usage import Usage
 from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage, now_ms, now_rfc3339
 from meerkat.validation import validate_prompt
@@ -54,7 +58,19 @@ from meerkat.views import InterruptResult, RunResult, SessionView, session_ref
 from .bus import EventBus, Subscription
 from .live import follow_run, interrupt_run
 from .mailbox import Mailbox
-from .messages import Archive, Interrupt, Read, SessionMessage, StartTurn, Subscribe, TurnRequest
+from .messages import (
+    Archive,
+    InjectContext,
+    Interrupt,
+    QueueExternalEvent,
+    Read,
+    SessionMessage,
+    StartTurn,
+    StopRun,
+    Subscribe,
+    TurnRequest,
+)
+from .session_inputs import SessionInputs, stop_receipt
 
 if TYPE_CHECKING:
     from .realm import RealmSupervisor
@@ -103,9 +119,18 @@ class _RunningTurn:
     began: bool = False
     #: What watches this turn for metrics and traces (None when nothing does).
     probe: observability.TurnProbe | None = None
+    #: The run's progress (set once it starts): injected context reaches it through ``state.context``.
+    state: RunState | None = None
+    #: Every event the run published, in order: written to the event log with its commit.
+    events: list[EventEnvelope] = field(default_factory=list)
+    #: The queued inputs (external events) this run consumes.
+    inputs: list[InputRecord] = field(default_factory=list)
+    #: turn/stop_run callers waiting for the run to end, and the reason they gave.
+    stop_replies: list[Any] = field(default_factory=list)
+    stop_reason: str | None = None
 
 
-class SessionActor:
+class SessionActor(SessionInputs):
     """See the module docstring. Created and supervised by :class:`RealmSupervisor`."""
 
     def __init__(self, supervisor: "RealmSupervisor", session_id: str, record: SessionRecord | None = None,
@@ -118,6 +143,8 @@ class SessionActor:
         self._history: list[Message] | None = history
         #: The wire form of the rows already sent to the model, per vendor format.
         self._wire = WireCache()
+        #: The injected context rows' texts (they reach the model after the system prompt).
+        self._context: list[str] = []
         self._bus: EventBus | None = None
         self._running: _RunningTurn | None = None
         self._archived = False
@@ -315,6 +342,12 @@ class SessionActor:
         elif isinstance(message, Archive):
             assert self._nursery is not None
             self._nursery.start_soon(self._archive, message)
+        elif isinstance(message, InjectContext):
+            self._inject(message)
+        elif isinstance(message, QueueExternalEvent):
+            self._queue_external(message)
+        elif isinstance(message, StopRun):
+            self._stop(message)
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"unknown message {message!r}")
 
@@ -400,28 +433,40 @@ class SessionActor:
         is flagged in the store, which the owner reads when it renews its lease,
         and closed here once the lease runs out.
         """
-        sup = self._supervisor
         try:
-            record = await sup.store_call(sup.store.get_session, self.session_id)
-            if record is None:
-                raise SessionNotFound(self.session_id)
-            run = None if record.active_run_id is None else await sup.store_call(sup.store.get_run,
-                                                                                  record.active_run_id)
-            if run is None or run.status != "running" or sup.holds(self.session_id, run.run_id):
-                message.reply.send(InterruptResult(session_id=self.session_id, interrupted=False))
-                return
-            # A run on our own link that no turn here holds was left by a failed commit: no one
-            # can stop it over the link, it is closed once its lease runs out.
-            orphan = run.live_endpoint is not None and run.live_endpoint == sup.live.endpoint
-            observability.cross_process_interrupt("sent")
-            answer = None if orphan else await interrupt_run(run, timeout=sup.options.lease_ttl)
-            if answer is None:
-                answer = await self._interrupt_unreachable(run)
+            run, answer = await self._stop_foreign(None)
         except MeerkatError as exc:
             message.reply.fail(exc)
             return
-        self.notice_store_change()
+        if run is None:
+            message.reply.send(InterruptResult(session_id=self.session_id, interrupted=False))
+            return
         message.reply.send(InterruptResult(session_id=self.session_id, interrupted=answer, run_id=run.run_id))
+
+    async def _stop_foreign(self, expected_run_id: str | None) -> tuple[RunRecord | None, bool]:
+        """Stop the run another process runs on this session (only if it is ``expected_run_id``, when given).
+
+        Returns the session's active run (None when there is none) and whether it was stopped.
+        """
+        sup = self._supervisor
+        record = await sup.store_call(sup.store.get_session, self.session_id)
+        if record is None:
+            raise SessionNotFound(self.session_id)
+        run = None if record.active_run_id is None else await sup.store_call(sup.store.get_run,
+                                                                              record.active_run_id)
+        if run is None or run.status != "running" or sup.holds(self.session_id, run.run_id):
+            return None, False
+        if expected_run_id is not None and run.run_id != expected_run_id:
+            return run, False
+        # A run on our own link that no turn here holds was left by a failed commit: no one
+        # can stop it over the link, it is closed once its lease runs out.
+        orphan = run.live_endpoint is not None and run.live_endpoint == sup.live.endpoint
+        observability.cross_process_interrupt("sent")
+        answer = None if orphan else await interrupt_run(run, timeout=sup.options.lease_ttl)
+        if answer is None:
+            answer = await self._interrupt_unreachable(run)
+        self.notice_store_change()
+        return run, answer
 
     async def _interrupt_unreachable(self, run: RunRecord) -> bool:
         sup = self._supervisor
@@ -460,7 +505,7 @@ class SessionActor:
 
     # -- turns ----------------------------------------------------------------
 
-    def _start_turn(self, message: StartTurn) -> None:
+    def _start_turn(self, message: StartTurn, inputs: list[InputRecord] | None = None) -> None:
         if self._archived:
             _fail(message, SessionNotFound(self.session_id))
             return
@@ -478,7 +523,7 @@ class SessionActor:
         subscription = self._bus.subscribe(capacity=self._supervisor.options.turn_stream_capacity,
                                            until_terminal=True) if message.stream else None
         user_row = UserMessage(content=prompt, created_at=now_rfc3339(), run_id=run_id)
-        self._running = _RunningTurn(run_id, message, settings, user_row, subscription)
+        self._running = _RunningTurn(run_id, message, settings, user_row, subscription, inputs=inputs or [])
         self._nursery.start_soon(self._turn, self._running)
 
     def _settings_for(self, request: TurnRequest) -> RunSettings:
@@ -543,6 +588,7 @@ class SessionActor:
                 rows = await sup.store_call(sup.store.read_messages, self.session_id)
                 self._history = [r for r in rows if not isinstance(r, SystemMessage)]
                 self._wire.clear()
+                self._context = [r.content for r in rows if isinstance(r, SystemMessage) and r.source is not None]
             self._bus.last_seq = max(self._bus.last_seq, fresh.last_seq)
             self._record = record = fresh
             for watcher in await sup.watchers_of(self.session_id):  # processes that follow this session
@@ -567,14 +613,23 @@ class SessionActor:
 
         state = RunState(session_id=self.session_id, run_id=turn.run_id, history=[*self._history, turn.user_row],
                          new_rows=[], usage=record.usage, last_assistant_text=record.last_assistant_text,
-                         wire_cache=self._wire)
+                         wire_cache=self._wire,
+                         context=[*self._context, *turn.message.request.additional_instructions])
+        turn.state = state
+        bus, logged = self._bus, turn.events
+
+        def publish(payload: AgentEvent) -> EventEnvelope:
+            envelope = bus.publish(payload)
+            logged.append(envelope)  # for the event log, written with the run's commit
+            return envelope
+
         if observability.enabled():
             turn.probe = observability.turn_probe(observability.TurnInfo(
                 realm_id=sup.realm_id, session_id=self.session_id, run_id=turn.run_id, provider=settings.provider,
                 model=settings.model, prompt=turn.user_row.content, trace_context=turn.message.trace_context))
-        emit = observability.observe_events(self._bus.publish, turn.probe)
-        self._bus.publish(RunStarted(session_id=self.session_id, input=ContentInput(turn.user_row.content),
-                                     identity=RunIdentity(run_id=turn.run_id)))
+        emit = observability.observe_events(publish, turn.probe)
+        publish(RunStarted(session_id=self.session_id, input=ContentInput(turn.user_row.content),
+                           identity=RunIdentity(run_id=turn.run_id)))
         outcome: BaseException | None = None
         pending: BaseException | None = None
         try:
@@ -625,28 +680,34 @@ class SessionActor:
                 rows.append(BlockAssistantMessage(blocks=[], stop_reason="cancelled", created_at=now_rfc3339(),
                                                   run_id=turn.run_id))
         terminal_seq = self._bus.last_seq + 1
+        finished = now_ms()
+        terminal = make_envelope(self.session_id, terminal_seq, _terminal_payload(self.session_id, turn, state,
+                                                                                  outcome))
+        consumed = [msgspec.structs.replace(item, state="abandoned" if status == "interrupted" else "consumed",
+                                            run_id=turn.run_id, updated_at_ms=finished, boundary_seq=terminal_seq)
+                    for item in turn.inputs]
         commit = RunCommit(
             run_id=turn.run_id, session_id=self.session_id, status=status, messages=rows, usage=state.usage,
-            last_assistant_text=state.last_assistant_text, last_seq=terminal_seq, finished_at_ms=now_ms(),
+            last_assistant_text=state.last_assistant_text, last_seq=terminal_seq, finished_at_ms=finished,
             model=turn.settings.model, provider=turn.settings.provider,
-            error=None if outcome is None else str(outcome))
+            error=None if outcome is None else str(outcome), events=[*turn.events, terminal], inputs=consumed,
+            event_retention=sup.current_config().limits.event_retention or DEFAULT_EVENT_RETENTION)
         try:
             self._record = await sup.store_call(sup.store.commit_run, commit)
-            assert self._history is not None  # loaded before the run began
-            self._history.extend(rows)
+            if self._history is not None:  # None: context was injected meanwhile, the next turn re-reads
+                self._history.extend(rows)
         except BaseException as exc:  # the store failed: the run fails, the actor reloads next time
             log.exception("commit of run %s failed", turn.run_id)
             self._history = None
             self._wire.clear()
             if outcome is None or isinstance(outcome, RequestCancelled):
                 outcome = exc if isinstance(exc, MeerkatError) else InternalError(f"commit failed: {exc!r}")
-        identity = RunIdentity(run_id=turn.run_id)
+                terminal = make_envelope(self.session_id, terminal_seq,
+                                         _terminal_payload(self.session_id, turn, state, outcome))
+        self._bus.publish_envelope(terminal)
         run_usage = state.usage.minus(turn.start_usage)
         if outcome is None:
             self._completed += 1
-            self._bus.publish(RunCompleted(session_id=self.session_id, result=state.final_text, usage=state.usage,
-                                           extraction_required=False,
-                                           terminal_cause_kind=state.terminal_cause_kind, identity=identity))
             result = RunResult(session_id=self.session_id, run_id=turn.run_id, text=state.final_text,
                                turns=state.turns, tool_calls=state.tool_calls, usage=state.usage,
                                run_usage=run_usage, terminal_cause_kind=state.terminal_cause_kind,
@@ -655,21 +716,24 @@ class SessionActor:
             if turn.probe is not None:
                 turn.probe.finish(status, run_usage, None, state.terminal_cause_kind)
         else:
-            report, error, cause = _failure_report(outcome)
             if isinstance(outcome, RequestCancelled):
                 self._interrupted += 1
             else:
                 self._failed += 1
-            self._bus.publish(RunFailed(session_id=self.session_id, error_report=report,
-                                        terminal_cause_kind=cause, identity=identity))
+            report, error, cause = _failure_report(outcome)
             turn.message.done.fail(error)
             if turn.probe is not None:
                 turn.probe.finish(status, run_usage, report, cause)
         self._running = None
         for reply in turn.interrupt_replies:
             reply.send(InterruptResult(session_id=self.session_id, interrupted=True, run_id=turn.run_id))
+        contributors = [{"input_id": item.input_id, "completion": "cancelled"} for item in turn.inputs]
+        for reply in turn.stop_replies:
+            reply.send(stop_receipt("stopped", turn.run_id, contributors=contributors))
         if self._archived:
             self.retire(SessionNotFound(self.session_id))
+        else:
+            self._drain_inbox_soon()
 
     def statistics(self) -> SessionActorStatistics:
         """A snapshot of this actor."""
@@ -694,6 +758,18 @@ def _fail(message: SessionMessage, error: BaseException) -> None:
         message.done.fail(error)
     else:
         message.reply.fail(error)
+
+
+def _terminal_payload(session_id: str, turn: _RunningTurn, state: RunState,
+                      outcome: BaseException | None) -> AgentEvent:
+    """The run's terminal event: ``run_completed``, or ``run_failed`` with its report."""
+    identity = RunIdentity(run_id=turn.run_id)
+    if outcome is None:
+        return RunCompleted(session_id=session_id, result=state.final_text, usage=state.usage,
+                            extraction_required=False, terminal_cause_kind=state.terminal_cause_kind,
+                            identity=identity)
+    report, _, cause = _failure_report(outcome)
+    return RunFailed(session_id=session_id, error_report=report, terminal_cause_kind=cause, identity=identity)
 
 
 def _failure_report(outcome: BaseException) -> tuple[ErrorReport, MeerkatError, str | None]:

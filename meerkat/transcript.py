@@ -72,6 +72,10 @@ class ToolResult(msgspec.Struct, frozen=True, kw_only=True):
 class SystemMessage(msgspec.Struct, tag="system", **_ROW):
     content: str
     created_at: str
+    #: Set on context injected into the session (``session/inject_context``): who
+    #: injected it. Such rows reach the model; the session's first system row
+    #: (its system prompt, which has no source) goes as the system prompt.
+    source: str | None = None
 
 
 class UserMessage(msgspec.Struct, tag="user", **_ROW):

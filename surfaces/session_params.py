@@ -54,6 +54,11 @@ def turn_options(params: dict[str, Any]) -> dict[str, Any]:
     provider_params = params.get("provider_params")
     if provider_params is not None:
         options["provider_params"] = require_object(provider_params, "provider_params")
+    instructions = params.get("additional_instructions")
+    if instructions is not None:
+        if not isinstance(instructions, list) or not all(isinstance(i, str) for i in instructions):
+            raise InvalidParams("additional_instructions must be a list of strings")
+        options["additional_instructions"] = instructions
     return options
 
 

@@ -108,6 +108,16 @@ class RunState:
     partial_response_items: list[dict[str, Any]] = field(default_factory=list)
     #: The session's wire cache (:class:`meerkat.providers.wire_cache.WireCache`), passed to each call.
     wire_cache: Any = None
+    #: System context added after the system prompt on every model call: injected
+    #: context rows and this turn's additional instructions. A row injected while
+    #: the run goes on is appended here and reaches the next call.
+    context: list[str] = field(default_factory=list)
+
+    def system_prompt(self, base: str | None) -> str | None:
+        """The system prompt of the next model call: ``base`` then the context, blank-line separated."""
+        if not self.context:
+            return base
+        return "\n\n".join([base, *self.context] if base else self.context)
 
     def start_partial(self) -> None:
         """Forget the in-flight answer: a new model call starts, or its row was pushed."""
@@ -293,7 +303,7 @@ async def run_loop(
         request = ProviderRequest(
             model=settings.model,
             messages=state.history + state.new_rows,
-            system_prompt=settings.system_prompt,
+            system_prompt=state.system_prompt(settings.system_prompt),
             tools=tools.specs(),
             max_tokens=settings.max_tokens,
             provider_params=settings.provider_params,

@@ -69,6 +69,10 @@ class LimitsConfig(_Section, frozen=True, kw_only=True):
     max_duration: str | None = None
     max_turn_duration: str | None = None
     max_sessions: int | None = None
+    #: Events the durable log keeps per session (default 10,000); older ones are pruned.
+    event_retention: int | None = None
+    #: External events that may wait for one session at once (default 64).
+    inbox_capacity: int | None = None
 
 
 class RetryConfig(_Section, frozen=True, kw_only=True):
@@ -166,6 +170,8 @@ def _validate(config: Config) -> None:
     _non_negative("budget.max_tool_calls", config.budget.max_tool_calls)
     _positive("limits.budget", config.limits.budget)
     _positive("limits.max_sessions", config.limits.max_sessions)
+    _positive("limits.event_retention", config.limits.event_retention)
+    _positive("limits.inbox_capacity", config.limits.inbox_capacity)
     _non_negative("retry.max_retries", retry.max_retries)
     _non_negative("retry.initial_delay_ms", retry.initial_delay_ms)
     _non_negative("retry.max_delay_ms", retry.max_delay_ms)

@@ -8,6 +8,9 @@ What it answers:
 * It calls tools when the prompt says so: ``tool:NAME`` or ``tool:NAME{"json": "args"}``
   anywhere in the latest user message. Several mentions make parallel calls.
   After the results come back it answers ``"Tool NAME returned: <result>"``.
+* A prompt containing ``mock:system`` gets the call's whole system prompt back,
+  as ``"System: <prompt>"`` (how tests see what reached the model: injected
+  context, additional instructions).
 
 Timing (so interrupts and concurrency can be tested): ``token_delay_ms`` sleeps
 before every word after the first, ``first_token_latency_ms`` before the first
@@ -158,6 +161,8 @@ class MockProvider:
         calls = _parse_tool_calls(prompt)
         if calls:
             return "", calls
+        if "mock:system" in prompt:
+            return f"System: {request.system_prompt or ''}", []
         if "reply" in params:
             return str(params["reply"]), []
         if "reply_words" in params:

@@ -24,6 +24,7 @@ from meerkat.views import RunResult
 from surfaces.session_params import config_write, create_options, require_object, require_prompt, turn_options
 
 from .callbacks import ClientCalls, callback_tool, tool_specs_from_params
+from .methods_live import LIVE_METHOD_NAMES, LiveMethods
 from .wire import encode_event
 
 if TYPE_CHECKING:
@@ -38,9 +39,12 @@ CONTRACT_VERSION_STRING = "{major}.{minor}.{patch}".format(**CONTRACT_VERSION)
 
 #: What ``capabilities/get`` reports: what this host does, and what it does not.
 CAPABILITIES: list[dict[str, Any]] = [
-    {"id": "sessions", "description": "Session lifecycle: create, turn, list, read, history, archive, interrupt",
+    {"id": "sessions", "description": "Session lifecycle: create, turn, list, read, history, archive, interrupt, "
+                                      "stop_run, inject_context, external_event, input_status",
      "status": "Available"},
-    {"id": "streaming", "description": "session/event notifications during every turn", "status": "Available"},
+    {"id": "streaming", "description": "session/event notifications during every turn; standalone "
+                                       "session/stream_open subscriptions; durable event log with cursors "
+                                       "(events/list_since)", "status": "Available"},
     {"id": "session_store", "description": "Durable session store per realm (sqlite, jsonl or memory)",
      "status": "Available"},
     {"id": "builtins", "description": "Built-in tools (datetime)", "status": "Available"},
@@ -66,7 +70,7 @@ _UNSUPPORTED_CREATE = ("injected_context", "transient_turn_context", "auth_bindi
                        "keep_alive", "comms_name", "peer_meta", "budget_limits", "preload_skills", "skill_refs",
                        "additional_instructions", "app_context", "shell_env", "external_tools")
 _UNSUPPORTED_TURN = ("injected_context", "transient_turn_context", "skill_refs", "turn_tool_overlay",
-                     "additional_instructions", "keep_alive", "self_hosted_server_id", "output_schema",
+                     "keep_alive", "self_hosted_server_id", "output_schema",
                      "structured_output_retries", "auth_binding")
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -125,6 +129,8 @@ class Methods:
             "config/patch": self.patch_config,
             "models/catalog": self.models_catalog,
         }
+        self.live = LiveMethods(service, send_event)
+        self.table.update(self.live.table)
 
     async def call(self, method: str, params: Any) -> dict[str, Any]:
         """Run ``method``; METHOD_NOT_FOUND if there is no such method."""
@@ -200,8 +206,9 @@ class Methods:
 
     async def read_history(self, params: dict[str, Any]) -> dict[str, Any]:
         offset = params.get("offset")
+        # An archived session's history stays readable (upstream keeps it; list and read leave it out).
         page = await self._service.read_history(_session_id(params), offset=0 if offset is None else offset,
-                                                limit=params.get("limit"), include_archived=False)
+                                                limit=params.get("limit"))
         return page.to_wire()
 
     async def archive(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -228,4 +235,4 @@ class Methods:
 #: Every method, in the order ``initialize`` lists them.
 METHOD_NAMES = ("initialize", "capabilities/get", "tools/register", "session/create", "session/list",
                 "session/read", "session/history", "session/archive", "turn/start", "turn/interrupt",
-                "config/get", "config/set", "config/patch", "models/catalog")
+                "config/get", "config/set", "config/patch", "models/catalog", *LIVE_METHOD_NAMES)

@@ -7,6 +7,11 @@ a request's notifications are queued before its response by the same task, so
 they reach the client first. The writer hands whatever is queued to one write,
 which is what makes a burst of text deltas cheap.
 
+Notifications: ``initialized`` is accepted silently; ``cancel`` ``{"id": <request id>}``
+cancels a request in flight: a ``turn/start`` is interrupted (its answer is the
+-32005 error, the partial answer is kept, as for ``turn/interrupt``), any other
+request is abandoned and answered with -32005 at once.
+
 Closing stdin means "no more requests": requests already read get a grace period
 (``eof_grace`` seconds, ``rkat-rpc --eof-grace``) to be answered, so
 ``rkat-rpc < requests.jsonl`` works; callbacks still waiting are failed (nobody
@@ -25,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from meerkat.errors import ErrorCode, InternalError, MeerkatError
+from meerkat.errors import ErrorCode, InternalError, MeerkatError, RequestCancelled
 from surfaces.observability import note_meta_trace_context
 
 from .callbacks import ClientCalls
@@ -55,11 +60,15 @@ class RpcConnection:
         self._outbox_send, self._outbox = trio.open_memory_channel[bytes](math.inf)
         self._calls = ClientCalls(self._send)
         self._methods = Methods(service, self._calls, self._send_event)
+        self._service = service
+        #: Requests being answered, by id: the request and the scope that cancels it.
+        self._inflight: dict[object, tuple[Request, trio.CancelScope]] = {}
 
     async def serve(self, input: trio.abc.ReceiveStream) -> None:
         """Serve until the input ends and every request read has been answered (or the grace period is over)."""
         async with trio.open_nursery() as connection:
             connection.start_soon(self._write_loop, connection.cancel_scope)
+            self._methods.live.nursery = connection  # standalone event streams live as long as the connection
             async with trio.open_nursery() as requests:
                 async with aclosing(LineReader(input, self._max_line_bytes).__aiter__()) as lines:
                     async for line in lines:
@@ -67,6 +76,7 @@ class RpcConnection:
                 log.debug("input closed; finishing the requests in flight")
                 self._calls.close()
                 requests.cancel_scope.deadline = trio.current_time() + self._eof_grace
+            await self._methods.live.close_all()  # their stream_end lines go out before the outbox closes
             await self._outbox_send.aclose()  # the writer drains what is queued, then stops
 
     async def _send(self, line: bytes) -> None:
@@ -94,14 +104,47 @@ class RpcConnection:
         elif isinstance(incoming, Invalid):
             requests.start_soon(self._send, encode_error(incoming.id, incoming.error))
         elif isinstance(incoming, Notification):
-            # Notifications are never answered; upstream's `initialized` needs nothing either.
-            log.debug("ignoring notification %s", incoming.method)
+            # Notifications are never answered; upstream's `initialized` needs nothing.
+            if incoming.method == "cancel":
+                self._cancel(incoming.params, requests)
+            else:
+                log.debug("ignoring notification %s", incoming.method)
+
+    def _cancel(self, params: object, requests: trio.Nursery) -> None:
+        """The ``cancel`` notification: stop the request named by ``params.id``."""
+        if not isinstance(params, dict):
+            return
+        request_id = next((params[k] for k in ("id", "request_id", "requestId") if k in params), None)
+        entry = self._inflight.get(request_id) if isinstance(request_id, (int, str, float)) else None
+        if entry is None:
+            log.debug("cancel: no request %r in flight", request_id)
+            return
+        request, scope = entry
+        session_id = request.params.get("session_id") if isinstance(request.params, dict) else None
+        if request.method == "turn/start" and isinstance(session_id, str):
+            # Interrupt the turn: it commits what was said so far and the request fails with -32005.
+            requests.start_soon(self._interrupt_quietly, session_id)
+        else:
+            scope.cancel()
+
+    async def _interrupt_quietly(self, session_id: str) -> None:
+        try:
+            await self._service.interrupt(session_id)
+        except MeerkatError as exc:
+            log.info("cancel: could not interrupt session %s: %s", session_id, exc)
 
     async def _answer(self, request: Request) -> None:
         if isinstance(request.params, dict):  # this task's turns get the caller's trace context
             note_meta_trace_context(request.params.get("_meta"))
+        scope = trio.CancelScope()
+        tracked = request.id is not None and request.id not in self._inflight
+        if tracked:
+            self._inflight[request.id] = (request, scope)
         try:
-            result = await self._methods.call(request.method, request.params)
+            with scope:
+                result = await self._methods.call(request.method, request.params)
+            if scope.cancelled_caught:
+                raise RequestCancelled("request cancelled")
         except MeerkatError as exc:
             line = encode_error(request.id, exc)
         except Exception as exc:  # a bug: answer the call, keep serving, leave a trace on stderr
@@ -109,6 +152,9 @@ class RpcConnection:
             line = encode_error(request.id, InternalError(f"internal error: {type(exc).__name__}: {exc}"))
         else:
             line = encode_result(request.id, result)
+        finally:
+            if tracked:
+                del self._inflight[request.id]
         await self._send(line)
 
     async def _write_loop(self, connection_scope: trio.CancelScope) -> None:

@@ -1,0 +1,196 @@
+"""Wire shapes of the live-session API, shared by rkat-rpc, rkat-rest and rkat-mcp.
+
+The shapes are upstream's (meerkat-sdk 0.9.6 generated types): event cursors
+``{scope, sequence}`` with a session scope ``{"type": "session", "session_id"}``,
+the input state snapshot (``WireInputState``), the external-event acceptance
+(``RuntimeAcceptResult``), realm summaries and the runtime host projections.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from meerkat import __version__
+from meerkat.errors import InvalidParams
+from meerkat.providers.catalog import CONTRACT_VERSION
+from meerkat.realm import MANIFEST_FILE, read_manifest
+from meerkat.store.eventlog import InputRecord
+from meerkat.transcript import rfc3339_from_ms
+
+if TYPE_CHECKING:
+    from actors import SessionService
+    from actors.live_api import InputOutcome
+
+__all__ = ["session_scope", "scope_session_id", "cursor", "cursor_sequence", "input_state_wire",
+           "accept_result_wire", "inject_result_wire", "list_since_wire", "FEATURES", "host_capabilities",
+           "host_health", "host_info", "realm_summaries", "realm_connection_set"]
+
+#: ``runtime/capabilities`` feature flags: what this host implements, nothing more.
+FEATURES: dict[str, bool] = {
+    "approvals": False, "artifacts": False, "blobs": False, "comms": False, "event_replay": True,
+    "external_members": False, "mcp_live": False, "mobs": False, "runtime_backed_sessions": True,
+    "schedules": False, "secure_remote_rpc": False, "session_events": True, "session_streams": True,
+    "skills": False, "durable_jobs": False, "multi_host_mobs": False,
+}
+
+_TERMINAL = {"consumed": "completed", "abandoned": "abandoned"}
+
+
+def session_scope(session_id: str) -> dict[str, Any]:
+    """The event source scope of one session."""
+    return {"type": "session", "session_id": session_id}
+
+
+def scope_session_id(scope: Any) -> str:
+    """The session id of a ``scope`` param; only session scopes exist on this host."""
+    if not isinstance(scope, dict):
+        raise InvalidParams("scope must be an object like {\"type\": \"session\", \"session_id\": \"...\"}")
+    if scope.get("type") != "session":
+        raise InvalidParams(f"scope.type {scope.get('type')!r} is not supported: this host has session scopes only")
+    session_id = scope.get("session_id")
+    if not isinstance(session_id, str):
+        raise InvalidParams("scope.session_id must be a string")
+    return session_id
+
+
+def cursor(session_id: str, sequence: int) -> dict[str, Any]:
+    """A replay cursor: events after ``sequence`` (0: the start)."""
+    return {"scope": session_scope(session_id), "sequence": sequence}
+
+
+def cursor_sequence(value: Any, session_id: str) -> int:
+    """The ``sequence`` of a cursor param (None: 0); it must name the same session."""
+    if value is None:
+        return 0
+    if not isinstance(value, dict):
+        raise InvalidParams("cursor must be an object {scope, sequence}")
+    sequence = value.get("sequence")
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
+        raise InvalidParams(f"cursor.sequence must be a non-negative integer, got {sequence!r}")
+    scope = value.get("scope")
+    if scope is not None and scope_session_id(scope) != session_id:
+        raise InvalidParams("cursor.scope names another session than scope")
+    return sequence
+
+
+def input_state_wire(record: InputRecord) -> dict[str, Any]:
+    """The ``WireInputState`` snapshot of an input."""
+    body: dict[str, Any] = {
+        "input_id": record.input_id,
+        "current_state": record.state,
+        "created_at": rfc3339_from_ms(record.created_at_ms),
+        "updated_at": rfc3339_from_ms(record.updated_at_ms),
+        "durability": "durable",
+        "policy": "immediate" if record.kind == "inject_context" else "queue",
+    }
+    if record.idempotency_key is not None:
+        body["idempotency_key"] = record.idempotency_key
+    if record.run_id is not None:
+        body["last_run_id"] = record.run_id
+    if record.boundary_seq is not None:
+        body["last_boundary_sequence"] = record.boundary_seq
+    if record.state in _TERMINAL:
+        body["terminal_outcome"] = _TERMINAL[record.state]
+    return body
+
+
+def accept_result_wire(outcome: "InputOutcome") -> dict[str, Any]:
+    """The ``RuntimeAcceptResult`` of an external event."""
+    record = outcome.record
+    body: dict[str, Any] = {"outcome_type": "accepted" if outcome.accepted else "deduplicated",
+                            "input_id": record.input_id, "policy": "queue", "state": input_state_wire(record)}
+    if not outcome.accepted:
+        body["existing_id"] = record.input_id
+    return body
+
+
+def inject_result_wire(outcome: "InputOutcome") -> dict[str, Any]:
+    """The ``session/inject_context`` result: ``applied`` the first time, ``duplicate`` for a retry."""
+    return {"status": "applied" if outcome.accepted else "duplicate", "input_id": outcome.record.input_id}
+
+
+async def list_since_wire(service: "SessionService", session_id: str, after: int, limit: int | None) -> dict[str, Any]:
+    """The ``events/list_since`` result (events are full envelopes, oldest first)."""
+    page = await service.list_events(session_id, after_seq=after, limit=limit)
+    return {"contract_version": dict(CONTRACT_VERSION), "scope": session_scope(session_id),
+            "from_cursor": cursor(session_id, after), "latest_cursor": cursor(session_id, page.latest),
+            "has_more": page.has_more, "events": page.events}
+
+
+# -- runtime host and realms ---------------------------------------------------------
+
+
+def host_capabilities() -> dict[str, Any]:
+    """``RuntimeHostCapabilities``."""
+    return {"contract_version": dict(CONTRACT_VERSION), "features": dict(FEATURES)}
+
+
+async def host_health(service: "SessionService") -> dict[str, Any]:
+    """``RuntimeHostHealth``: the store answers a read, or the host is unhealthy."""
+    sup = service.supervisor
+    try:
+        await sup.store_call(partial(sup.store.get_session, "00000000-0000-0000-0000-000000000000"))
+        store = "ok"
+    except Exception:  # any failure is what the health check reports
+        store = "unhealthy"
+    return {"contract_version": dict(CONTRACT_VERSION), "status": store, "checks": {"store": store}}
+
+
+async def host_info(service: "SessionService", process_name: str) -> dict[str, Any]:
+    """``RuntimeHostInfo`` of this process."""
+    realm = service.realm
+    return {
+        "contract_version": dict(CONTRACT_VERSION),
+        "host_id": f"{process_name}:{os.getpid()}",
+        "host_id_scope": "process",
+        "process_name": process_name,
+        "process_version": __version__,
+        "endpoints": {},
+        "realm": {"realm_id": realm.realm_id, "backend": realm.backend, "instance_id": realm.instance_id},
+        "capabilities": host_capabilities(),
+        "health": await host_health(service),
+    }
+
+
+def _summary(realm_id: str, backend: str, current: bool) -> dict[str, Any]:
+    # Counts are upstream's auth bindings/profiles (none here); the one backend is the realm's store.
+    return {"realm_id": realm_id, "backend_count": 1, "auth_profile_count": 0, "binding_count": 0,
+            "backend": backend, "current": current}
+
+
+def realm_summaries(service: "SessionService") -> list[dict[str, Any]]:
+    """The realms under this host's state root (each with a readable manifest), this one first."""
+    realm = service.realm
+    out = [_summary(realm.realm_id, realm.backend, True)]
+    if realm.backend == "memory":
+        return out
+    root = Path(realm.paths.root).parent
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return out
+    for entry in entries:
+        if not entry.is_dir():
+            continue
+        try:
+            manifest = read_manifest(Path(entry.path) / MANIFEST_FILE)
+        except Exception:  # an unreadable neighbour is left out, not an error of this call
+            continue
+        if manifest is not None and manifest.realm_id != realm.realm_id:
+            out.append(_summary(manifest.realm_id, manifest.backend, False))
+    return out
+
+
+def realm_connection_set(service: "SessionService", realm_id: Any) -> dict[str, Any]:
+    """``WireRealmConnectionSet`` of a realm under this host's state root (no auth bindings here)."""
+    if not isinstance(realm_id, str) or not realm_id:
+        raise InvalidParams("realm_id must be a non-empty string")
+    for summary in realm_summaries(service):
+        if summary["realm_id"] == realm_id:
+            return {"realm_id": realm_id, "auth_profiles": {}, "backends": {}, "bindings": {},
+                    "backend": summary["backend"], "current": summary["current"]}
+    raise InvalidParams(f"unknown realm {realm_id!r}: not under this host's state root "
+                        f"(realm/list shows the known ones)")
