@@ -136,13 +136,16 @@ class SessionService(LiveSessionAPI):
     async def create_session(self, prompt: Any = None, *, model: str | None = None, provider: str | None = None,
                              system_prompt: str | None = None, max_tokens: int | None = None,
                              provider_params: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
-                             budget_max_tokens: int | None = None, run_immediately: bool = True) -> RunResult:
-        """Create a session and (unless ``run_immediately=False`` or no prompt) run its first turn."""
+                             budget_max_tokens: int | None = None, run_immediately: bool = True,
+                             additional_instructions: list[str] | None = None) -> RunResult:
+        """Create a session and (unless ``run_immediately=False`` or no prompt) run its first turn
+        (``additional_instructions`` reach the model for that first turn only)."""
         if run_immediately and prompt is not None:
             _, message = await self._create_and_start(prompt, stream=False, model=model, provider=provider,
                                                       system_prompt=system_prompt, max_tokens=max_tokens,
                                                       provider_params=provider_params, labels=labels,
-                                                      budget_max_tokens=budget_max_tokens)
+                                                      budget_max_tokens=budget_max_tokens,
+                                                      additional_instructions=additional_instructions)
             return await message.done.wait()
         record = await self._create(CreateParams(model, provider, system_prompt, max_tokens, provider_params,
                                                  labels, budget_max_tokens))
@@ -160,10 +163,12 @@ class SessionService(LiveSessionAPI):
     async def _create(self, params: CreateParams) -> Any:
         return await self._sup.ask(CreateSession(params))
 
-    async def _create_and_start(self, prompt: Any, *, stream: bool, **options: Any) -> tuple[str, StartTurn]:
+    async def _create_and_start(self, prompt: Any, *, stream: bool, additional_instructions: list[str] | None = None,
+                                **options: Any) -> tuple[str, StartTurn]:
         validate_prompt(prompt)  # before creating, so a bad prompt leaves no empty session behind
         record = await self._create(CreateParams(**options, first_turn=True))
-        message = StartTurn(TurnRequest(prompt=prompt), stream=stream)
+        message = StartTurn(TurnRequest(prompt=prompt, additional_instructions=tuple(additional_instructions or ())),
+                            stream=stream)
         await self._sup.deliver(record.session_id, message)
         return record.session_id, message
 

@@ -68,7 +68,7 @@ _UNSUPPORTED_CREATE = ("injected_context", "transient_turn_context", "auth_bindi
                        "structured_output_retries", "hooks_override", "enable_builtins", "enable_shell",
                        "enable_memory", "enable_schedule", "enable_workgraph", "enable_mob", "enable_web_search",
                        "keep_alive", "comms_name", "peer_meta", "budget_limits", "preload_skills", "skill_refs",
-                       "additional_instructions", "app_context", "shell_env", "external_tools")
+                       "app_context", "shell_env", "external_tools")
 _UNSUPPORTED_TURN = ("injected_context", "transient_turn_context", "skill_refs", "turn_tool_overlay",
                      "keep_alive", "self_hosted_server_id", "output_schema",
                      "structured_output_retries", "auth_binding")

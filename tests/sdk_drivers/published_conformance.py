@@ -444,7 +444,8 @@ async def s17_archive():
         s = await c.create_session("hello")
         assert await s.archive() is None
         await raises("-32001", c.read_session(s.id))
-        await raises("-32001", s.history())
+        # Upstream keeps an archived session's history readable (list and read leave it out).
+        assert [m.role for m in (await s.history()).messages] == ["user", "block_assistant"]
         await raises("-32001", s.turn("x"))
         assert s.id not in {x.session_id for x in await c.list_sessions()}
 
@@ -652,8 +653,8 @@ async def s24_edges_users_hit():
         await raises("-32005", pending)
         assert (await s.turn("after")).text == "Mock reply to: after"
         assert (await s.turn("tool:big")).text == "Tool big returned: " + "x" * (3 * 1024 * 1024)
-        error = await raises("-32601", c.subscribe_session_events(s.id))
-        assert "session/stream_open" in error.message
+        error = await raises("-32601", c.get_blob("no-such-blob"))
+        assert "blob/get" in error.message
         generation = (await c.get_config())["generation"]
         await c.patch_config({"agent": {"max_turns": 7}}, expected_generation=generation)
         error = await raises("-32602", c.patch_config({"agent": {"max_turns": 8}}, expected_generation=generation))
@@ -662,7 +663,7 @@ async def s24_edges_users_hit():
         await s.archive()
         await raises("-32001", s.archive())
         await raises("-32001", s.interrupt())
-        await raises("-32001", c.read_session_history(s.id))
+        assert (await c.read_session_history(s.id)).message_count > 0  # archived history stays readable
 
 
 async def s25_connect_roots():
