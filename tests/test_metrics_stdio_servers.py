@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rpc_process import RKAT_RPC, RpcProcess, child_env
 from test_mcp import RKAT_MCP, server_env
+from test_rest_server import RestServer
 
 
 def counter(text: str, name: str, **labels: str) -> float:
@@ -91,3 +92,35 @@ async def test_rkat_mcp_serves_metrics_that_count_its_turns(tmp_path):
         started = counter(after, "rkat_turns_started_total", provider="mock", model="mock")
         assert started - counter(before, "rkat_turns_started_total", provider="mock", model="mock") == 1
         assert counter(after, "rkat_turns_ended_total", provider="mock", model="mock", status="completed") == 1
+
+
+async def test_cross_process_interrupts_and_lease_renewals_are_counted(tmp_path):
+    """rkat-rest interrupts a turn that rkat-rpc runs on the same realm: each side counts its half."""
+    lease = {"RKAT_LEASE_SECS": "1.5"}  # renewals every 0.5 s
+    with RestServer("--realm", "shared", "--state-root", str(tmp_path), env=lease) as rest:
+        rpc = RpcProcess("--realm", "shared", "--metrics", "127.0.0.1:0", state_root=tmp_path,
+                         env=child_env(tmp_path, **lease))
+        try:
+            rpc_metrics = metrics_url(rpc)
+            sid = rpc.result("session/create", {"prompt": "hi", "model": "mock", "session_events": False})["session_id"]
+            turn = rpc.request("turn/start", {"session_id": sid, "prompt": "talk", "session_events": False,
+                                              "provider_params": {"reply_words": 3000, "token_delay_ms": 10}})
+            async with rest.client() as client:
+                with trio.fail_after(30):
+                    while not (await client.get(f"/sessions/{sid}")).json()["is_active"]:
+                        await trio.sleep(0.05)
+                    while counter(httpx2.get(rpc_metrics).text, "rkat_lease_renewals_total", outcome="ok") < 1:
+                        await trio.sleep(0.1)
+                stopped = await client.post(f"/sessions/{sid}/interrupt")
+                assert stopped.json()["interrupted"] is True
+                rest_text = (await client.get("/metrics")).text
+            _, answer = await trio.to_thread.run_sync(rpc.until_response, turn)
+            assert "error" in answer
+            rpc_text = httpx2.get(rpc_metrics).text
+        finally:
+            rpc.stop()
+    assert counter(rest_text, "rkat_cross_process_interrupts_total", direction="sent") == 1
+    assert counter(rest_text, "rkat_turns_started_total", provider="mock", model="mock") == 0  # not its turn
+    assert counter(rpc_text, "rkat_cross_process_interrupts_total", direction="received") == 1
+    assert counter(rpc_text, "rkat_turns_ended_total", provider="mock", model="mock", status="interrupted") == 1
+    assert counter(rpc_text, "rkat_lease_renewals_total", outcome="ok") >= 1
