@@ -22,6 +22,7 @@ from ._errors import (
     ClientClosed as ClientClosed,
     ClientError as ClientError,
     ConnectionClosed as ConnectionClosed,
+    ConnectTimeout as ConnectTimeout,
     ProtocolError as ProtocolError,
     StreamNotConsumed as StreamNotConsumed,
     VersionMismatch as VersionMismatch,
@@ -34,4 +35,4 @@ from ._types import Capability as Capability, SessionDetails as SessionDetails, 
 
 __all__ = ["MeerkatClient", "CONTRACT_VERSION", "Session", "EventStream", "Event", "UnknownEvent",
            "ToolCallDedupeKey", "Capability", "SessionInfo", "SessionDetails", "ClientError", "BinaryNotFound",
-           "ConnectionClosed", "ClientClosed", "ProtocolError", "VersionMismatch", "StreamNotConsumed"]
+           "ConnectionClosed", "ConnectTimeout", "ClientClosed", "ProtocolError", "VersionMismatch", "StreamNotConsumed"]

@@ -54,4 +54,6 @@ def find_rkat_rpc(rkat_path: str = DEFAULT_BINARY) -> str:
     beside = Path(sys.executable).parent / DEFAULT_BINARY
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
-    raise BinaryNotFound(f"rkat-rpc not found; {_HOW} (install this package: pip install rkat)")
+    raise BinaryNotFound(f"rkat-rpc not found; {_HOW}. It is installed with the rkat package, which is not on "
+                         f"PyPI: pip install /path/to/the/rkat/repository (or a wheel built there with "
+                         f"`pip wheel --no-deps .`); see the README's Install section")

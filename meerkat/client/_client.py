@@ -17,13 +17,15 @@ from __future__ import annotations
 import logging
 import os
 import re
+
+import anyio
 from typing import Any, Callable
 
 from meerkat.errors import ErrorCode, InvalidParams, MeerkatError, error_from_code
 from meerkat.views import HistoryPage, RunResult
 
 from ._binary import DEFAULT_BINARY, find_rkat_rpc
-from ._errors import ClientClosed, ProtocolError, VersionMismatch
+from ._errors import ClientClosed, ConnectTimeout, ProtocolError, VersionMismatch
 from ._session import Session
 from ._stream import EventStream
 from ._tools import CallbackTools, Handler
@@ -78,11 +80,19 @@ def _options(allowed: tuple[str, ...], options: dict[str, Any]) -> dict[str, Any
     return {k: v for k, v in options.items() if v is not None}
 
 
+#: Seconds to wait for ``rkat-rpc`` to start and answer the handshake.
+DEFAULT_CONNECT_TIMEOUT = 30.0
+
+
 class MeerkatClient:
     """A connection to one realm served by an ``rkat-rpc`` child process."""
 
-    def __init__(self, rkat_path: str = DEFAULT_BINARY) -> None:
+    def __init__(self, rkat_path: str = DEFAULT_BINARY, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
+        if not connect_timeout > 0:
+            raise InvalidParams(f"connect_timeout must be > 0 seconds, got {connect_timeout!r}")
         self._rkat_path = rkat_path
+        #: Seconds ``connect()`` waits for the server's handshake before giving up.
+        self.connect_timeout = connect_timeout
         self._tools = CallbackTools()
         self._conn: Connection | None = None
         self.capabilities: list[Capability] = []
@@ -114,6 +124,18 @@ class MeerkatClient:
                             isolated=isolated, state_root=state_root, context_root=context_root,
                             user_config_root=user_config_root)
         argv = [find_rkat_rpc(self._rkat_path), *args]
+        try:
+            with anyio.fail_after(self.connect_timeout):
+                await self._handshake(argv)
+        except TimeoutError:
+            await self.close()
+            raise ConnectTimeout(
+                f"{argv[0]} did not answer the handshake within {self.connect_timeout:g} s; is it this "
+                f"package's rkat-rpc? (MeerkatClient(connect_timeout=...) allows a slower start)",
+                details={"binary": argv[0], "connect_timeout": self.connect_timeout}) from None
+        return self
+
+    async def _handshake(self, argv: list[str]) -> None:
         self._conn = await Connection.open(argv, self._on_server_request)
         try:
             init = await self._conn.request("initialize", {})
@@ -130,7 +152,6 @@ class MeerkatClient:
         except BaseException:
             await self.close()
             raise
-        return self
 
     async def close(self) -> None:
         """End the child (pending calls fail with ClientClosed). Safe to call twice."""

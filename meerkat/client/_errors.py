@@ -23,7 +23,7 @@ from typing import Any
 
 from meerkat.errors import ERROR_TABLE, ErrorCode, MeerkatError, error_from_code
 
-__all__ = ["ClientError", "BinaryNotFound", "ConnectionClosed", "ClientClosed", "ProtocolError", "VersionMismatch",
+__all__ = ["ClientError", "BinaryNotFound", "ConnectionClosed", "ConnectTimeout", "ClientClosed", "ProtocolError", "VersionMismatch",
            "StreamNotConsumed", "error_from_wire"]
 
 
@@ -41,6 +41,10 @@ class BinaryNotFound(ClientError):
 
 class ConnectionClosed(ClientError):
     """``rkat-rpc`` exited or closed its output; ``details`` has ``exit_code`` and ``stderr_tail``."""
+
+
+class ConnectTimeout(ConnectionClosed):
+    """``rkat-rpc`` started but did not complete the handshake within ``connect_timeout`` seconds."""
 
 
 class ClientClosed(ClientError):

@@ -22,6 +22,7 @@ import trio
 from meerkat.errors import InvalidParams, MeerkatError
 from surfaces.observability import add_observability_arguments, start_observability
 from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
+from surfaces.server_args import ServerArgumentParser
 
 if TYPE_CHECKING:  # imported for real inside _serve, keeping `rkat-mcp --help` light
     from .turns import RunningTurns
@@ -53,7 +54,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``rkat-mcp``."""
-    parser = argparse.ArgumentParser(
+    parser = ServerArgumentParser(
         prog="rkat-mcp", description="Serve rkat agent sessions as MCP tools (stdio by default).",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--http", metavar="HOST:PORT",

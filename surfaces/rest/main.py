@@ -22,6 +22,7 @@ import trio
 from meerkat.errors import InvalidParams, MeerkatError
 from surfaces.observability import add_observability_arguments, enable_tracing_from_env, setup_logging
 from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
+from surfaces.server_args import ServerArgumentParser
 
 from .auth import is_loopback
 from .state import DEFAULT_KEEPALIVE_SECS, DEFAULT_MAX_BODY_BYTES, ServerSettings
@@ -74,7 +75,7 @@ def _positive(convert: Callable[[str], float]) -> Callable[[str], Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``rkat-rest`` command line."""
-    parser = argparse.ArgumentParser(
+    parser = ServerArgumentParser(
         prog="rkat-rest", description="Serve a realm's sessions over HTTP: JSON routes and Server-Sent Events.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_realm_arguments(parser)

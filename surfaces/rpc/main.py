@@ -20,6 +20,7 @@ from meerkat.errors import MeerkatError
 
 from surfaces.observability import add_observability_arguments, start_observability
 from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
+from surfaces.server_args import ServerArgumentParser
 
 from .framing import DEFAULT_MAX_LINE_BYTES
 
@@ -46,7 +47,7 @@ SDKs (meerkat.MeerkatClient, the published meerkat-sdk) start this program thems
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``rkat-rpc``."""
-    parser = argparse.ArgumentParser(
+    parser = ServerArgumentParser(
         prog="rkat-rpc", description="Serve rkat sessions over newline-delimited JSON-RPC 2.0 on stdin/stdout.",
         epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_realm_arguments(parser)

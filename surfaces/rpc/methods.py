@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from meerkat import __version__
 from meerkat.errors import ErrorCode, InvalidParams, error_from_code
+from meerkat.ids import canonical_uuid
 from meerkat.providers.catalog import CONTRACT_VERSION
 from meerkat.views import RunResult
 
@@ -206,8 +207,11 @@ class Methods:
 
     async def read_history(self, params: dict[str, Any]) -> dict[str, Any]:
         offset = params.get("offset")
+        session_id = _session_id(params)
+        if canonical_uuid(session_id) is None:  # malformed, not unknown (as upstream parses it first)
+            raise InvalidParams(f"Invalid session ID: {session_id!r} is not a UUID", details={"field": "session_id"})
         # An archived session's history stays readable (upstream keeps it; list and read leave it out).
-        page = await self._service.read_history(_session_id(params), offset=0 if offset is None else offset,
+        page = await self._service.read_history(session_id, offset=0 if offset is None else offset,
                                                 limit=params.get("limit"))
         return page.to_wire()
 

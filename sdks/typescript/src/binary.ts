@@ -83,5 +83,7 @@ export function findRkatRpc(rkatPath?: string, env: NodeJS.ProcessEnv = process.
   }
   const located = which(DEFAULT_BINARY, env.PATH ?? "");
   if (located !== undefined) return located;
-  throw new BinaryNotFoundError(`rkat-rpc not found; ${HOW} (it comes with the rkat Python package: pip install rkat)`);
+  throw new BinaryNotFoundError(`rkat-rpc not found; ${HOW} (it is installed with the rkat Python package, which is not on PyPI: ` +
+    "pip install /path/to/the/rkat/repository, or a wheel built there with `pip wheel --no-deps .`; " +
+    "see the README's Install section)");
 }

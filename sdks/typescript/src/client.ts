@@ -17,7 +17,7 @@
 
 import { findRkatRpc } from "./binary.js";
 import { Connection } from "./connection.js";
-import { ClientClosedError, MeerkatError, ProtocolError, VersionMismatchError } from "./errors.js";
+import { ClientClosedError, ConnectTimeoutError, MeerkatError, ProtocolError, VersionMismatchError } from "./errors.js";
 import { Session } from "./session.js";
 import { EventStream } from "./stream.js";
 import { CallbackTools, toolToWire, type ToolHandler, type ToolOptions } from "./tools.js";
@@ -49,7 +49,12 @@ export interface ClientOptions {
   readonly rkatPath?: string;
   /** The child's environment (default: this process's). */
   readonly env?: NodeJS.ProcessEnv;
+  /** Milliseconds `connect()` waits for `rkat-rpc` to answer the handshake (default 30000). */
+  readonly connectTimeoutMs?: number;
 }
+
+/** How long `connect()` waits for the handshake by default. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 
 /** Which realm to serve (all optional: without `realmId`, a fresh realm that ends with the child). */
 export interface ConnectOptions {
@@ -140,6 +145,8 @@ function compatible(version: unknown): version is string {
 export class MeerkatClient {
   private readonly rkatPath: string | undefined;
   private readonly env: NodeJS.ProcessEnv | undefined;
+  /** Milliseconds `connect()` waits for the handshake. */
+  readonly connectTimeoutMs: number;
   private readonly tools = new CallbackTools();
   private conn: Connection | undefined;
   /** What the server reported at connect. */
@@ -156,6 +163,10 @@ export class MeerkatClient {
     const resolved = typeof options === "string" ? { rkatPath: options } : options;
     this.rkatPath = resolved.rkatPath;
     this.env = resolved.env;
+    this.connectTimeoutMs = resolved.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    if (!(this.connectTimeoutMs > 0)) {
+      throw new MeerkatError("INVALID_PARAMS", `connectTimeoutMs must be > 0, got ${String(resolved.connectTimeoutMs)}`);
+    }
   }
 
   // -- lifecycle -----------------------------------------------------------------------------
@@ -167,7 +178,28 @@ export class MeerkatClient {
     const binary = findRkatRpc(this.rkatPath, this.env ?? process.env);
     const conn = Connection.open([binary, ...args], (method, params) => this.onServerRequest(method, params), this.env);
     this.conn = conn;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ConnectTimeoutError(
+        `${binary} did not answer the handshake within ${this.connectTimeoutMs / 1000} s; is it this ` +
+          "repository's rkat-rpc? (new MeerkatClient({ connectTimeoutMs }) allows a slower start)",
+        { binary, connect_timeout_ms: this.connectTimeoutMs },
+      )), this.connectTimeoutMs);
+    });
+    timedOut.catch(() => undefined); // rejected only when nobody is racing it any more
     try {
+      await Promise.race([this.handshake(conn), timedOut]);
+    } catch (error) {
+      await this.close();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    return this;
+  }
+
+  private async handshake(conn: Connection): Promise<void> {
+    {
       const init = await conn.request("initialize", {});
       const version = isRecord(init) ? init.contract_version : undefined;
       if (!compatible(version)) {
@@ -179,11 +211,7 @@ export class MeerkatClient {
       this.serverInfo = isRecord(init) && isRecord(init.server_info) ? init.server_info : {};
       this.capabilities = decodeCapabilities(await conn.request("capabilities/get", {}));
       if (this.tools.size > 0) await conn.request("tools/register", { tools: this.tools.toWire() });
-    } catch (error) {
-      await this.close();
-      throw error;
     }
-    return this;
   }
 
   /** End the child (pending calls fail with ClientClosedError). Safe to call twice. */

@@ -87,6 +87,11 @@ export class ConnectionClosedError extends ClientError {
   override name = "ConnectionClosedError";
 }
 
+/** `rkat-rpc` started but did not answer the handshake within `connectTimeoutMs`. */
+export class ConnectTimeoutError extends ConnectionClosedError {
+  override name = "ConnectTimeoutError";
+}
+
 /** `close()` was called while the call was pending, or before it was made. */
 export class ClientClosedError extends ClientError {
   override name = "ClientClosedError";

@@ -33,6 +33,7 @@ export {
   ClientClosedError,
   ClientError,
   ConnectionClosedError,
+  ConnectTimeoutError,
   ERROR_CODES,
   MeerkatError,
   ProtocolError,

@@ -18,6 +18,7 @@ import {
   BinaryNotFoundError,
   ClientClosedError,
   ConnectionClosedError,
+  ConnectTimeoutError,
   MeerkatClient,
   MeerkatError,
   VersionMismatchError,
@@ -61,6 +62,8 @@ test("a missing rkat-rpc is a BinaryNotFoundError that says where it looked and 
   assert.throws(() => findRkatRpc(undefined, { PATH: EMPTY_DIR }), (error: unknown) => {
     assert.ok(error instanceof BinaryNotFoundError && error instanceof MeerkatError);
     assert.match(error.message, /rkat-rpc not found; put rkat-rpc on PATH, set MEERKAT_BIN_PATH/);
+    assert.match(error.message, /not on PyPI: pip install \/path\/to\/the\/rkat\/repository/);
+    assert.doesNotMatch(error.message, /pip install rkat\b/);
     return true;
   });
   assert.throws(() => findRkatRpc(undefined, { MEERKAT_BIN_PATH: join(tmp, "nowhere", "rkat-rpc") }), /MEERKAT_BIN_PATH names .*which is not a file/);
@@ -77,6 +80,22 @@ test("a missing rkat-rpc is a BinaryNotFoundError that says where it looked and 
   const client = new MeerkatClient({ env: { PATH: EMPTY_DIR } });
   await assert.rejects(client.connect(), BinaryNotFoundError);
   assert.equal(client.serverPid, undefined);
+});
+
+test("a binary that never answers fails connect() with ConnectTimeoutError instead of hanging", LIMIT, async () => {
+  const silent = join(tmp, "silent-rkat-rpc");
+  writeFileSync(silent, "#!/bin/sh\nexec sleep 600\n");
+  chmodSync(silent, 0o755);
+  const client = new MeerkatClient({ rkatPath: silent, connectTimeoutMs: 500 });
+  const started = Date.now();
+  await assert.rejects(client.connect(), (error: unknown) => {
+    assert.ok(error instanceof ConnectTimeoutError && error instanceof ConnectionClosedError);
+    assert.match(error.message, /did not answer the handshake within 0.5 s/);
+    return true;
+  });
+  assert.ok(Date.now() - started < 20_000);
+  assert.equal(client.serverPid, undefined); // the child was stopped
+  assert.throws(() => new MeerkatClient({ connectTimeoutMs: 0 }), /connectTimeoutMs must be > 0/);
 });
 
 test("connect starts PATH's rkat-rpc with the realm options as arguments, and shakes hands", LIMIT, async () => {

@@ -152,7 +152,8 @@ test("an unknown session id is SESSION_NOT_FOUND, with the id in its details", L
   assert.equal(error.jsonrpcCode, -32001);
   assert.equal(error.details.session_id, unknown);
   await rejectsWith(client.session(unknown).turn("hi"), "SESSION_NOT_FOUND");
-  await rejectsWith(client.readSessionHistory("not-a-uuid"), "SESSION_NOT_FOUND");
+  // A malformed id is bad input, not an unknown session.
+  await rejectsWith(client.readSessionHistory("not-a-uuid"), "INVALID_PARAMS");
 });
 
 test("archive hides the session from reads, turns and the list", LIMIT, async () => {
