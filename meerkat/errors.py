@@ -43,6 +43,7 @@ __all__ = [
     "SessionBusy",
     "RequestCancelled",
     "InvalidParams",
+    "RevisionConflict",
     "ConfigGenerationConflict",
     "ProviderError",
     "BudgetExhausted",
@@ -189,6 +190,16 @@ class InvalidParams(MeerkatError):
     """The request was malformed; the message names the bad field."""
 
     code = ErrorCode.INVALID_PARAMS
+
+
+class RevisionConflict(InvalidParams):
+    """A history write named another transcript revision than the session's head (compare-and-set)."""
+
+    def __init__(self, session_id: str, expected: str, current: str) -> None:
+        super().__init__(
+            f"transcript revision conflict on session {session_id}: expected head {expected}, current head {current}",
+            details={"session_id": session_id, "expected_revision": expected, "current_revision": current},
+        )
 
 
 class ConfigGenerationConflict(MeerkatError):

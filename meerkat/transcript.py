@@ -20,6 +20,9 @@ __all__ = [
     "AssistantBlock",
     "ToolResult",
     "SystemMessage",
+    "PromptVersion",
+    "InstructionRevision",
+    "InstructionActivation",
     "UserMessage",
     "BlockAssistantMessage",
     "ToolResultsMessage",
@@ -69,6 +72,32 @@ class ToolResult(msgspec.Struct, frozen=True, kw_only=True):
     is_error: bool = False
 
 
+class PromptVersion(msgspec.Struct, frozen=True, kw_only=True):
+    """The identity of a versioned system-prompt row: its key and version (from 1)."""
+
+    key: str
+    version: int
+
+
+class InstructionRevision(msgspec.Struct, frozen=True, kw_only=True):
+    """An application's immutable instruction artifact: where it lives and its content hash."""
+
+    namespace: str
+    key: str
+    revision_id: str
+    content_sha256: str
+
+
+class InstructionActivation(msgspec.Struct, frozen=True, kw_only=True):
+    """The identity sealed onto the system row that activated an instruction revision."""
+
+    activation_id: str
+    revision: InstructionRevision
+    origin_session_id: str
+    render_version: int = 1
+    supersedes: str | None = None
+
+
 class SystemMessage(msgspec.Struct, tag="system", **_ROW):
     content: str
     created_at: str
@@ -76,6 +105,10 @@ class SystemMessage(msgspec.Struct, tag="system", **_ROW):
     #: injected it. Such rows reach the model; the session's first system row
     #: (its system prompt, which has no source) goes as the system prompt.
     source: str | None = None
+    #: Set on a row minted by ``update_system_prompt`` (a keyed, versioned prompt slot).
+    prompt_version: PromptVersion | None = None
+    #: Set on a row appended by ``activate_instruction``.
+    instruction_activation: InstructionActivation | None = None
 
 
 class UserMessage(msgspec.Struct, tag="user", **_ROW):

@@ -85,6 +85,14 @@ class SessionRecord(msgspec.Struct, kw_only=True):
     event_floor: int = 0
     #: How many events the log holds for the session now.
     event_count: int = 0
+    #: The head transcript revision (``r0`` until the first rewrite; see ``store/revisions.py``).
+    transcript_revision: str = "r0"
+    #: Rewrites committed so far (the head is ``r<revision_count>``).
+    revision_count: int = 0
+    #: Fork lineage: the session this one was forked from, its revision then, and the rows copied.
+    forked_from: str | None = None
+    forked_from_revision: str | None = None
+    fork_point: int | None = None
 
 
 class RunRecord(msgspec.Struct, kw_only=True):

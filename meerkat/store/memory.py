@@ -25,6 +25,15 @@ from .base import (
 )
 from .eventlog import EventPage, InputRecord
 from .query import labels_match, page, read_log
+from .revisions import (
+    ForkRequest,
+    RevisionCommit,
+    TranscriptRewrite,
+    apply_rewrite_in_memory,
+    check_fork,
+    check_rewrite,
+    fork_record,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -42,6 +51,9 @@ class MemoryStore:
         self._runs: dict[str, RunRecord] = {}
         self._events: dict[str, list[EventEnvelope]] = {}
         self._inputs: dict[str, dict[str, InputRecord]] = {}
+        #: Per session: the rows of each replaced revision, and the commits in order.
+        self._bodies: dict[str, dict[str, list[Message]]] = {}
+        self._commits: dict[str, list[RevisionCommit]] = {}
 
     def create_session(self, record: SessionRecord, messages: list[Message]) -> None:
         with self._lock:
@@ -181,6 +193,42 @@ class MemoryStore:
                 return False
             record.archived = True
             return True
+
+    def rewrite_transcript(self, rewrite: TranscriptRewrite) -> tuple[SessionRecord, RevisionCommit]:
+        with self._lock:
+            sid = rewrite.session_id
+            bodies = self._bodies.setdefault(sid, {})
+            record = check_rewrite(self._sessions.get(sid), rewrite, set(bodies))
+            rows, commit = apply_rewrite_in_memory(record, self._messages.get(sid, []), bodies, rewrite)
+            self._messages[sid] = rows
+            self._commits.setdefault(sid, []).append(commit)
+            return msgspec.structs.replace(record), commit
+
+    def list_revisions(self, session_id: str) -> list[RevisionCommit]:
+        with self._lock:
+            return list(self._commits.get(session_id, []))
+
+    def read_revision(self, session_id: str, revision: str, *, offset: int = 0,
+                      limit: int | None = None) -> list[Message] | None:
+        with self._lock:
+            record = self._sessions.get(session_id)
+            if record is None:
+                return None
+            if revision == record.transcript_revision:
+                return page(self._messages.get(session_id, []), offset, limit)
+            body = self._bodies.get(session_id, {}).get(revision)
+            return None if body is None else page(body, offset, limit)
+
+    def fork_session(self, fork: ForkRequest) -> SessionRecord:
+        with self._lock:
+            source = check_fork(self._sessions.get(fork.source_session_id), fork)
+            if fork.record.session_id in self._sessions:
+                raise ValueError(f"session {fork.record.session_id} already exists")
+            rows = [*self._messages.get(fork.source_session_id, [])[:fork.upto], *fork.tail]
+            record = fork_record(fork, source, rows)
+            self._sessions[record.session_id] = record
+            self._messages[record.session_id] = rows
+            return msgspec.structs.replace(record)
 
     def change_stamp(self, session_id: str) -> tuple[int, ...] | None:
         return None  # nothing to fingerprint; and nothing shared with other processes
