@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgspec
 
@@ -25,6 +25,8 @@ from ..errors import LeaseLost
 from ..events import EventEnvelope
 from ..transcript import BlockAssistantMessage, Message, UserMessage, rfc3339_from_ms
 from ..usage import Usage
+if TYPE_CHECKING:
+    from .revisions import ForkRequest, RevisionCommit, TranscriptRewrite
 from .eventlog import DEFAULT_EVENT_RETENTION, EventPage, InputRecord, prune_cutoff
 
 __all__ = [
@@ -243,6 +245,24 @@ class SessionStore(Protocol):
 
     def queued_inputs(self, session_id: str) -> list[InputRecord]:
         """The session's inputs in state ``queued``, in the order they were admitted."""
+
+    def rewrite_transcript(self, rewrite: "TranscriptRewrite") -> tuple[SessionRecord, "RevisionCommit"]:
+        """Replace rows of an idle session's head as one new revision, keeping the old one (all or nothing).
+
+        KeyError if the session is unknown or archived, SessionBusy if a run is
+        active, RevisionConflict if the head is not the expected one,
+        InvalidParams for a range outside the transcript or an unknown revision.
+        """
+
+    def list_revisions(self, session_id: str) -> list["RevisionCommit"]:
+        """The session's rewrite commits, oldest first."""
+
+    def read_revision(self, session_id: str, revision: str, *, offset: int = 0,
+                      limit: int | None = None) -> list[Message] | None:
+        """A page of a revision's rows (the head's are the live rows); None if unknown."""
+
+    def fork_session(self, fork: "ForkRequest") -> SessionRecord:
+        """Create a session from an idle source's first rows, atomically with checking the source."""
 
     def close(self) -> None:
         """Release files and connections."""

@@ -70,6 +70,15 @@ from .base import (
 )
 from .eventlog import EventPage, InputRecord
 from .query import labels_match, page, read_log
+from .revisions import (
+    ForkRequest,
+    RevisionCommit,
+    TranscriptRewrite,
+    apply_rewrite_in_memory,
+    check_fork,
+    check_rewrite,
+    fork_record,
+)
 
 __all__ = ["JsonlStore"]
 
@@ -114,7 +123,11 @@ class _Input(msgspec.Struct, tag="input", **_LINE):
     row: Message | None = None
 
 
-_Op = Union[_Create, _BeginRun, _Commit, _Archive, _Lease, _InterruptRequest, _Input]
+class _Rewrite(msgspec.Struct, tag="rewrite", **_LINE):
+    rewrite: TranscriptRewrite
+
+
+_Op = Union[_Create, _BeginRun, _Commit, _Archive, _Lease, _InterruptRequest, _Input, _Rewrite]
 _encode = msgspec.json.Encoder().encode
 _decode_op = msgspec.json.Decoder(_Op).decode
 
@@ -122,7 +135,7 @@ _decode_op = msgspec.json.Decoder(_Op).decode
 class _State:
     """One session replayed up to ``offset`` (the end of its last complete line)."""
 
-    __slots__ = ("key", "offset", "record", "messages", "runs", "events", "inputs")
+    __slots__ = ("key", "offset", "record", "messages", "runs", "events", "inputs", "bodies", "commits")
 
     def __init__(self) -> None:
         self.key: tuple[int, int, int, int] | None = None
@@ -132,6 +145,9 @@ class _State:
         self.runs: dict[str, RunRecord] = {}
         self.events: list[EventEnvelope] = []
         self.inputs: dict[str, InputRecord] = {}
+        #: The rows of every replaced transcript revision, and the rewrite commits in order.
+        self.bodies: dict[str, list[Message]] = {}
+        self.commits: list[RevisionCommit] = []
 
     def apply(self, op: _Op) -> None:
         """One line, with exactly the memory store's rules."""
@@ -166,6 +182,9 @@ class _State:
                 record.updated_at_ms = max(record.updated_at_ms, op.input.created_at_ms)
         elif isinstance(op, _Archive):
             record.archived = True
+        elif isinstance(op, _Rewrite):
+            self.messages, commit = apply_rewrite_in_memory(record, self.messages, self.bodies, op.rewrite)
+            self.commits.append(commit)
         elif isinstance(op, _Lease):
             if (leased := self.runs.get(op.run_id)) is not None:
                 leased.lease_expires_at_ms = max(leased.lease_expires_at_ms, op.expires_at_ms)
@@ -559,6 +578,68 @@ class JsonlStore:
             found = self._view(session_id, lambda state, _: [msgspec.structs.replace(i)
                                                              for i in state.inputs.values() if i.state == "queued"])
         return found or []
+
+    def rewrite_transcript(self, rewrite: TranscriptRewrite) -> tuple[SessionRecord, RevisionCommit]:
+        sid = rewrite.session_id
+        if not _safe_id(sid):
+            raise KeyError(sid)
+
+        def decide(state: _State) -> tuple[_Op | None, None]:
+            check_rewrite(state.record, rewrite, set(state.bodies))
+            return _Rewrite(rewrite=rewrite), None
+
+        with self._guard():
+            _, record = self._append(sid, decide)
+            assert record is not None
+            # The line was replayed under the lock; its commit is the last one (read it under the lock).
+            commit = self._view(sid, lambda state, _: state.commits[-1])
+        assert commit is not None
+        return record, commit
+
+    def list_revisions(self, session_id: str) -> list[RevisionCommit]:
+        with self._guard():
+            commits = self._view(session_id, lambda state, _: list(state.commits))
+        return commits or []
+
+    def read_revision(self, session_id: str, revision: str, *, offset: int = 0,
+                      limit: int | None = None) -> list[Message] | None:
+        def view(state: _State, record: SessionRecord) -> list[Message] | None:
+            if revision == record.transcript_revision:
+                return page(state.messages, offset, limit)
+            body = state.bodies.get(revision)
+            return None if body is None else page(body, offset, limit)
+
+        with self._guard():
+            return self._view(session_id, view)
+
+    def fork_session(self, fork: ForkRequest) -> SessionRecord:
+        src = fork.source_session_id
+        if not _safe_id(src):
+            raise KeyError(src)
+        if not _safe_id(fork.record.session_id):
+            raise ValueError(f"session id {fork.record.session_id!r} cannot name a file")
+        if fork.record.session_id == src:  # (checked before taking the source's lock twice)
+            raise ValueError(f"session {src} already exists")
+
+        def decide(state: _State) -> tuple[_Op | None, SessionRecord]:
+            # Under the source's lock: it cannot start a run or change while the fork is written.
+            source = check_fork(state.record, fork)
+            rows = [*state.messages[:fork.upto], *fork.tail]
+            record = fork_record(fork, source, rows)
+
+            def create(child: _State) -> tuple[_Op | None, None]:
+                if child.record is not None:
+                    raise ValueError(f"session {record.session_id} already exists")
+                return _Create(record=record, messages=rows), None
+
+            self._append(record.session_id, create, create=True)
+            return None, record
+
+        with self._guard():
+            try:
+                return self._append(src, decide)[0]
+            except FileNotFoundError:
+                raise KeyError(src) from None
 
     def change_stamp(self, session_id: str) -> tuple[int, ...] | None:
         if not _safe_id(session_id):

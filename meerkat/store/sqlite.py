@@ -50,7 +50,9 @@ from .base import (
     lease_is_stale,
 )
 from .eventlog import EventPage, InputRecord
+from . import sqlite_history
 from .query import labels_match, page
+from .revisions import ForkRequest, RevisionCommit, TranscriptRewrite
 
 __all__ = ["SqliteStore", "SCHEMA_VERSION", "MIGRATIONS"]
 
@@ -105,6 +107,8 @@ MIGRATIONS: tuple[str, ...] = (
         ON inputs (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
     CREATE INDEX IF NOT EXISTS inputs_by_state ON inputs (session_id, state);
     """,
+    # 3: transcript revisions: each rewrite's commit, and the rows of every replaced revision.
+    sqlite_history.MIGRATION,
 )
 
 #: ``PRAGMA user_version`` of the schema this module writes.
@@ -536,6 +540,32 @@ class SqliteStore:
             record.archived = True
             self._put_session(conn, record, insert=False)
             return True
+
+    def rewrite_transcript(self, rewrite: TranscriptRewrite) -> tuple[SessionRecord, RevisionCommit]:
+        with self._write() as conn:
+            return sqlite_history.rewrite(conn, rewrite, self._load_session, self._put_session)
+
+    def list_revisions(self, session_id: str) -> list[RevisionCommit]:
+        with self._read() as conn:
+            return sqlite_history.list_revisions(conn, session_id)
+
+    def read_revision(self, session_id: str, revision: str, *, offset: int = 0,
+                      limit: int | None = None) -> list[Message] | None:
+        # One read transaction: the head cannot move between looking it up and reading its rows.
+        with self._read() as conn:
+            conn.execute("BEGIN")
+            try:
+                record = self._load_session(conn, session_id)
+                if record is None:
+                    return None
+                return sqlite_history.read_revision(conn, session_id, revision, record.transcript_revision,
+                                                    offset=offset, limit=limit)
+            finally:
+                conn.execute("COMMIT")
+
+    def fork_session(self, fork: ForkRequest) -> SessionRecord:
+        with self._write() as conn:
+            return sqlite_history.fork(conn, fork, self._load_session, self._put_session)
 
     def change_stamp(self, session_id: str) -> tuple[int, ...] | None:
         # Every commit, of any process, is written to the WAL first; a checkpoint
