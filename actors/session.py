@@ -12,6 +12,8 @@ supervisor's table and costs nothing but its row in the store.
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
@@ -582,14 +584,19 @@ class SessionActor(SessionInputs):
                 lease_expires_at_ms=now + int(sup.options.lease_ttl * 1000), live_endpoint=endpoint,
                 live_token=token))
             turn.began = True
-            if self._history is None or fresh.message_count != record.message_count:
+            if (self._history is None or fresh.message_count != record.message_count
+                    or fresh.transcript_revision != record.transcript_revision):
                 # First turn of this actor, or another process committed runs since
                 # we last looked: the model must see the transcript as stored.
                 rows = await sup.store_call(sup.store.read_messages, self.session_id)
                 self._history = [r for r in rows if not isinstance(r, SystemMessage)]
                 self._wire.clear()
-                self._context = [r.content for r in rows if isinstance(r, SystemMessage) and r.source is not None]
+                self._context = [r.content for r in rows if isinstance(r, SystemMessage)
+                                 and (r.source is not None or r.instruction_activation is not None)]
             self._bus.last_seq = max(self._bus.last_seq, fresh.last_seq)
+            if turn.message.request.system_prompt is None and fresh.system_prompt != settings.system_prompt:
+                # The prompt was updated (maybe by another process) since the turn was accepted.
+                settings = turn.settings = dataclasses.replace(settings, system_prompt=fresh.system_prompt)
             self._record = record = fresh
             for watcher in await sup.watchers_of(self.session_id):  # processes that follow this session
                 sup.start_push(watcher, self.session_id, self._bus.subscribe(

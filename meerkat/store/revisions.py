@@ -114,8 +114,13 @@ def span_digest(bodies: Iterable[bytes]) -> str:
 
 
 def effective_system_prompt(rows: Iterable[Message]) -> str | None:
-    """What the model gets as its system prompt: every system row's text, in order."""
-    parts = [row.content for row in rows if isinstance(row, SystemMessage) and row.content]
+    """What the model gets as its system prompt: the text of the prompt's system rows, in order.
+
+    Injected context (rows with a ``source``) and instruction activations reach
+    the model as context instead, so they are not part of it.
+    """
+    parts = [row.content for row in rows if isinstance(row, SystemMessage) and row.content
+             and row.source is None and row.instruction_activation is None]
     return "\n\n".join(parts) if parts else None
 
 
