@@ -1,11 +1,15 @@
-"""The Prometheus observer in-process: actor lifecycle, dropped events, label bounds."""
+"""The Prometheus observer in-process: actor lifecycle, dropped events, label bounds, retries and provider errors."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import running_service
+from meerkat.errors import ProviderError
+from meerkat.testing import HttpError, Reply
+from provider_cases import CASES, FAST_RETRY, provider_service
 from meerkat import observability
 from meerkat.observability.metrics import MAX_MODELS, PrometheusObserver
 
@@ -56,3 +60,28 @@ def test_model_labels_are_bounded():
     names = [observer.model_label(f"model-{i}") for i in range(MAX_MODELS + 5)]
     assert names[:MAX_MODELS] == [f"model-{i}" for i in range(MAX_MODELS)]
     assert set(names[MAX_MODELS:]) == {"other"} and observer.model_label("model-0") == "model-0"
+
+
+async def test_retries_and_provider_errors_by_class_through_a_real_client(tmp_path, monkeypatch):
+    """The anthropic client against a fake vendor: a 429 and a 500 retried, then a 401 that fails the turn."""
+    case = CASES["anthropic"]
+    observer = observability.install(PrometheusObserver())
+    try:
+        retry = {**FAST_RETRY, "max_retries": 2}
+        async with provider_service(case, tmp_path, monkeypatch, retry=retry) as (service, server):
+            server.script(HttpError(429, "slow down", retry_after=0.01), HttpError(500, "boom"), Reply(text="made it"))
+            created = await service.create_session("go", model=case.model)
+            assert created.text == "made it"
+            server.script(HttpError(401, "bad key"))
+            with pytest.raises(ProviderError):
+                await service.start_turn(created.session_id, "again")
+    finally:
+        observability.uninstall(observer)
+    labels = {"provider": "anthropic"}
+    assert sample(observer, "rkat_provider_retries_total", **labels, kind="rate_limited") == 1
+    assert sample(observer, "rkat_provider_retries_total", **labels, kind="retryable_provider_error") == 1
+    assert sample(observer, "rkat_provider_errors_total", **labels, error_class="llm_auth_error") == 1
+    assert sample(observer, "rkat_model_calls_total", **labels, model=case.model) == 4  # 3 attempts, then 1
+    assert sample(observer, "rkat_turns_ended_total", **labels, model=case.model, status="completed") == 1
+    assert sample(observer, "rkat_turns_ended_total", **labels, model=case.model, status="failed") == 1
+    assert sample(observer, "rkat_tokens_total", **labels, model=case.model, kind="output") > 0

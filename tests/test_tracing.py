@@ -26,6 +26,8 @@ from helpers import running_service
 from meerkat import observability
 from meerkat.errors import ProviderError, RequestCancelled
 from meerkat.observability.otel import TracingObserver
+from meerkat.testing import HttpError, Reply
+from provider_cases import CASES, FAST_RETRY, provider_service
 from rpc_process import RpcProcess, child_env
 from test_rest_server import RestServer
 
@@ -209,8 +211,7 @@ def test_rpc_meta_traceparent_becomes_the_parent_of_the_run(tmp_path):
     try:
         created = rpc.result("session/create", {"prompt": "trace me", "model": "mock", "session_events": False,
                                                 "_meta": {"traceparent": f"00-{trace_id}-{parent_id}-01"}})
-        rpc.stop()  # the provider flushes at exit
-        spans = collector.wait_for("invoke_agent")
+        spans = collector.wait_for("invoke_agent")  # the batch processor exports every 50 ms
     finally:
         rpc.stop()
         collector.shutdown()
@@ -218,3 +219,18 @@ def test_rpc_meta_traceparent_becomes_the_parent_of_the_run(tmp_path):
     run = next(s for s in spans if s.name == "invoke_agent rkat")
     assert run.trace_id.hex() == trace_id and run.parent_span_id.hex() == parent_id
     assert {a.key: a.value.string_value for a in run.attributes}["gen_ai.conversation.id"] == created["session_id"]
+
+
+async def test_a_retried_model_call_gives_one_chat_span_per_attempt(tmp_path, monkeypatch, exporter):
+    case = CASES["openai"]
+    async with provider_service(case, tmp_path, monkeypatch, retry={**FAST_RETRY, "max_retries": 2}) as (service, server):
+        server.script(HttpError(429, "slow down", retry_after=0.01), Reply(text="made it"))
+        created = await service.create_session("go", model=case.model)
+    assert created.text == "made it"
+    spans = exporter.get_finished_spans()
+    [run] = by_name(spans, "invoke_agent")
+    failed, answered = sorted(by_name(spans, "chat "), key=lambda s: s.start_time)
+    assert failed.attributes["error.type"] == "rate_limited" and failed.status.status_code == StatusCode.ERROR
+    assert "error.type" not in answered.attributes and answered.attributes["gen_ai.usage.output_tokens"] > 0
+    assert run.attributes["gen_ai.provider.name"] == "openai" and run.status.status_code == StatusCode.UNSET
+    assert failed.end_time <= answered.start_time
