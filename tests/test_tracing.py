@@ -16,6 +16,7 @@ import threading
 import httpx2
 import pytest
 import trio
+from mcp import Client, StdioServerParameters
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -29,6 +30,7 @@ from meerkat.observability.otel import TracingObserver
 from meerkat.testing import HttpError, Reply
 from provider_cases import CASES, FAST_RETRY, provider_service
 from rpc_process import RpcProcess, child_env
+from test_mcp import RKAT_MCP, server_env
 from test_rest_server import RestServer
 
 
@@ -234,3 +236,24 @@ async def test_a_retried_model_call_gives_one_chat_span_per_attempt(tmp_path, mo
     assert "error.type" not in answered.attributes and answered.attributes["gen_ai.usage.output_tokens"] > 0
     assert run.attributes["gen_ai.provider.name"] == "openai" and run.status.status_code == StatusCode.UNSET
     assert failed.end_time <= answered.start_time
+
+
+async def test_mcp_meta_traceparent_becomes_the_parent_of_the_run(tmp_path):
+    collector = Collector()
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    trace_id, parent_id = "5bf92f3577b34da6a3ce929d0e0e4737", "10f067aa0ba902b8"
+    env = {**server_env(), "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_address[1]}",
+           "OTEL_BSP_SCHEDULE_DELAY": "50"}
+    target = StdioServerParameters(command=RKAT_MCP, env=env, args=["--realm", "mcp-traced", "--state-root",
+                                                                    str(tmp_path)])
+    try:
+        async with Client(target) as client:
+            result = await client.call_tool("meerkat_run", {"prompt": "trace me", "model": "mock"},
+                                            meta={"traceparent": f"00-{trace_id}-{parent_id}-01"})
+            assert not result.is_error
+            spans = await trio.to_thread.run_sync(collector.wait_for, "invoke_agent")
+    finally:
+        collector.shutdown()
+        collector.server_close()
+    run = next(s for s in spans if s.name == "invoke_agent rkat")
+    assert run.trace_id.hex() == trace_id and run.parent_span_id.hex() == parent_id
