@@ -206,7 +206,8 @@ async def _add(args: dict[str, Any]) -> ToolOutput:
 
 
 def _start_server(*extra: str) -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen([sys.executable, "-m", "meerkat.testing", "--reply", _text(20, 3), *extra],
+    reply = [] if "--reply" in extra else ["--reply", _text(20, 3)]
+    server = subprocess.Popen([sys.executable, "-m", "meerkat.testing", *reply, *extra],
                               stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None
     return server, server.stdout.readline().strip()
@@ -262,13 +263,59 @@ async def sizes_part(service: Any, bare: Bare, ticker: Ticker, sizes: list[int],
     return lines
 
 
+async def parse_part(url: str, rounds: int) -> list[str]:
+    """Per streamed delta: the SDK's typed events against the plain JSON the providers read."""
+    import anthropic
+    import openai
+    from anthropic.types import RawMessageStreamEvent
+    from openai.types.chat import ChatCompletionChunk
+    from openai.types.responses import ResponseStreamEvent
+
+    oa = openai.AsyncOpenAI(api_key=KEY, base_url=f"{url}/v1", max_retries=0)
+    an = anthropic.AsyncAnthropic(api_key=KEY, base_url=url, max_retries=0)
+    cases = {
+        "openai": (oa, openai.AsyncStream, "/responses", {"model": "gpt-5.5", "input": "hi", "stream": True},
+                   ResponseStreamEvent),
+        "self_hosted": (oa, openai.AsyncStream, "/chat/completions",
+                        {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+                        ChatCompletionChunk),
+        "anthropic": (an, anthropic.AsyncStream, "/v1/messages",
+                      {"model": "claude-sonnet-4-6", "max_tokens": 9000, "stream": True,
+                       "messages": [{"role": "user", "content": "hi"}]}, RawMessageStreamEvent),
+    }
+    lines = []
+    try:
+        for provider, (client, stream_cls, path, body, typed) in cases.items():
+            timings: dict[str, list[float]] = {"typed": [], "plain": []}
+            for _ in range(rounds):
+                for kind, cast in (("typed", typed), ("plain", object)):
+                    start, cpu = now(), time.thread_time()
+                    stream = await client.post(path, body=body, cast_to=cast, stream=True,
+                                               stream_cls=stream_cls[cast])
+                    events = 0
+                    async with stream:
+                        async for _ in stream:
+                            events += 1
+                    timings[kind].append((time.thread_time() - cpu) / events)
+            typed_us, plain_us = (statistics.median(timings[k]) * 1e6 for k in ("typed", "plain"))
+            print(f"{provider:<12} per event ({events} events): SDK typed {typed_us:6.1f} us CPU, plain JSON "
+                  f"{plain_us:6.1f} us CPU")
+            lines.append(f"RATIO {provider} CPU per streamed event, plain JSON / SDK typed: "
+                         f"{plain_us / typed_us:.2f}x ({plain_us:.1f} vs {typed_us:.1f} us)")
+    finally:
+        await oa.close()
+        await an.close()
+    return lines
+
+
 async def run(args: argparse.Namespace) -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     providers = args.providers.split(",")
     header(f"long_sessions: turn time and event-loop stall by transcript size {sizes}, {args.turns} turns each")
     server, url = _start_server()
     paced, paced_url = _start_server("--tokens-per-second", "200")
-    print(f"fake servers {url} (no latency), {paced_url} (200 events/s)")
+    wordy, wordy_url = _start_server("--reply", _text(1000, 1))
+    print(f"fake servers {url} (no latency), {paced_url} (200 events/s), {wordy_url} (1,000-token replies)")
     for variable in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"):
         os.environ[variable] = KEY
     lines: list[str] = []
@@ -293,10 +340,12 @@ async def run(args: argparse.Namespace) -> None:
                             await service.patch_config(_config(url))
                             service.register_tool(Tool(_TOOL_SPEC, _add))
                             lines += await concurrent_part(service, paced_url, args.concurrent, args.concurrent_rows)
+                if args.parse:
+                    lines += await parse_part(wordy_url, 5)
                 nursery.cancel_scope.cancel()
     finally:
         await bare.aclose()
-        for process in (server, paced):
+        for process in (server, paced, wordy):
             process.terminate()
             process.wait(timeout=10)
             if process.stdout is not None:
@@ -359,6 +408,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=7, help="warm turns per provider and size (default 7)")
     parser.add_argument("--providers", default=",".join(PROVIDERS), help="comma-separated (default: all)")
     parser.add_argument("--concurrent", type=int, default=20, help="long sessions busy at once (0: skip)")
+    parser.add_argument("--parse", type=int, default=1, help="1: measure per-event parsing (0: skip)")
     parser.add_argument("--concurrent-rows", type=int, default=1000, help="rows of each long session")
     args = parser.parse_args()
     unknown = set(args.providers.split(",")) - set(PROVIDERS)
