@@ -95,18 +95,18 @@ class EncodedHistory:
             self._turn_encoder = encode_turn
         starts: list[int] = []
         turns = conversation(messages[self._closed_rows:], self._tool_names, starts)
-        for turn in turns[:-1]:
-            fragment = encode_turn(turn)
-            if fragment:
-                if self._closed:
-                    self._closed += b","
-                self._closed += fragment
+        # Encode everything before changing any state: a failure leaves the cache as it was.
+        closed = [fragment for fragment in map(encode_turn, turns[:-1]) if fragment]
+        last = encode_turn(turns[-1]) if turns else b""
+        for fragment in closed:
+            if self._closed:
+                self._closed += b","
+            self._closed += fragment
         if len(turns) > 1:
             self._closed_rows += starts[-1]
         self._seen = len(messages)
         self._anchor = messages[-1] if messages else None
         self._first = messages[0] if messages else None
-        last = encode_turn(turns[-1]) if turns else b""
         if not last:
             return bytes(self._closed)
         if not self._closed:
