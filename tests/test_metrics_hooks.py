@@ -11,6 +11,7 @@ from meerkat.errors import ProviderError
 from meerkat.testing import HttpError, Reply
 from provider_cases import CASES, FAST_RETRY, provider_service
 from meerkat import observability
+from meerkat.observability import Observer, TurnProbe
 from meerkat.observability.metrics import MAX_MODELS, PrometheusObserver
 
 
@@ -85,3 +86,38 @@ async def test_retries_and_provider_errors_by_class_through_a_real_client(tmp_pa
     assert sample(observer, "rkat_turns_ended_total", **labels, model=case.model, status="completed") == 1
     assert sample(observer, "rkat_turns_ended_total", **labels, model=case.model, status="failed") == 1
     assert sample(observer, "rkat_tokens_total", **labels, model=case.model, kind="output") > 0
+
+
+class _FailingProbe(TurnProbe):
+    def event(self, payload: object) -> None:
+        raise RuntimeError("probe bug")
+
+
+class _FailingProbes(Observer):
+    def turn(self, info: object) -> TurnProbe:
+        return _FailingProbe()
+
+
+class _FailingHook(Observer):
+    def store_operation(self, operation: str, seconds: float, ok: bool) -> None:
+        raise RuntimeError("hook bug")
+
+
+async def test_a_failing_observer_never_breaks_a_turn_or_the_others(tmp_path, caplog):
+    metrics = observability.install(PrometheusObserver())
+    probes = observability.install(_FailingProbes())
+    hook = observability.install(_FailingHook())
+    try:
+        async with running_service(tmp_path, "sqlite") as service:
+            result = await service.create_session("still works", model="mock")
+            assert result.text == "Mock reply to: still works"
+            assert hook not in observability.installed()  # its hook failed: taken out
+            assert probes in observability.installed()  # a failing probe only stops watching its turn
+            again = await service.start_turn(result.session_id, "and again")
+            assert again.text == "Mock reply to: and again"
+    finally:
+        for observer in (metrics, probes, hook):
+            observability.uninstall(observer)
+    assert sample(metrics, "rkat_turns_ended_total", provider="mock", model="mock", status="completed") == 2
+    assert sample(metrics, "rkat_model_calls_total", provider="mock", model="mock") == 2
+    assert "probe bug" in caplog.text and "hook bug" in caplog.text

@@ -16,6 +16,7 @@ publishes events exactly as before.
 from __future__ import annotations
 
 import contextvars
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -82,6 +83,13 @@ class Observer:
 
 
 _observers: tuple[Observer, ...] = ()
+log = logging.getLogger("rkat.observability")
+
+
+def _broken(observer: object, hook: str) -> None:
+    """An observer raised: say so once and take it out, so watching never breaks a turn."""
+    log.exception("observer %r failed in %s; it is removed", observer, hook)
+    uninstall(observer)  # type: ignore[arg-type]
 _incoming: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("rkat_trace_context",
                                                                                       default=None)
 
@@ -136,6 +144,8 @@ def incoming_trace_context() -> Mapping[str, str] | None:
 
 
 class _Probes(TurnProbe):
+    """The probes of one turn, each shielded from the others' failures (a failing one is dropped)."""
+
     __slots__ = ("_probes",)
 
     def __init__(self, probes: list[TurnProbe]) -> None:
@@ -143,21 +153,35 @@ class _Probes(TurnProbe):
 
     def event(self, payload: Any) -> None:
         for probe in self._probes:
-            probe.event(payload)
+            try:
+                probe.event(payload)
+            except Exception:
+                self._drop(probe, "event")
 
     def finish(self, status: str, usage: Any, report: Any, cause: str | None) -> None:
         for probe in self._probes:
-            probe.finish(status, usage, report, cause)
+            try:
+                probe.finish(status, usage, report, cause)
+            except Exception:
+                log.exception("turn probe %r failed in finish", probe)
+
+    def _drop(self, probe: TurnProbe, hook: str) -> None:
+        log.exception("turn probe %r failed in %s; it stops watching this turn", probe, hook)
+        self._probes = [p for p in self._probes if p is not probe]
 
 
 def turn_probe(info: TurnInfo) -> TurnProbe | None:
     """The probes of every observer for a turn beginning now, as one; None without observers."""
-    if not _observers:
-        return None
-    probes = [p for p in (o.turn(info) for o in _observers) if p is not None]
-    if not probes:
-        return None
-    return probes[0] if len(probes) == 1 else _Probes(probes)
+    probes = []
+    for observer in _observers:
+        try:
+            probe = observer.turn(info)
+        except Exception:
+            _broken(observer, "turn")
+            continue
+        if probe is not None:
+            probes.append(probe)
+    return _Probes(probes) if probes else None
 
 
 def observe_events(emit: Callable[[Any], Any], probe: TurnProbe | None) -> Callable[[Any], Any]:
@@ -173,43 +197,51 @@ def observe_events(emit: Callable[[Any], Any], probe: TurnProbe | None) -> Calla
     return emit_and_observe
 
 
+def _each(hook: str, *args: Any) -> None:
+    for observer in _observers:
+        try:
+            getattr(observer, hook)(*args)
+        except Exception:
+            _broken(observer, hook)
+
+
 def actor_started() -> None:
     """Hook: see :meth:`Observer.actor_started`."""
-    for observer in _observers:
-        observer.actor_started()
+    if _observers:
+        _each("actor_started")
 
 
 def actor_stopped(hibernated: bool) -> None:
     """Hook: see :meth:`Observer.actor_stopped`."""
-    for observer in _observers:
-        observer.actor_stopped(hibernated)
+    if _observers:
+        _each("actor_stopped", hibernated)
 
 
 def store_operation(operation: str, seconds: float, ok: bool) -> None:
     """Hook: see :meth:`Observer.store_operation`."""
-    for observer in _observers:
-        observer.store_operation(operation, seconds, ok)
+    if _observers:
+        _each("store_operation", operation, seconds, ok)
 
 
 def lease_renewals(renewed: int, lost: int, ok: bool) -> None:
     """Hook: see :meth:`Observer.lease_renewals`."""
-    for observer in _observers:
-        observer.lease_renewals(renewed, lost, ok)
+    if _observers:
+        _each("lease_renewals", renewed, lost, ok)
 
 
 def cross_process_interrupt(direction: str) -> None:
     """Hook: see :meth:`Observer.cross_process_interrupt`."""
-    for observer in _observers:
-        observer.cross_process_interrupt(direction)
+    if _observers:
+        _each("cross_process_interrupt", direction)
 
 
 def subscribers_changed(delta: int) -> None:
     """Hook: see :meth:`Observer.subscribers_changed`."""
-    for observer in _observers:
-        observer.subscribers_changed(delta)
+    if _observers:
+        _each("subscribers_changed", delta)
 
 
 def events_dropped(count: int) -> None:
     """Hook: see :meth:`Observer.events_dropped`."""
-    for observer in _observers:
-        observer.events_dropped(count)
+    if _observers:
+        _each("events_dropped", count)

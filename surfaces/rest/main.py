@@ -20,7 +20,12 @@ from typing import Any, Callable
 import trio
 
 from meerkat.errors import InvalidParams, MeerkatError
-from surfaces.observability import add_observability_arguments, enable_tracing_from_env, setup_logging
+from surfaces.observability import (
+    add_observability_arguments,
+    enable_tracing_from_env,
+    process_metrics,
+    setup_logging,
+)
 from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
 from surfaces.server_args import ServerArgumentParser
 
@@ -114,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = ServerSettings(auth_token=token, max_body_bytes=args.max_body_bytes, keepalive_secs=args.sse_keepalive)
     setup_logging("rkat-rest", args.log_level, args.log_format)
     enable_tracing_from_env("rkat-rest")
+    process_metrics()  # before any actor starts, so the gauges count from zero
     try:
         trio.run(partial(_serve, options, settings, args.host, args.port,
                          keep_alive_secs=args.keep_alive_timeout, max_connections=args.max_connections))
