@@ -22,6 +22,7 @@ from pathlib import Path
 
 import msgspec
 
+from meerkat.fsutil import PRIVATE_FILE_MODE, make_private_dir
 from meerkat.store import owner_is_alive
 
 __all__ = ["WatchRegistry", "Watcher"]
@@ -82,10 +83,14 @@ class WatchRegistry:
             if not sessions:
                 self._path.unlink(missing_ok=True)
             else:
-                self.directory.mkdir(parents=True, exist_ok=True)
+                make_private_dir(self.directory)
                 body = _WatchFile(owner=self.owner, endpoint=endpoint, token=token, sessions=sorted(sessions))
                 temporary = self._path.with_suffix(".tmp")
-                temporary.write_bytes(_encode(body))
+                # It holds the live link's token: for this user's processes only.
+                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+                with os.fdopen(fd, "wb") as file:
+                    os.fchmod(file.fileno(), PRIVATE_FILE_MODE)
+                    file.write(_encode(body))
                 os.replace(temporary, self._path)  # readers see the old file or the new one, never half
             self._published = sessions
         except OSError as exc:

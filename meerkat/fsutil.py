@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import random
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,7 +19,53 @@ from pathlib import Path
 
 from meerkat.errors import StoreError
 
-__all__ = ["exclusive_file_lock", "atomic_write_bytes"]
+__all__ = ["exclusive_file_lock", "atomic_write_bytes", "make_private_dir", "make_private_file",
+           "PRIVATE_DIR_MODE", "PRIVATE_FILE_MODE"]
+
+#: Realm state (transcripts, live-link tokens) is for its owner only, whatever the umask.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def _tighten(path: Path, mode: int) -> None:
+    """``chmod`` ``path`` to ``mode`` if it is ours and others may read it (another user's: left alone)."""
+    try:
+        status = os.stat(path)
+        if status.st_uid == os.getuid() and stat.S_IMODE(status.st_mode) != mode:
+            os.chmod(path, mode)
+    except FileNotFoundError:
+        pass
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` and its missing parents as 0700 (umask or not); tighten ``path`` if it exists.
+
+    Raises ``OSError`` as ``mkdir`` does.
+    """
+    path = Path(path)
+    missing = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            continue  # made by a concurrent opener: _tighten below still applies to ``path``
+        os.chmod(directory, PRIVATE_DIR_MODE)  # mkdir's mode passes through the umask
+    _tighten(path, PRIVATE_DIR_MODE)
+
+
+def make_private_file(path: Path) -> None:
+    """Create ``path`` empty as 0600 if missing; tighten it if it exists. Raises ``OSError``."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    try:
+        status = os.fstat(fd)
+        if status.st_uid == os.getuid() and stat.S_IMODE(status.st_mode) != PRIVATE_FILE_MODE:
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -31,7 +78,7 @@ def exclusive_file_lock(path: Path, *, timeout: float, what: str) -> Iterator[No
     locks a new file, and both would think they hold the lock.
     """
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
     except OSError as exc:
         raise StoreError(f"cannot open lock file {path}: {exc}") from None
     try:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 from meerkat.config.store import LOCK_TIMEOUT_SECS
-from meerkat.fsutil import atomic_write_bytes, exclusive_file_lock
+from meerkat.fsutil import atomic_write_bytes, exclusive_file_lock, make_private_dir
 from meerkat.errors import InvalidParams, StoreError
 from meerkat.ids import canonical_uuid, new_uuid7
 
@@ -306,7 +306,7 @@ def _read_or_create_manifest(
 ) -> RealmManifest:
     """The realm's manifest, written now if this is the realm's first open."""
     try:
-        paths.root.mkdir(parents=True, exist_ok=True)
+        make_private_dir(paths.root)
     except OSError as exc:
         raise StoreError(f"cannot create realm directory {paths.root}: {exc}") from None
     lock_path = paths.root / _MANIFEST_LOCK_FILE

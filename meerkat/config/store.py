@@ -35,7 +35,7 @@ from meerkat.config.merge_patch import apply_merge_patch
 from meerkat.config.models import check_config_model
 from meerkat.config.schema import Config, config_from_dict, config_to_dict
 from meerkat.errors import ConfigGenerationConflict, InvalidParams, StoreError
-from meerkat.fsutil import atomic_write_bytes, exclusive_file_lock
+from meerkat.fsutil import atomic_write_bytes, exclusive_file_lock, make_private_dir
 
 __all__ = [
     "ConfigEnvelope",
@@ -168,7 +168,7 @@ class FileConfigStore(_BaseConfigStore):
     def _locked(self) -> Iterator[None]:
         # get/set/patch create the realm directory (but never the manifest).
         try:
-            self.realm_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.realm_dir)
         except OSError as exc:
             raise StoreError(f"cannot create realm directory {self.realm_dir}: {exc}") from None
         with exclusive_file_lock(self.lock_path, timeout=self._lock_timeout, what="config"):

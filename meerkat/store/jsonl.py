@@ -50,6 +50,7 @@ from typing import Callable, Iterator, TypeVar, Union
 import msgspec
 
 from ..errors import InboxFull, SessionBusy, StoreError
+from ..fsutil import PRIVATE_FILE_MODE, make_private_dir
 from ..events import EventEnvelope
 from ..transcript import Message
 from .base import (
@@ -213,7 +214,7 @@ class JsonlStore:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.directory)
         except OSError as exc:
             raise self._error(exc) from exc
         self._meta = threading.Lock()
@@ -322,7 +323,7 @@ class JsonlStore:
             flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
             if create:
                 try:
-                    fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+                    fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
                     created = True
                 except FileExistsError:
                     fd = os.open(path, flags)

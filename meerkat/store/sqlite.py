@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterator
 import msgspec
 
 from ..errors import InboxFull, SessionBusy, StoreError
+from ..fsutil import make_private_dir, make_private_file
 from ..events import decode_envelope, encode_envelope
 from ..transcript import Message, decode_message, encode_message
 from .base import (
@@ -157,7 +158,12 @@ class SqliteStore:
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_conn: sqlite3.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)
+            # SQLite gives the -wal and -shm files the database file's mode: create it 0600 first.
+            make_private_file(self.path)
+            for companion in (self._wal_path, Path(f"{self.path}-shm")):
+                if companion.exists():
+                    make_private_file(companion)
             conn = sqlite3.connect(
                 str(self.path),
                 timeout=BUSY_TIMEOUT_MS / 1000,
