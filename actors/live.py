@@ -137,7 +137,8 @@ class LiveServer:
             return
         with actor.relaying():
             async for envelope in _envelopes(stream, first):
-                actor.relay(envelope)
+                if not actor.relay(envelope):
+                    return
                 if envelope.type in TERMINAL_EVENT_TYPES:
                     return
 

@@ -81,6 +81,11 @@ __all__ = ["SessionActor", "SessionActorStatistics", "is_cancellation"]
 
 log = logging.getLogger("rkat.session")
 
+#: Furthest a relayed event's seq may run ahead of this process's last one. Legitimate
+#: jumps are the events of turns this process has not seen yet (thousands at most);
+#: a forged push naming seq 10**15 would otherwise become the session's counter.
+MAX_RELAY_SEQ_JUMP = 1_000_000
+
 
 def is_cancellation(exc: BaseException) -> bool:
     """True for trio.Cancelled, alone or as the only kind inside an exception group."""
@@ -187,7 +192,9 @@ class SessionActor(SessionInputs):
 
     def wants_foreign_events(self) -> bool:
         """Whether someone here follows the session while no turn of ours runs on it and none is relayed."""
-        return self.has_readers() and self._running is None and self._relays == 0
+        # A local turn request still waiting for the lease (and about to be refused busy)
+        # does not count: only a turn of ours that holds the lease numbers the events.
+        return self.has_readers() and self.leased_run_id is None and self._relays == 0
 
     def mirror(self, run: RunRecord, last_committed_seq: int) -> None:
         """Pull the events of another process's running turn into this bus, with their seq."""
@@ -203,7 +210,8 @@ class SessionActor(SessionInputs):
         try:
             async with aclosing(follow_run(run, self._bus.last_seq)) as events:
                 async for envelope in events:
-                    self.relay(envelope)
+                    if not self.relay(envelope):
+                        break
                     if envelope.type in TERMINAL_EVENT_TYPES:
                         break
         except Exception:  # losing the relay must not take the session's actor down
@@ -222,11 +230,28 @@ class SessionActor(SessionInputs):
             self._relays -= 1
             self.notice_store_change()
 
-    def relay(self, envelope: EventEnvelope) -> None:
-        """Publish an event of another process's turn, unless it is old news or a turn of ours runs."""
+    def relay(self, envelope: EventEnvelope) -> bool:
+        """Publish an event of another process's turn, unless it is old news or a turn of ours runs.
+
+        Returns False for an event that does not follow this session's numbering (another
+        session's, or a seq far past the last one): the link that sent it is dropped, so a
+        forged push cannot move the session's seq counter. A short jump (events this process
+        never saw) reaches subscribers behind a ``stream_truncated`` marker counting them.
+        """
         bus = self._bus
-        if bus is not None and envelope.seq > bus.last_seq and self._running is None and not self._retired:
-            bus.publish_envelope(envelope)
+        if bus is None or self._retired or self.leased_run_id is not None:
+            return True
+        if envelope.source.session_id != self.session_id or envelope.seq > bus.last_seq + MAX_RELAY_SEQ_JUMP:
+            log.warning("dropped a relayed event of session %s with seq %d (session %s, last seq here %d): "
+                        "it does not follow the session's numbering", self.session_id, envelope.seq,
+                        envelope.source.session_id, bus.last_seq)
+            return False
+        if envelope.seq <= bus.last_seq:
+            return True  # old news: this process published it already
+        if envelope.seq > bus.last_seq + 1:
+            bus.publish_missing(envelope.seq - bus.last_seq - 1)
+        bus.publish_envelope(envelope)
+        return True
 
     def notice_archived_elsewhere(self) -> None:
         """Another process archived the session: end its streams here, as a local archive does."""
