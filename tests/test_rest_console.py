@@ -261,3 +261,22 @@ def test_token_login_on_a_non_loopback_bind(tmp_path, browser):
             assert page.locator("#login-view").is_hidden()
         finally:
             context.close()
+
+
+def test_a_new_session_opens_at_once_and_streams_its_first_turn(server, page):
+    page.goto(f"{server.url}/console")
+    prompt = words(40, "first")
+    page.get_by_label("New session").fill(prompt)
+    page.get_by_role("button", name="Start").click()
+    live = page.locator("#live .text")
+    expect(live).to_contain_text("first3")
+    assert "#/session/" in page.url  # the page moved to the session while its first turn streams
+    assert page.locator("#interrupt").is_visible()
+    assert len(live.inner_text()) < len(f"Mock reply to: {prompt}")
+    page.locator("#transcript").get_by_text(f"Mock reply to: {prompt}").wait_for()
+    page.locator("#interrupt").wait_for(state="hidden")
+    sid = page.url.rsplit("/", 1)[1]
+    # Then the page follows the session as usual: a turn started elsewhere shows up.
+    post_turn = httpx2.post(f"{server.url}/sessions/{sid}/messages", json={"prompt": "from elsewhere"}, timeout=60)
+    assert post_turn.status_code == 200
+    page.locator("#transcript").get_by_text("Mock reply to: from elsewhere").wait_for()

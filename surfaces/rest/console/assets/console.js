@@ -15,6 +15,7 @@ const state = {
   details: new Map(),      // session_id -> {updated_at, model, provider}
   pollTimer: null,
   stream: null,            // AbortController of the open event stream
+  adopted: null,           // a new session whose first turn streams on its POST
   sessionId: null,
   running: false,
   configGeneration: null,
@@ -119,9 +120,31 @@ function parseFrame(frame) {
   return event;
 }
 
-function openEvents(sessionId, onEvent) {
+// Reads an SSE response to its end; returns the last event id and the `done` reason.
+async function readEvents(reply, onEvent, lastId) {
+  const reader = reply.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let reason = null;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value.replace(/\r\n/g, "\n");
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const event = parseFrame(buffer.slice(0, cut));
+      buffer = buffer.slice(cut + 2);
+      if (!event) continue;
+      if (event.id) lastId = event.id;
+      if (event.event === "done") reason = event.json && event.json.reason;
+      onEvent(event);
+    }
+  }
+  return { lastId, reason };
+}
+
+function openEvents(sessionId, onEvent, resumeAfter) {
   const control = new AbortController();
-  let lastId = null;
+  let lastId = resumeAfter || null;
   (async () => {
     while (!control.signal.aborted) {
       let reason = null;
@@ -131,22 +154,7 @@ function openEvents(sessionId, onEvent) {
         const reply = await fetch(`/sessions/${encodeURIComponent(sessionId)}/events`, { headers, signal: control.signal });
         if (reply.status === 401) { showLogin("That token was refused."); return; }
         if (!reply.ok) return;
-        const reader = reply.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buffer = "";
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer += value.replace(/\r\n/g, "\n");
-          let cut;
-          while ((cut = buffer.indexOf("\n\n")) >= 0) {
-            const event = parseFrame(buffer.slice(0, cut));
-            buffer = buffer.slice(cut + 2);
-            if (!event) continue;
-            if (event.id) lastId = event.id;
-            if (event.event === "done") reason = event.json && event.json.reason;
-            onEvent(event);
-          }
-        }
+        ({ lastId, reason } = await readEvents(reply, onEvent, lastId));
       } catch (error) {
         if (control.signal.aborted) return;
       }
@@ -250,6 +258,8 @@ $("search").addEventListener("input", () => { state.offset = 0; loadSessions().c
 $("prev-page").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_SIZE); loadSessions(); });
 $("next-page").addEventListener("click", () => { state.offset += PAGE_SIZE; loadSessions(); });
 
+// A new session's first turn streams on the POST itself (Accept: text/event-stream): the
+// page opens the session at `session_created` and follows that stream, then the session's.
 $("new-session-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const body = { prompt: $("new-prompt").value };
@@ -257,12 +267,38 @@ $("new-session-form").addEventListener("submit", async (event) => {
   const button = event.submitter || event.target.querySelector("button");
   button.disabled = true;
   say("Starting the session…");
+  const control = new AbortController();
   try {
-    const result = await api("POST", "/sessions", body);
+    const reply = await fetch("/sessions", {
+      method: "POST", body: JSON.stringify(body), signal: control.signal,
+      headers: authHeaders({ "Content-Type": "application/json", Accept: "text/event-stream" }),
+    });
+    if (reply.status === 401) { showLogin("That token was refused."); return; }
+    if (!reply.ok) {
+      const type = reply.headers.get("content-type") || "";
+      throw new ApiError(reply.status, type.includes("application/json") ? await reply.json() : null);
+    }
     $("new-prompt").value = "";
     say("");
-    location.hash = `#/session/${result.session_id}`;
+    let adopted = null;
+    const { lastId } = await readEvents(reply, (frame) => {
+      if (frame.event === "session_created" && frame.json) {
+        adopted = { sessionId: frame.json.session_id, control, buffer: [], ready: false };
+        state.adopted = adopted;
+        location.hash = `#/session/${adopted.sessionId}`;
+      } else if (adopted && !adopted.ready) {
+        adopted.buffer.push(frame);
+      } else if (adopted) {
+        onSessionEvent(adopted.sessionId, frame);
+      }
+    }, null);
+    if (adopted && state.adopted === adopted) {  // still on its page: follow the session from here on
+      state.adopted = null;
+      const sessionId = adopted.sessionId;
+      state.stream = openEvents(sessionId, (e) => onSessionEvent(sessionId, e), lastId);
+    }
   } catch (error) {
+    if (control.signal.aborted) return;
     if (error.status !== 401) say(`Could not start: ${error.message}`, true);
   } finally {
     button.disabled = false;
@@ -431,9 +467,18 @@ async function openSession(sessionId) {
   $("archive-confirm").hidden = true;
   say("");
   await loadFacts(sessionId);
-  // Follow first, then read: a turn that starts in between is in the stream.
-  state.stream = openEvents(sessionId, (event) => onSessionEvent(sessionId, event));
-  await loadTranscript(sessionId);
+  const adopted = state.adopted && state.adopted.sessionId === sessionId ? state.adopted : null;
+  if (adopted) {
+    // Its first turn is streaming on the request that created it (see the new-session form).
+    state.stream = adopted.control;
+    await loadTranscript(sessionId);
+    adopted.ready = true;
+    for (const frame of adopted.buffer.splice(0)) onSessionEvent(sessionId, frame);
+  } else {
+    // Follow first, then read: a turn that starts in between is in the stream.
+    state.stream = openEvents(sessionId, (event) => onSessionEvent(sessionId, event));
+    await loadTranscript(sessionId);
+  }
   $("prompt").focus();
 }
 
@@ -560,6 +605,11 @@ async function openModels() {
 // -- routing -----------------------------------------------------------------------
 
 async function route() {
+  const target = location.hash || "#/";
+  if (state.adopted && target !== `#/session/${state.adopted.sessionId}`) {
+    state.adopted.control.abort();  // left its page: the turn goes on, the page stops following it
+    state.adopted = null;
+  }
   stopLive();
   state.sessionId = null;
   const hash = location.hash || "#/";
