@@ -50,6 +50,9 @@ __all__ = [
     "open_realm",
     "resolve_state_root",
     "project_state_root",
+    "project_dir",
+    "git_work_tree_root",
+    "workspace_context",
 ]
 
 Backend = Literal["sqlite", "jsonl", "memory"]
@@ -394,14 +397,45 @@ def _same_directory(first: Path, second: Path) -> bool:
         return False
 
 
+def git_work_tree_root(cwd: str | Path) -> Path | None:
+    """The root of the git work tree ``cwd`` is in (the nearest ancestor holding ``.git``), if any."""
+    start = Path(cwd)
+    for directory in (start, *start.parents):
+        if (directory / ".git").exists():
+            return directory
+    return None
+
+
+def project_dir(cwd: str | Path) -> Path:
+    """The project ``cwd`` belongs to: the nearest ancestor holding ``.rkat``; when none has
+    one, the root of the git work tree ``cwd`` is in; else ``cwd`` itself.
+
+    Inside a git work tree the walk stops at its root: a ``~/.rkat`` (or ``/tmp/.rkat``)
+    above the repository does not capture it. So there is one ``.rkat/`` per
+    repository, at its root, instead of a new one in whatever subdirectory the first
+    command ran in.
+    """
+    start = Path(cwd)
+    git_root = git_work_tree_root(start)
+    for directory in (start, *start.parents):
+        if (directory / ".rkat").exists():
+            return directory
+        if directory == git_root:
+            return git_root
+    return start
+
+
+def workspace_context(cwd: str | Path) -> Path:
+    """The directory the CLI's workspace realm id is derived from: the git work tree root
+    when ``cwd`` is inside one (one session list per repository, from any subdirectory),
+    else ``cwd`` (per directory, as upstream)."""
+    return git_work_tree_root(cwd) or Path(cwd)
+
+
 def project_state_root(cwd: str | Path) -> Path:
-    """``<project>/.rkat/realms`` for the nearest ancestor of ``cwd`` holding ``.rkat`` (else ``cwd``).
+    """``<project>/.rkat/realms`` for the project of ``cwd`` (see :func:`project_dir`).
 
     The CLI's default state root (upstream's project-local layout); servers given
     ``--context-root`` look there too, so an SDK program finds the CLI's realms.
     """
-    start = Path(cwd)
-    for directory in (start, *start.parents):
-        if (directory / ".rkat").exists():
-            return directory / ".rkat" / "realms"
-    return start / ".rkat" / "realms"
+    return project_dir(cwd) / ".rkat" / "realms"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncContextManager
 
 from meerkat.errors import InvalidParams
-from meerkat.realm import BACKENDS, resolve_state_root, validate_realm_id, workspace_realm_id
+from meerkat.realm import BACKENDS, resolve_state_root, validate_realm_id, workspace_context, workspace_realm_id
 
 if TYPE_CHECKING:  # keeps `import surfaces.realm_options` free of the actor runtime
     from actors import HostOptions, SessionService
@@ -51,7 +51,7 @@ class RealmOptions:
         """These options, with the current directory's workspace realm when none is named (the CLI default)."""
         if self.realm_id is not None or self.isolated:
             return self
-        realm_id = workspace_realm_id(cwd or os.getcwd())
+        realm_id = workspace_realm_id(workspace_context(cwd or os.getcwd()))
         return RealmOptions(realm_id, False, self.instance_id, self.backend, self.state_root)
 
     def open_service(self, options: "HostOptions | None" = None) -> AsyncContextManager["SessionService"]:

@@ -53,7 +53,7 @@ async def get_command(ctx: click.Context, output_format: str, with_generation: b
       rkat config get
       rkat config get --format json --with-generation
     """
-    async with service_for(ctx) as service:
+    async with service_for(ctx, read_only=True) as service:
         view = await service.get_config()
     if output_format == "json":
         print_json(view.to_wire() if with_generation else view.config)

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any, AsyncContextManager, Callable
 
 import asyncclick as click
 
-from meerkat.realm import resolve_state_root
+from pathlib import Path
+
+from meerkat.realm import RealmPaths, resolve_state_root
 
 from surfaces.realm_options import RealmOptions
 
@@ -72,9 +74,34 @@ def _chosen_options(ctx: click.Context) -> RealmOptions:
     return dataclasses.replace(options, state_root=str(state_root))
 
 
-def service_for(ctx: click.Context) -> AsyncContextManager["SessionService"]:
-    """Open the realm this invocation names (raises InvalidParams for a bad realm choice)."""
-    return _chosen_options(ctx).open_service()
+def service_for(ctx: click.Context, *, read_only: bool = False) -> AsyncContextManager["SessionService"]:
+    """Open the realm this invocation names (raises InvalidParams for a bad realm choice).
+
+    ``read_only`` commands (list, show, config get, models...) create nothing: a realm
+    that does not exist yet is served empty from memory, so ``rkat session list`` in a
+    fresh checkout leaves no ``.rkat/`` behind. A command that writes and creates the
+    project's ``.rkat/`` also puts a ``.gitignore`` in it, so git never lists it.
+    """
+    options = _chosen_options(ctx)
+    if options.realm_id is not None and options.backend != "memory" and options.state_root is not None \
+            and not RealmPaths.for_realm(options.state_root, options.realm_id).manifest_path.exists():
+        if read_only:
+            options = dataclasses.replace(options, backend="memory")
+        elif explicit_state_root(ctx) is None:
+            start_project_dir(Path(options.state_root))
+    return options.open_service()
+
+
+#: What ``.rkat/.gitignore`` says: everything in it is local state.
+GITIGNORE = "# rkat's local state (sessions, config): never committed\n*\n"
+
+
+def start_project_dir(state_root: Path) -> None:
+    """Create ``<project>/.rkat/`` (holding ``state_root``) with its ``.gitignore``, if it is new."""
+    if state_root.name != "realms" or state_root.parent.name != ".rkat" or state_root.parent.exists():
+        return
+    state_root.parent.mkdir(parents=True, exist_ok=True)
+    (state_root.parent / ".gitignore").write_text(GITIGNORE)
 
 
 def explicit_state_root(ctx: click.Context) -> str | None:

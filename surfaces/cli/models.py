@@ -24,5 +24,5 @@ async def models_command(ctx: click.Context) -> None:
       rkat models
       rkat models | jq -r '.providers[].models[].id'
     """
-    async with service_for(ctx) as service:
+    async with service_for(ctx, read_only=True) as service:
         print_json(await service.models_catalog())

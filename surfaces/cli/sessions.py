@@ -63,7 +63,7 @@ async def list_command(ctx: click.Context, limit: int, offset: int, labels: tupl
       rkat session list --limit 10 --offset 20
       rkat session list --label team=alpha --format json
     """
-    async with service_for(ctx) as service:
+    async with service_for(ctx, read_only=True) as service:
         sessions = await service.list_sessions(limit=limit, offset=offset, labels=parse_labels(labels))
     if output_format == "json":
         print_json({"sessions": [s.to_wire() for s in sessions]})
@@ -105,7 +105,7 @@ async def show_command(ctx: click.Context, session: str, output_format: str) -> 
       rkat session show last
       rkat session show 5f1c9a2e --format json
     """
-    async with service_for(ctx) as service:
+    async with service_for(ctx, read_only=True) as service:
         session_id = await resolve_session(service, session)
         view = await service.read_session(session_id)
         messages: list[Message] = []
@@ -179,7 +179,7 @@ async def delete_command(ctx: click.Context, session: str) -> None:
       rkat session delete 01936f8a-7b2c-7000-8000-000000000001
       rkat session delete last
     """
-    async with service_for(ctx) as service:
+    async with service_for(ctx, read_only=True) as service:
         session_id = await resolve_session(service, session)
         await service.archive(session_id)
         ref = session_ref(service.realm.realm_id, session_id)
@@ -201,7 +201,7 @@ async def interrupt_command(ctx: click.Context, session: str) -> None:
     Examples:
       rkat session interrupt 01936f8a-7b2c-7000-8000-000000000001
     """
-    async with service_for(ctx) as service:
+    async with service_for(ctx, read_only=True) as service:
         session_id = await resolve_session(service, session)
         result = await service.interrupt(session_id)
     if result.interrupted:
