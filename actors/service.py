@@ -33,6 +33,7 @@ from meerkat.validation import (
 from meerkat.views import HistoryPage, InterruptResult, RunResult, SessionSummary, SessionView, session_ref
 
 from .bus import Subscription
+from .history_api import HistoryAPI
 from .live_api import LiveSessionAPI
 from .messages import (
     Archive,
@@ -114,9 +115,11 @@ class TurnStream:
         self._subscription.close()
 
 
-class SessionService(LiveSessionAPI):
+class SessionService(LiveSessionAPI, HistoryAPI):
     """Create, continue, stream, list, read, interrupt and archive sessions of one realm
-    (and, from :class:`~actors.live_api.LiveSessionAPI`, its event log, inputs and run-fenced stop)."""
+    (and, from :class:`~actors.live_api.LiveSessionAPI`, its event log, inputs and run-fenced stop; from
+    :class:`~actors.history_api.HistoryAPI`, forks, transcript revisions, system-prompt updates,
+    instruction activations and exports)."""
 
     def __init__(self, supervisor: RealmSupervisor) -> None:
         self._sup = supervisor

@@ -259,6 +259,12 @@ class SessionActor(SessionInputs):
             self._archived = True
             self.retire(SessionNotFound(self.session_id))
 
+    def notice_history_change(self, record: SessionRecord) -> None:
+        """This process rewrote the session's transcript: take the new record, reload rows at the next turn."""
+        if self._running is None:
+            self._history = None
+        self._adopt(record)
+
     def notice_store_change(self) -> None:
         """Another process changed the session: reload its record (when no turn of ours runs)."""
         if self._nursery is not None and not self._retired:

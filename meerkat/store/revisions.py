@@ -81,6 +81,8 @@ class TranscriptRewrite(msgspec.Struct, kw_only=True, frozen=True):
     #: Replace the whole transcript with this retained revision's rows instead.
     restore_from: str | None = None
     expected_parent_revision: str | None = None
+    #: Refuse (RevisionConflict) if rows were appended since the caller read them.
+    expected_message_count: int | None = None
     reason_kind: str
     reason_note: str | None = None
     actor: str | None = None
@@ -150,6 +152,10 @@ def check_rewrite(record: SessionRecord | None, rewrite: TranscriptRewrite, know
     expected = rewrite.expected_parent_revision
     if expected is not None and expected != record.transcript_revision:
         raise RevisionConflict(rewrite.session_id, expected, record.transcript_revision)
+    if rewrite.expected_message_count is not None and rewrite.expected_message_count != record.message_count:
+        raise RevisionConflict(rewrite.session_id, f"{record.transcript_revision} with "
+                               f"{rewrite.expected_message_count} messages",
+                               f"{record.transcript_revision} with {record.message_count} messages")
     if rewrite.restore_from is not None:
         if rewrite.restore_from != record.transcript_revision and rewrite.restore_from not in (known or set()):
             raise InvalidParams(f"session {rewrite.session_id} has no transcript revision "

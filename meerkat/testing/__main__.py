@@ -31,10 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--script", help="JSON file: a list of replies and faults, used one per call")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before the first byte")
     parser.add_argument("--tokens-per-second", type=float, default=None, help="pace of the streamed events")
+    parser.add_argument("--record-to", metavar="FILE",
+                        help="append every request received as a JSON line {vendor, path, body} to FILE")
     args = parser.parse_args(argv)
     server = FakeProviderServer(latency_ms=args.latency_ms, tokens_per_second=args.tokens_per_second,
                                 default=Reply(text=args.reply) if args.reply is not None else None,
-                                record=False)  # nobody outside the process can read them
+                                record=args.record_to is not None)  # else nobody outside the process reads them
+    server.record_to = args.record_to
     if args.script:
         try:
             with open(args.script, encoding="utf-8") as handle:

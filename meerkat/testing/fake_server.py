@@ -105,6 +105,8 @@ class FakeProviderServer:
         self.tokens_per_second = tokens_per_second
         self.default = default
         self.requests: list[ReceivedRequest] = []
+        #: Also append each request as a JSON line ``{vendor, path, body}`` to this file (another process reads it).
+        self.record_to: str | None = None
         #: Streams the client abandoned before their end (a cancelled turn closes its stream).
         self.disconnects = 0
         self.url = ""
@@ -159,6 +161,9 @@ class FakeProviderServer:
         if self.record:
             self.requests.append(ReceivedRequest(vendor, path, scope.get("query_string", b"").decode(), headers,
                                                  body, raw))
+            if self.record_to is not None:
+                with open(self.record_to, "a", encoding="utf-8") as log:
+                    log.write(json.dumps({"vendor": vendor, "path": path, "body": body}) + "\n")
         if self.latency_ms:
             await trio.sleep(self.latency_ms / 1000)
         item = self._next()

@@ -25,6 +25,7 @@ from meerkat.views import RunResult
 from surfaces.session_params import config_write, create_options, require_object, require_prompt, turn_options
 
 from .callbacks import ClientCalls, callback_tool, tool_specs_from_params
+from .methods_history import HISTORY_METHOD_NAMES, HistoryMethods
 from .methods_live import LIVE_METHOD_NAMES, LiveMethods
 from .wire import encode_event
 
@@ -132,6 +133,7 @@ class Methods:
         }
         self.live = LiveMethods(service, send_event)
         self.table.update(self.live.table)
+        self.table.update(HistoryMethods(service).table)
 
     async def call(self, method: str, params: Any) -> dict[str, Any]:
         """Run ``method``; METHOD_NOT_FOUND if there is no such method."""
@@ -239,4 +241,5 @@ class Methods:
 #: Every method, in the order ``initialize`` lists them.
 METHOD_NAMES = ("initialize", "capabilities/get", "tools/register", "session/create", "session/list",
                 "session/read", "session/history", "session/archive", "turn/start", "turn/interrupt",
-                "config/get", "config/set", "config/patch", "models/catalog", *LIVE_METHOD_NAMES)
+                "config/get", "config/set", "config/patch", "models/catalog", *LIVE_METHOD_NAMES,
+                *HISTORY_METHOD_NAMES)
