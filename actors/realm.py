@@ -423,7 +423,7 @@ class RealmSupervisor:
         actor = SessionActor(self, session_id, record, history)
         self._actors[session_id] = actor
         self._started += 1
-        observability.actor_started()
+        observability.actor_started(session_id)
         self._nursery.start_soon(self._supervise, actor)
         return actor
 

@@ -343,7 +343,7 @@ class SessionActor(SessionInputs):
             return
         self._retired = True
         self._supervisor._forget(self)
-        observability.actor_stopped(hibernated=error is None)
+        observability.actor_stopped(self.session_id, hibernated=error is None)
         for message in self.mailbox.close():
             _fail(message, error or InternalError(f"session actor {self.session_id} stopped"))
         if self._bus is not None:

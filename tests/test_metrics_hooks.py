@@ -33,9 +33,11 @@ async def test_actors_live_then_hibernated(tmp_path):
                 while sample(observer, "rkat_session_actors", state="live") != 0:
                     await trio.sleep(0.02)
             assert sample(observer, "rkat_session_actor_hibernations_total") == 1
+            assert sample(observer, "rkat_session_actors", state="hibernated") == 1
             await service.read_session(created.session_id)  # wakes it from the store
             assert sample(observer, "rkat_session_actor_starts_total") == 2
             assert sample(observer, "rkat_session_actors", state="live") == 1
+            assert sample(observer, "rkat_session_actors", state="hibernated") == 0
     finally:
         observability.uninstall(observer)
 

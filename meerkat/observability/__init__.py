@@ -60,10 +60,10 @@ class Observer:
         """A probe for this turn, or None."""
         return None
 
-    def actor_started(self) -> None:
+    def actor_started(self, session_id: str) -> None:
         """A session actor came alive (created or woken from the store)."""
 
-    def actor_stopped(self, hibernated: bool) -> None:
+    def actor_stopped(self, session_id: str, hibernated: bool) -> None:
         """A session actor left memory: hibernated when idle, else archived or stopped."""
 
     def store_operation(self, operation: str, seconds: float, ok: bool) -> None:
@@ -205,16 +205,16 @@ def _each(hook: str, *args: Any) -> None:
             _broken(observer, hook)
 
 
-def actor_started() -> None:
+def actor_started(session_id: str) -> None:
     """Hook: see :meth:`Observer.actor_started`."""
     if _observers:
-        _each("actor_started")
+        _each("actor_started", session_id)
 
 
-def actor_stopped(hibernated: bool) -> None:
+def actor_stopped(session_id: str, hibernated: bool) -> None:
     """Hook: see :meth:`Observer.actor_stopped`."""
     if _observers:
-        _each("actor_stopped", hibernated)
+        _each("actor_stopped", session_id, hibernated)
 
 
 def store_operation(operation: str, seconds: float, ok: bool) -> None:

@@ -35,9 +35,15 @@ class PrometheusObserver(Observer):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry = registry if registry is not None else CollectorRegistry()
         self._models: set[str] = set()
-        self.actors = Gauge("rkat_session_actors", "Session actors in memory (live).", ["state"], registry=registry)
+        self.actors = Gauge("rkat_session_actors", "Session actors of this process: live (in memory) or "
+                            "hibernated (served here, now asleep in the store until next use).", ["state"],
+                            registry=registry)
         self._live = self.actors.labels("live")
         self._live.set(0)
+        self._hibernated = self.actors.labels("hibernated")
+        self._hibernated.set(0)
+        #: Sessions whose actor hibernated here and has not woken since (one short string each).
+        self._asleep: set[str] = set()
         self.hibernations = Counter("rkat_session_actor_hibernations", "Idle session actors that left memory "
                                     "(they wake from the store on next use).", registry=registry)
         self.actor_starts = Counter("rkat_session_actor_starts", "Session actors started (created or woken).",
@@ -90,14 +96,20 @@ class PrometheusObserver(Observer):
     def turn(self, info: TurnInfo) -> TurnProbe:
         return _TurnMetrics(self, info.provider, self.model_label(info.model))
 
-    def actor_started(self) -> None:
+    def actor_started(self, session_id: str) -> None:
         self._live.inc()
         self.actor_starts.inc()
+        if session_id in self._asleep:
+            self._asleep.discard(session_id)
+            self._hibernated.dec()
 
-    def actor_stopped(self, hibernated: bool) -> None:
+    def actor_stopped(self, session_id: str, hibernated: bool) -> None:
         self._live.dec()
         if hibernated:
             self.hibernations.inc()
+            if session_id not in self._asleep:
+                self._asleep.add(session_id)
+                self._hibernated.inc()
 
     def store_operation(self, operation: str, seconds: float, ok: bool) -> None:
         self.store_latency.labels(operation, "ok" if ok else "error").observe(seconds)
