@@ -189,23 +189,32 @@ def test_config_conflict_is_shown_then_resolved(server, page):
     changed = httpx2.patch(f"{server.url}/config", json={"patch": {"agent": {"max_turns": 42}},
                                                          "expected_generation": current["generation"]}, timeout=60)
     assert changed.status_code == 200
+    generation = changed.json()["generation"]
     page.get_by_role("button", name="Save").click()
     conflict = page.locator("#config-conflict")
     conflict.get_by_text("Conflict: the config changed elsewhere").wait_for()
-    assert f"now generation {changed.json()['generation']}" in conflict.inner_text()
+    assert f"now generation {generation}" in conflict.inner_text()
+    assert "agent.max_turns: 100 → 42" in conflict.inner_text()  # theirs
+    assert "budget.max_tool_calls: null → 7" in conflict.inner_text()  # mine
+    assert "null\n" not in conflict.inner_text() and "Both changed" not in conflict.inner_text()
     shot(page, "config-conflict")
     server_side = httpx2.get(f"{server.url}/config", timeout=60).json()
     assert server_side["config"]["agent"]["max_turns"] == 42  # nothing overwritten
     assert server_side["config"]["budget"]["max_tool_calls"] is None
 
-    page.get_by_role("button", name="Load the latest").click()
-    expect(page.locator("#config-generation")).to_have_text(str(changed.json()["generation"]))
-    assert '"max_turns": 42' in area.input_value()
-    area.fill(area.input_value().replace('"max_tool_calls": null', '"max_tool_calls": 7', 1))
+    page.get_by_role("button", name="Load the latest, keep my edit").click()
+    expect(page.locator("#config-generation")).to_have_text(str(generation))
+    assert '"max_turns": 42' in area.input_value() and '"max_tool_calls": 7' in area.input_value()
     page.get_by_role("button", name="Save").click()
-    page.get_by_text(f"Saved: generation {changed.json()['generation'] + 1}.").wait_for()
+    page.get_by_text(f"Saved: generation {generation + 1}.").wait_for()
     final = httpx2.get(f"{server.url}/config", timeout=60).json()["config"]
     assert final["agent"]["max_turns"] == 42 and final["budget"]["max_tool_calls"] == 7
+
+    # "Load the latest" alone throws an unsaved edit away, on purpose.
+    area.fill(area.input_value().replace('"max_turns": 42', '"max_turns": 43', 1))
+    page.get_by_role("button", name="Load the latest", exact=True).click()
+    page.get_by_text(f"Loaded generation {generation + 1}.").wait_for()
+    assert '"max_turns": 42' in area.input_value()
 
 
 def test_models_and_credentials_without_keys(server, page):

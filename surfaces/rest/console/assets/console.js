@@ -19,6 +19,7 @@ const state = {
   sessionId: null,
   running: false,
   configGeneration: null,
+  configLoaded: null,      // the document as loaded, to tell your edit from others'
 };
 
 class ApiError extends Error {
@@ -528,8 +529,43 @@ $("archive-confirm").addEventListener("click", async () => {
 
 // -- config ------------------------------------------------------------------------
 
+// Leaf values by dotted path ("agent.max_turns" -> "100"), to tell what changed where.
+function flatten(value, prefix, out) {
+  out = out || {};
+  if (value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length) {
+    for (const [key, inner] of Object.entries(value)) flatten(inner, prefix ? `${prefix}.${key}` : key, out);
+  } else if (prefix) {
+    out[prefix] = JSON.stringify(value);
+  }
+  return out;
+}
+
+function changedPaths(before, after) {
+  const a = flatten(before);
+  const b = flatten(after);
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((p) => a[p] !== b[p]).sort()
+    .map((path) => ({ path, from: a[path], to: b[path] }));
+}
+
+function applyPath(document_, path, json) {
+  const parts = path.split(".");
+  let node = document_;
+  for (const part of parts.slice(0, -1)) {
+    if (!node[part] || typeof node[part] !== "object") node[part] = {};
+    node = node[part];
+  }
+  if (json === undefined) delete node[parts[parts.length - 1]];
+  else node[parts[parts.length - 1]] = JSON.parse(json);
+}
+
+function changeList(title, changes) {
+  return el("div", {}, el("p", { text: title }), el("ul", {}, ...changes.map((c) =>
+    el("li", { text: `${c.path}: ${c.from === undefined ? "(absent)" : c.from} → ${c.to === undefined ? "(removed)" : c.to}` }))));
+}
+
 async function loadConfig() {
   const view = await api("GET", "/config");
+  state.configLoaded = view.config;
   state.configGeneration = view.generation;
   $("config-generation").textContent = String(view.generation);
   $("config-text").value = JSON.stringify(view.config, null, 2);
@@ -563,14 +599,33 @@ $("config-save").addEventListener("click", async () => {
     if (error.status === 401) return;
     if (error.body.code === "CONFIG_GENERATION_CONFLICT") {
       const details = error.body.details || {};
-      const mine = $("config-text").value;
+      const latest = await api("GET", "/config");
+      const theirs = changedPaths(state.configLoaded, latest.config);
+      const mine = changedPaths(state.configLoaded, document_);
+      const clashes = mine.filter((m) => theirs.some((t) => t.path === m.path)).map((m) => m.path);
+      const merge = el("button", { type: "button", id: "config-merge" });
+      merge.textContent = "Load the latest, keep my edit";
+      merge.addEventListener("click", () => {
+        const merged = JSON.parse(JSON.stringify(latest.config));
+        for (const change of mine) applyPath(merged, change.path, change.to);
+        state.configLoaded = latest.config;
+        state.configGeneration = latest.generation;
+        $("config-generation").textContent = String(latest.generation);
+        $("config-text").value = JSON.stringify(merged, null, 2);
+        conflict.hidden = true;
+        say(`Your edit is applied to generation ${latest.generation}: check it, then Save.`);
+        $("config-text").focus();
+      });
       conflict.replaceChildren(
         el("p", { text: `Conflict: the config changed elsewhere (now generation ${details.current_generation}; ` +
           `you edited generation ${details.expected_generation}). Nothing was overwritten.` }),
-        el("p", { text: "Load the latest, then apply your change again. Your unsaved version:" }),
-        el("pre", { text: mine }));
+        changeList("Changed elsewhere:", theirs),
+        changeList("Your edit:", mine),
+        ...(clashes.length ? [el("p", { class: "error", text: `Both changed: ${clashes.join(", ")} (your edit wins).` })] : []),
+        el("div", { class: "row" }, merge));
       conflict.hidden = false;
       say("Config conflict: not saved.", true);
+      merge.focus();
     } else {
       say(`Not saved: ${error.message}`, true);
     }
