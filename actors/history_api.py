@@ -257,15 +257,17 @@ class HistoryAPI:
 
     async def update_system_prompt(self, session_id: str, key: str, content: str, *,
                                    expected_version: int | None = None, target_message_index: int | None = None,
-                                   actor: str | None = None,
-                                   expected_parent_revision: str | None = None) -> SystemPromptUpdate:
+                                   actor: str | None = None, expected_parent_revision: str | None = None,
+                                   adopt_existing: bool = False) -> SystemPromptUpdate:
         """Set the next version of the keyed system-prompt row ``key``; the model sees it from its next call.
 
         The first update of a key adds its row after the leading system rows
         (or, with ``target_message_index``, adopts that unversioned system row);
         later ones replace the key's row. The same content again is a
         ``duplicate`` and commits nothing. ``expected_version`` is a
-        compare-and-set on the key's current version.
+        compare-and-set on the key's current version. ``adopt_existing`` (what
+        REST and the CLI use: "set the system prompt") adopts the first
+        unversioned system prompt row when the key has none yet.
         """
         slot = optional_string(key, "key", max_chars=256)
         if not slot:
@@ -295,6 +297,10 @@ class HistoryAPI:
             raise InvalidParams(f"system prompt key {slot!r} of session {sid} is at version {current}, "
                                 f"not {expected_version}", details={"key": slot, "current_version": current,
                                                                    "expected_version": expected_version})
+        if found is None and target_message_index is None and adopt_existing:
+            target_message_index = next((i for i, r in enumerate(rows) if isinstance(r, SystemMessage)
+                                         and r.prompt_version is None and r.source is None
+                                         and r.instruction_activation is None), None)
         if found is not None:
             start, end = found, found + 1
         elif target_message_index is not None:

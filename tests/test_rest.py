@@ -294,6 +294,12 @@ async def test_models_catalog_health_and_openapi(server):
         ("/sessions/{session_id}/history", "get"), ("/sessions/{session_id}/interrupt", "post"),
         ("/sessions/{session_id}/events", "get"), ("/config", "get"), ("/config", "put"), ("/config", "patch"),
         ("/models/catalog", "get"), ("/health", "get"), ("/openapi.json", "get"),
+        # history (tests/test_rest_history.py)
+        ("/sessions/{session_id}/fork", "post"), ("/sessions/{session_id}/revisions", "get"),
+        ("/sessions/{session_id}/revisions", "post"), ("/sessions/{session_id}/revisions/{revision}", "get"),
+        ("/sessions/{session_id}/revisions/{revision}/restore", "post"),
+        ("/sessions/{session_id}/system_prompt", "put"), ("/sessions/{session_id}/instructions", "post"),
+        ("/sessions/{session_id}/instructions", "get"), ("/sessions/{session_id}/export", "get"),
     }
 
 

@@ -25,6 +25,7 @@ from . import wire
 from .auth import OPEN_PATHS, check_bearer, check_loopback_host
 from .body_fields import reject_unknown_fields
 from .console import add_console_routes, is_public_console_path
+from .history_routes import add_history_routes
 from .metrics import add_metrics_route, note_trace_context
 from .openapi import openapi_document
 from .requests import bool_query, int_query, json_object, label_query, mismatch, resume_cursor, session_locator
@@ -188,6 +189,7 @@ def create_app(state: RestState) -> QuartTrio:
     async def health() -> Response:
         return Response("ok", content_type="text/plain; charset=utf-8")
 
+    add_history_routes(app, state, locate)
     add_metrics_route(app)
     add_console_routes(app)
 

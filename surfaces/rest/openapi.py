@@ -294,6 +294,11 @@ _PATHS: dict[str, Any] = {
     },
 }
 
+from .openapi_history import history_paths, history_schemas  # noqa: E402  (built with the helpers above)
+
+_SCHEMAS.update(history_schemas(_obj, _ref))
+_PATHS.update(history_paths(_op, _json, _body, _SESSION_ID, _OFFSET, _LIMIT))
+
 
 def openapi_document(*, auth: bool) -> dict[str, Any]:
     """The document; with ``auth`` every operation but ``/health`` declares the bearer scheme."""

@@ -1,0 +1,162 @@
+"""The OpenAPI schemas and paths of the history routes (:mod:`.history_routes`), merged into :mod:`.openapi`."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+__all__ = ["history_schemas", "history_paths"]
+
+_INT = {"type": "integer", "minimum": 0}
+_STR = {"type": "string"}
+_NSTR = {"type": ["string", "null"]}
+_REASON = {"description": "Why: {kind, note?} (a bare string is taken as the kind).",
+           "oneOf": [{"type": "string"}, {"type": "object", "properties": {"kind": _STR, "note": _NSTR},
+                                          "required": ["kind"]}]}
+_ROW = {"type": "object", "properties": {"role": {"type": "string",
+                                                  "enum": ["system", "user", "block_assistant", "tool_results"]}},
+        "required": ["role"], "description": "A transcript row as session history shows it (created_at optional)."}
+_SELECTION = {"type": "object", "description": "{type: message_range, start, end} (end exclusive), or "
+                                               "{type: edit_message_range|compaction_message_range, range: {start, end}}",
+              "properties": {"type": {"type": "string", "enum": ["message_range", "edit_message_range",
+                                                                 "compaction_message_range"]},
+                             "start": _INT, "end": _INT, "range": {"type": "object"}}, "required": ["type"]}
+
+
+def history_schemas(obj: Callable[..., dict[str, Any]], ref: Callable[[str], dict[str, str]]) -> dict[str, Any]:
+    """Request and result schemas (``obj`` and ``ref`` are :mod:`.openapi`'s helpers)."""
+    commit = obj({"parent_revision": _STR, "revision": _STR, "original_span_digest": _STR,
+                  "replacement_digest": _STR, "actor": _NSTR, "messages_before": _INT, "messages_after": _INT,
+                  "reason": {"type": "object"}, "selection": {"type": "object"},
+                  "committed_at": {"type": "object"}},
+                 ("parent_revision", "revision", "messages_before", "messages_after"))
+    activation_record = obj({"session_id": _STR, "identity": {"type": "object"}, "activation_ordinal": _INT,
+                             "projection_witness": {"type": "object"}},
+                            ("session_id", "identity", "activation_ordinal", "projection_witness"))
+    return {
+        "ForkRequest": obj({
+            "message_index": {"type": ["integer", "null"], "minimum": 0,
+                              "description": "Rows to keep (all when omitted); with `replacement`, the row "
+                                             "replaced and kept."},
+            "replacement": {"type": ["object", "null"],
+                            "description": "{type: message, message} or a block-level replacement "
+                                           "(user_content_block, assistant_block, tool_result_content_block)."},
+            "labels": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
+            "inherited_instructions": {"type": ["string", "null"], "enum": [
+                "require_explicit_activation", "reactivate_inherited", "refuse", None]},
+        }),
+        "ForkResult": obj({"source_session_id": _STR, "session_id": _STR, "session_ref": _STR,
+                           "message_count": _INT, "fork_point": _INT, "source_revision": _STR,
+                           "cache_inheritance": {"type": "object"}, "reactivated_instruction_count": _INT},
+                          ("source_session_id", "session_id", "message_count", "cache_inheritance")),
+        "RewriteRequest": obj({"selection": _SELECTION, "replacement": {"type": "array", "items": _ROW},
+                               "reason": _REASON, "actor": _NSTR, "expected_parent_revision": _NSTR},
+                              ("selection",)),
+        "RestoreRequest": obj({"reason": _REASON, "actor": _NSTR, "expected_parent_revision": _NSTR}),
+        "RevisionCommit": commit,
+        "RewriteResult": obj({"session_id": _STR, "parent_revision": _STR, "revision": _STR,
+                              "message_count": _INT, "commit": ref("RevisionCommit")},
+                             ("session_id", "parent_revision", "revision", "message_count", "commit")),
+        "RevisionList": obj({"head_revision": _STR, "total": _INT, "entries": {"type": "array", "items": obj({
+            "revision": _STR, "parent_revision": _STR, "actor": _NSTR, "reason": _STR, "note": _NSTR,
+            "committed_at": {**_INT, "description": "Unix milliseconds."}, "messages_before": _INT,
+            "messages_after": _INT, "restored_from": _STR}, ("revision", "parent_revision", "reason",
+                                                              "committed_at"))}},
+                            ("head_revision", "entries")),
+        "RevisionPage": obj({"session_id": _STR, "session_ref": _STR, "revision": _STR, "head_revision": _STR,
+                             "message_count": _INT, "offset": _INT, "limit": {"type": ["integer", "null"]},
+                             "has_more": {"type": "boolean"}, "messages": {"type": "array",
+                                                                           "items": ref("Message")}},
+                            ("session_id", "revision", "head_revision", "message_count", "offset", "has_more",
+                             "messages")),
+        "SystemPromptRequest": obj({
+            "key": {"type": "string", "description": "The prompt slot (default `main`)."},
+            "content": _STR, "expected_version": {"type": ["integer", "null"], "minimum": 1},
+            "target_message_index": {"type": ["integer", "null"], "minimum": 0},
+            "actor": _NSTR, "expected_parent_revision": _NSTR}, ("content",)),
+        "SystemPromptUpdate": obj({"session_id": _STR, "key": _STR, "version": {"type": "integer", "minimum": 1},
+                                   "message_index": _INT, "status": {"type": "string",
+                                                                     "enum": ["applied", "duplicate"]},
+                                   "transcript_revision": _STR,
+                                   "commit": {"oneOf": [ref("RevisionCommit"), {"type": "null"}]}},
+                                  ("session_id", "key", "version", "message_index", "status",
+                                   "transcript_revision")),
+        "InstructionActivationRequest": obj({
+            "revision": obj({"namespace": _STR, "key": _STR, "revision_id": _STR, "content_sha256": _STR},
+                            ("namespace", "key", "revision_id", "content_sha256")),
+            "activation_id": _STR, "body": _STR, "supersedes": _NSTR,
+            "expectation": {"type": "object", "description": "{kind: absent} or {kind: effective, activation_id}"},
+        }, ("revision", "activation_id", "body", "expectation")),
+        "InstructionActivationRecord": activation_record,
+        "InstructionActivationReceipt": obj({"record": ref("InstructionActivationRecord"),
+                                             "disposition": {"type": "string", "enum": ["applied", "duplicate"]}},
+                                            ("record", "disposition")),
+        "InstructionActivationPage": obj({"session_id": _STR, "records": {
+            "type": "array", "items": ref("InstructionActivationRecord")}, "key_state": {"type": ["object", "null"]},
+            "next_offset": {"type": ["integer", "null"]}}, ("session_id", "records")),
+    }
+
+
+def history_paths(op: Callable[..., dict[str, Any]], json: Callable[[str, str], dict[str, Any]],
+                  body: Callable[[str], dict[str, Any]], session_id: dict[str, Any], offset: dict[str, Any],
+                  limit: dict[str, Any]) -> dict[str, Any]:
+    """The paths (the helpers are :mod:`.openapi`'s)."""
+    revision = {"name": "revision", "in": "path", "required": True, "schema": {"type": "string"},
+                "description": "A revision name (`r0` is the transcript before any rewrite)."}
+    busy = {409: "The session is busy with a turn (SESSION_BUSY)"}
+    fork = op("Fork an idle session: a new session whose transcript is a prefix of this one's (the source is "
+              "not changed)", json("ForkResult", "The new session"), (400, 404, 409, 413, 415), reasons=busy,
+              operationId="forkSession", requestBody=body("ForkRequest"))
+    fork["responses"] = {"201": fork["responses"].pop("200"), **fork["responses"]}
+    return {
+        "/sessions/{session_id}/fork": {"parameters": [session_id], "post": fork},
+        "/sessions/{session_id}/revisions": {
+            "parameters": [session_id],
+            "get": op("The transcript's revisions (oldest first) and its head", json("RevisionList", "Revisions"),
+                      (400, 404), operationId="listRevisions", parameters=[offset, limit]),
+            "post": op("Rewrite rows of an idle session as a new revision (the old one stays readable)",
+                       json("RewriteResult", "The commit"), (400, 404, 409, 413, 415), reasons=busy,
+                       operationId="rewriteTranscript", requestBody=body("RewriteRequest")),
+        },
+        "/sessions/{session_id}/revisions/{revision}": {
+            "parameters": [session_id, revision],
+            "get": op("A page of one revision's rows", json("RevisionPage", "The page"), (400, 404),
+                      operationId="readRevision", parameters=[offset, limit]),
+        },
+        "/sessions/{session_id}/revisions/{revision}/restore": {
+            "parameters": [session_id, revision],
+            "post": op("Make a retained revision's rows the transcript again, as a new revision",
+                       json("RewriteResult", "The commit"), (400, 404, 409, 413, 415), reasons=busy,
+                       operationId="restoreRevision",
+                       requestBody={**body("RestoreRequest"), "required": False}),
+        },
+        "/sessions/{session_id}/system_prompt": {
+            "parameters": [session_id],
+            "put": op("Set the next version of a keyed system prompt (the model sees it from its next call)",
+                      json("SystemPromptUpdate", "Applied, or a duplicate"), (400, 404, 409, 413, 415),
+                      reasons=busy, operationId="updateSystemPrompt", requestBody=body("SystemPromptRequest")),
+        },
+        "/sessions/{session_id}/instructions": {
+            "parameters": [session_id],
+            "post": op("Activate an instruction revision (idempotent on activation_id)",
+                       json("InstructionActivationReceipt", "The receipt"), (400, 404, 409, 413, 415),
+                       reasons=busy, operationId="activateInstruction",
+                       requestBody=body("InstructionActivationRequest")),
+            "get": op("Instruction activations in transcript order", json("InstructionActivationPage", "The page"),
+                      (400, 404), operationId="listInstructionActivations", parameters=[
+                          {"name": "namespace", "in": "query", "schema": {"type": "string"}},
+                          {"name": "key", "in": "query", "schema": {"type": "string"}}, offset, limit]),
+        },
+        "/sessions/{session_id}/export": {
+            "parameters": [session_id],
+            "get": op("Export the session: an ATIF trajectory (default), JSON, or Markdown",
+                      {"description": "The document", "content": {
+                          "application/json": {"schema": {"type": "object"}},
+                          "text/markdown": {"schema": {"type": "string"}}}},
+                      (400, 404), operationId="exportSession", parameters=[
+                          {"name": "format", "in": "query",
+                           "schema": {"type": "string", "enum": ["atif", "json", "markdown"]}},
+                          {"name": "agent_name", "in": "query", "schema": {"type": "string"}},
+                          {"name": "agent_version", "in": "query", "schema": {"type": "string"}},
+                          {"name": "model_name", "in": "query", "schema": {"type": "string"}}]),
+        },
+    }
