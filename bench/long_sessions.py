@@ -30,6 +30,7 @@ deltas must not arrive more than 2x slower than with the long sessions idle
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import subprocess
@@ -334,6 +335,10 @@ async def run(args: argparse.Namespace) -> None:
                             warm = await seed(service, provider, seeded_rows(4))
                             await service.start_turn(warm, PROMPT)
                     lines += await sizes_part(service, bare, ticker, sizes, args.turns, providers)
+                    start = now()
+                    gc.collect()
+                    print(f"a full GC collection with these sessions loaded: {_ms(now() - start):.1f} ms "
+                          f"({len(gc.get_objects()):,} tracked objects)")
                 if args.concurrent:
                     with tempfile.TemporaryDirectory() as root2:
                         async with open_service("bench2", state_root=root2, backend="sqlite") as service:

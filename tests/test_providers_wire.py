@@ -327,3 +327,14 @@ async def test_the_mock_counts_only_new_rows_and_agrees_with_a_full_count():
     plain = [i for i in [item async for item in provider.stream(_request("openai", rows, None))]
              if type(i).__name__ == "UsageReport"]
     assert usage[0].usage.input_tokens == plain[0].usage.input_tokens > 0
+
+
+def test_transcript_rows_stay_out_of_the_cyclic_gc():
+    """A full GC pass walks every tracked object: rows of long sessions must not be among them."""
+    import gc
+
+    rows = decode_messages(msgspec.json.encode(conversation_rows()))
+    assert not any(gc.is_tracked(row) for row in rows)
+    blocks = [b for row in rows if isinstance(row, BlockAssistantMessage) for b in row.blocks]
+    results = [r for row in rows if isinstance(row, ToolResultsMessage) for r in row.results]
+    assert blocks and results and not any(gc.is_tracked(x) for x in blocks + results)

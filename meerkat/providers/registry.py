@@ -20,6 +20,7 @@ what imports ``anthropic`` or ``openai``, never importing this package.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import re
 from typing import Any, Callable, Mapping
@@ -196,6 +197,11 @@ def _factory(name: str) -> ProviderFactory:
     if factory is None and name in _LAZY:
         module, attr = _LAZY[name].split(":")
         factory = getattr(importlib.import_module(module), attr)
+        # A vendor SDK brings ~100,000 objects (modules, functions, pydantic models) that live
+        # as long as the process. Left to the cyclic GC, every full collection walks them all:
+        # 100-400 ms with the loop (or, from a worker thread, the GIL) held. Frozen, they are
+        # never walked; they are still freed by reference counting should they ever die.
+        gc.freeze()
         _FACTORIES[name] = factory
     if factory is None:
         raise ProviderError(f"provider {name!r} is not available; use one of {', '.join(KNOWN_PROVIDERS)} "
