@@ -28,6 +28,8 @@ __all__ = ["TracingObserver"]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _FINISH_REASONS = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}
+#: Our provider names as the semantic conventions' well-known ``gen_ai.provider.name`` values.
+_PROVIDER_NAMES = {"gemini": "gcp.gemini"}
 
 
 class TracingObserver(Observer):
@@ -58,7 +60,8 @@ class _TurnSpans(TurnProbe):
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.agent.name": "rkat",
-            "gen_ai.provider.name": info.provider,
+            "gen_ai.provider.name": _PROVIDER_NAMES.get(info.provider, info.provider),
+            "rkat.provider": info.provider,
             "gen_ai.request.model": info.model,
             "gen_ai.conversation.id": info.session_id,
             "rkat.run.id": info.run_id,
@@ -70,6 +73,7 @@ class _TurnSpans(TurnProbe):
         self._run = self._tracer.start_span("invoke_agent rkat", context=parent, kind=SpanKind.INTERNAL,
                                             attributes=attributes)
         self._run_context = trace.set_span_in_context(self._run)
+        self._provider_name = _PROVIDER_NAMES.get(info.provider, info.provider)
         self._chat: Any = None
         self._chat_ended_at: int | None = None
         self._chat_text: list[str] = []
@@ -82,7 +86,7 @@ class _TurnSpans(TurnProbe):
         info = self._info
         self._chat = self._tracer.start_span(f"chat {info.model}", context=self._run_context, kind=SpanKind.CLIENT,
                                              attributes={"gen_ai.operation.name": "chat",
-                                                         "gen_ai.provider.name": info.provider,
+                                                         "gen_ai.provider.name": self._provider_name,
                                                          "gen_ai.request.model": info.model,
                                                          "gen_ai.conversation.id": info.session_id})
         self._chat_ended_at = None
