@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncclick as click
 
 from .config import config_group
+from .history import HISTORY_COMMANDS
 from .context import realm_options
 from .log_options import log_options
 from .models import models_command
@@ -79,6 +80,8 @@ async def help_command(ctx: click.Context, command: tuple[str, ...]) -> None:
     click.echo(target.get_help(click.Context(target, info_name=" ".join(names), parent=None)))
 
 
+for _command in HISTORY_COMMANDS:
+    session_group.add_command(_command)
 for _command in (run_command, continue_command, resume_command, session_group, config_group, models_command,
                  realm_group, help_command):
     cli.add_command(_command)

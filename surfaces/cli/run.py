@@ -99,10 +99,13 @@ async def _continue(ctx: click.Context, target: str, prompt: str | None, options
 @click.option("--resume", is_flag=False, flag_value="last", default=None, metavar="SESSION",
               help="Continue a session: a full id, a unique prefix or suffix, last, or ~N "
                    "(~1 = most recent). A bare --resume means last.")
+@click.option("--fork", "fork", metavar="SESSION[@N]",
+              help="Run on a new fork of SESSION keeping its first N messages (all without @N); "
+                   "SESSION is not changed.")
 @turn_options
 @click.pass_context
 async def run_command(ctx: click.Context, prompt: str | None, labels: tuple[str, ...], resume: str | None,
-                      **options: Any) -> None:
+                      fork: str | None, **options: Any) -> None:
     """Run a prompt: a new session, or a turn on an existing one with --resume.
 
     \b
@@ -116,7 +119,19 @@ async def run_command(ctx: click.Context, prompt: str | None, labels: tuple[str,
       rkat run -s -w mux "Plan the release"
       rkat run --param reasoning_effort=high --label team=alpha "Explain monads"
       git diff | rkat run "Review this change"
+      rkat run --fork last@2 "Ask the second question differently"
     """
+    if fork is not None:
+        if resume is not None:
+            raise InvalidParams("--fork and --resume cannot be combined: --fork already names the session")
+        from .history import fork_and_run, split_fork_target
+
+        source, at = split_fork_target(fork)
+        presentation = _pop_presentation(options)
+        text = read_prompt(prompt, options.pop("stdin_mode"))
+        await fork_and_run(ctx, source, at, text, parse_labels(labels) or None, presentation,
+                           _turn_overrides(**options))
+        return
     if resume is not None:
         if labels:
             raise InvalidParams("--label applies to new sessions only; it cannot be combined with --resume")
