@@ -40,7 +40,7 @@ from meerkat.testing import FakeProviderServer, Reply, open_fake_provider_server
 RKAT_MCP = str(Path(sys.executable).with_name("rkat-mcp"))
 TOOLS = {"meerkat_run", "meerkat_resume", "meerkat_sessions", "meerkat_read", "meerkat_archive",
          "meerkat_interrupt", "meerkat_config", "meerkat_event_stream_open", "meerkat_event_stream_read",
-         "meerkat_event_stream_close", "meerkat_models_catalog"}
+         "meerkat_event_stream_close", "meerkat_models_catalog", "meerkat_fork", "meerkat_export"}
 #: A turn that runs until interrupted (2000 words, 10 ms apart).
 ENDLESS = {"reply_words": 2000, "token_delay_ms": 10}
 #: A turn still running when its call is dropped, yet ending by itself (60 words, 10 ms apart).
@@ -451,12 +451,33 @@ async def models_catalog_is_the_service_catalog(h: Harness) -> None:
     assert catalog["providers"] and all(p["models"] for p in catalog["providers"])
 
 
+async def fork_and_export(h: Harness) -> None:
+    first = await h.run("First question")
+    sid = first["session_id"]
+    await h.call("meerkat_resume", {"session_id": sid, "prompt": "Second question"})
+    fork = await h.call("meerkat_fork", {"session_id": sid, "message_index": 2})
+    assert fork["source_session_id"] == sid and fork["message_count"] == 2 and fork["session_id"] != sid
+    resumed = await h.call("meerkat_resume", {"session_id": fork["session_id"], "prompt": "Other question"})
+    assert resumed["content"][0]["text"] == "Mock reply to: Other question"
+    assert (await h.call("meerkat_read", {"session_id": sid}))["state"]["message_count"] == 4
+    assert (await h.call("meerkat_read", {"session_id": fork["session_id"]}))["state"]["message_count"] == 4
+    exported = await h.call("meerkat_export", {"session_id": fork["session_id"]})
+    steps = exported["document"]["steps"]
+    assert exported["format"] == "atif" and [s["source"] for s in steps] == ["user", "agent", "user", "agent"]
+    assert steps[2]["message"] == "Other question" and steps[0]["message"] == "First question"
+    markdown = await h.call("meerkat_export", {"session_id": sid, "format": "markdown"})
+    assert "Second question" in markdown["document"]
+    await h.fails("meerkat_fork", {"session_id": sid, "message_index": 99}, "INVALID_PARAMS")
+    await h.fails("meerkat_export", {"session_id": "01936f8a-7b2c-7000-8000-000000000099"}, "SESSION_NOT_FOUND")
+    await h.rejected("meerkat_export", {"session_id": sid, "format": "pdf"})
+
+
 SCENARIOS: list[Callable[[Harness], Awaitable[None]]] = [
     lists_every_tool, session_lifecycle, streams_events_as_progress_before_the_result,
     streams_events_as_log_messages_without_progress_token, event_streams_follow_a_turn_started_elsewhere,
     concurrent_reads_keep_their_own_timeouts, busy_session_and_interrupt_tool, config_get_set_patch,
     provider_failure_is_a_tool_error, unknown_sessions_are_tool_errors, malformed_calls_are_protocol_errors,
-    models_catalog_is_the_service_catalog,
+    models_catalog_is_the_service_catalog, fork_and_export,
 ]
 
 

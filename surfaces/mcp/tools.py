@@ -37,6 +37,7 @@ from .arguments import (
     given,
     input_schema,
 )
+from .history_tools import EXPORT_DESCRIPTION, FORK_DESCRIPTION, ExportArguments, ForkArguments, HistoryTools
 from .notify import EventForwarder
 from .results import event_payload, interrupt_payload, read_payload, run_payload, tool_error
 from .streams import EventStreams
@@ -132,6 +133,7 @@ class MeerkatTools:
     def __init__(self, service: SessionService, turns: RunningTurns, *, bench_tool: bool = False) -> None:
         self._service = service
         self.streams = EventStreams(service)
+        self.history = HistoryTools(service)
         self.turns = turns
         self._bench_tool = bench_tool
 
@@ -152,6 +154,9 @@ class MeerkatTools:
             ToolSpec("meerkat_event_stream_close", STREAM_CLOSE_DESCRIPTION, StreamCloseArguments,
                      self.stream_close),
             ToolSpec("meerkat_models_catalog", CATALOG_DESCRIPTION, NoArguments, self.models_catalog, _READ_ONLY),
+            ToolSpec("meerkat_fork", FORK_DESCRIPTION, ForkArguments, self.history.fork,
+                     types.ToolAnnotations(open_world_hint=False)),
+            ToolSpec("meerkat_export", EXPORT_DESCRIPTION, ExportArguments, self.history.export, _READ_ONLY),
         ]
         if self._bench_tool:
             specs.append(ToolSpec(BENCH_TOOL_NAME, "Benchmark aid: does nothing.", NoArguments, self.bench_noop))
