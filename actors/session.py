@@ -749,7 +749,8 @@ class SessionActor(SessionInputs):
             result = RunResult(session_id=self.session_id, run_id=turn.run_id, text=state.final_text,
                                turns=state.turns, tool_calls=state.tool_calls, usage=state.usage,
                                run_usage=run_usage, terminal_cause_kind=state.terminal_cause_kind,
-                               session_ref=session_ref(sup.realm_id, self.session_id))
+                               session_ref=session_ref(sup.realm_id, self.session_id),
+                               stop_reason=_last_stop_reason(state.new_rows), model=turn.settings.model)
             turn.message.done.send(result)
             if turn.probe is not None:
                 turn.probe.finish(status, run_usage, None, state.terminal_cause_kind)
@@ -820,3 +821,11 @@ def _failure_report(outcome: BaseException) -> tuple[ErrorReport, MeerkatError, 
         return ErrorReport(error_class=error_class, message=outcome.message), outcome, "fatal_failure"
     return (ErrorReport(error_class="internal", message=f"internal error: {outcome!r}"),
             InternalError(f"internal error: {outcome!r}"), "fatal_failure")
+
+
+def _last_stop_reason(rows: list[Message]) -> str | None:
+    """Why the run's last model call stopped, from its last assistant row."""
+    for row in reversed(rows):
+        if isinstance(row, BlockAssistantMessage):
+            return row.stop_reason
+    return None

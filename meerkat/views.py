@@ -54,6 +54,10 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True):
     run_usage: Usage
     terminal_cause_kind: str | None = None
     session_ref: str | None = None
+    #: Why the last model call stopped (``end_turn``, ``max_tokens``...); not on the upstream wire.
+    stop_reason: str | None = None
+    #: The model that answered; not on the upstream wire.
+    model: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """The ``WireRunResult`` shape of ``session/create`` and ``turn/start``."""

@@ -69,7 +69,7 @@ def test_new_sessions_and_every_resume_form(rkat):
 def test_text_output_stdin_and_params(rkat):
     piped = rkat("run", stdin="What is piped in?\n")
     assert piped.out == "Mock reply to: What is piped in?\n"
-    assert re.fullmatch(r"\n\[Session: [0-9a-f]{8} \| Turns: 1 \| Tokens: \d+ in / 7 out\]\n", piped.err)
+    assert re.fullmatch(r"\n\[Session: [0-9a-f]{8} \| mock \| 1 model call \| Tokens: \d+ in / 7 out\]\n", piped.err)
     assert "\r" not in piped.err  # no spinner when not on a terminal
 
     context = rkat("Summarise this", stdin="line one\nline two\n")

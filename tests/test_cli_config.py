@@ -58,7 +58,7 @@ def test_config_get_set_patch_and_conflicts(rkat, tmp_path):
 
 
 def test_models_catalog(rkat):
-    catalog = rkat("models").json()
+    catalog = rkat("models", "--format", "json").json()
     providers = {p["provider"]: p for p in catalog["providers"]}
     assert {"anthropic", "openai", "gemini"} <= set(providers)
     assert "claude-sonnet-4-6" in {m["id"] for m in providers["anthropic"]["models"]}

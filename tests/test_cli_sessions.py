@@ -17,9 +17,11 @@ def test_list_show_interrupt_delete(rkat):
     newer = rkat("run", "--json", "Second question").json()["session_id"]
 
     table = rkat("session", "list").out.splitlines()
-    assert table[0].split() == ["~N", "ID", "MESSAGES", "TOKENS", "CREATED", "(UTC)", "UPDATED", "(UTC)", "LABELS"]
-    assert table[1].split()[:3] == ["~1", newer, "2"]
-    assert table[2].split()[:3] == ["~2", older, "2"] and table[2].endswith("team=alpha")
+    assert table[0].split() == ["~N", "ID", "TITLE", "MODEL", "STATUS", "MESSAGES", "TOKENS", "CREATED", "(UTC)",
+                                "UPDATED", "(UTC)", "LABELS"]
+    assert table[1].split()[:7] == ["~1", newer, "Second", "question", "mock", "idle", "2"]
+    assert table[2].split()[:7] == ["~2", older, "First", "question", "mock", "idle", "2"]
+    assert table[2].endswith("team=alpha")
 
     page = rkat("sessions", "list", "--format", "json", "--limit", "1", "--offset", "1").json()
     assert [s["session_id"] for s in page["sessions"]] == [older]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import asyncclick as click
 
 from .config import config_group
@@ -31,11 +33,13 @@ class _AliasedGroup(click.Group):
         return (command.name if command else name), command, rest
 
 
-@click.group(cls=_AliasedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_AliasedGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             invoke_without_command=True)
 @click.version_option(package_name="rkat", prog_name="rkat", message="%(prog)s %(version)s")
 @realm_options
 @log_options
-def cli() -> None:
+@click.pass_context
+async def cli(ctx: click.Context) -> None:
     """rkat: run LLM agent sessions from the shell (sessions, streaming, config, realms).
 
     A PROMPT on its own runs it: `rkat "hi"` is `rkat run "hi"`. Without
@@ -53,9 +57,19 @@ def cli() -> None:
 
     Realm options may also follow the command (rkat session list -r team).
     Exit codes: 0 ok, 2 usage/invalid input, 10 session not found, 11 session
-    busy, 15 config generation conflict, 20 provider error, 21 budget exhausted,
-    130 interrupted with Ctrl-C, 1 anything else (see docs/cli.md).
+    busy, 14 turn interrupted from elsewhere, 15 config generation conflict,
+    20 provider error, 21 budget exhausted, 23 agent error (turn limit or a
+    failed tool), 130 interrupted with Ctrl-C, 1 anything else (see docs/cli.md).
+
+    Without a command, on a terminal, `rkat` starts `rkat chat`.
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    chat = ctx.command.get_command(ctx, "chat") if isinstance(ctx.command, click.Group) else None
+    if chat is not None and sys.stdin.isatty() and sys.stdout.isatty():
+        await ctx.invoke(chat)
+        return
+    click.echo(ctx.get_help())  # not a terminal: the help, and success (nothing was wrong)
 
 
 @click.command("help")

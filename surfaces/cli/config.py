@@ -43,10 +43,14 @@ def config_group() -> None:
               show_default=True, help="toml: as the config file; json: the same as JSON.")
 @click.option("--with-generation", is_flag=True,
               help="Also show the generation (toml: a first comment line; json: the envelope with realm info).")
+@click.argument("key", required=False)
 @realm_options
 @click.pass_context
-async def get_command(ctx: click.Context, output_format: str, with_generation: bool) -> None:
-    """Print the whole config, with every default filled in.
+async def get_command(ctx: click.Context, output_format: str, with_generation: bool, key: str | None) -> None:
+    """Print the whole config, with every default filled in, or the value of one KEY.
+
+    KEY is a dotted path (agent.model, retry.first_byte_timeout_ms, agent): a
+    value prints as it is (a string without quotes), a table as TOML or JSON.
 
     \b
     Examples:
@@ -55,6 +59,9 @@ async def get_command(ctx: click.Context, output_format: str, with_generation: b
     """
     async with service_for(ctx, read_only=True) as service:
         view = await service.get_config()
+    if key is not None:
+        _print_value(key, lookup(view.config, key), output_format)
+        return
     if output_format == "json":
         print_json(view.to_wire() if with_generation else view.config)
         return
@@ -73,25 +80,38 @@ def _without_nulls(value: Any) -> Any:
 
 
 @config_group.command("set")
-@_FILE
+@click.argument("args", nargs=-1, metavar="[FILE | - | KEY VALUE]")
 @click.option("--json", "json_text", metavar="JSON", help="The whole config as JSON.")
 @click.option("--toml", "toml_text", metavar="TOML", help="The whole config as TOML.")
 @_EXPECTED
 @realm_options
 @click.pass_context
-async def set_command(ctx: click.Context, file: Path | None, json_text: str | None, toml_text: str | None,
+async def set_command(ctx: click.Context, args: tuple[str, ...], json_text: str | None, toml_text: str | None,
                       expected_generation: int | None) -> None:
-    """Replace the whole config: keys left out go back to their defaults.
+    """Set one KEY to VALUE, or replace the whole config (keys left out go back to their defaults).
 
-    FILE is read as JSON if it ends in .json, else as TOML. Prints the new generation.
+    With KEY VALUE only that key changes (VALUE is JSON when it parses as JSON:
+    4096, true, null, "text", {...}; else a plain string). FILE is read as JSON if
+    it ends in .json, else as TOML; - reads the document from stdin. Prints the
+    new generation.
 
     \b
     Examples:
+      rkat config set agent.model claude-sonnet-4-6
+      rkat config set retry.max_retries 5
       rkat config set --json '{"agent": {"model": "claude-sonnet-4-6"}}'
-      rkat config set --toml '[agent]
-      model = "gpt-5.5"' --expected-generation 2
-      rkat config set realm-config.toml
+      rkat config set realm-config.toml --expected-generation 2
+      rkat config get | sed 's/16384/8192/' | rkat config set -
     """
+    if len(args) == 2:
+        patch = _patch_for(args[0], _parse_value(args[1]))
+        async with service_for(ctx) as service:
+            view = await service.patch_config(patch, expected_generation=expected_generation)
+        click.echo(f"generation={view.generation}")
+        return
+    if len(args) > 2:
+        raise InvalidParams("config set takes FILE, - (stdin), or KEY VALUE; a VALUE with spaces needs quotes")
+    file = Path(args[0]) if args else None
     document = _document(file, json_text, toml_text, file_is_json=file is not None and file.suffix == ".json")
     async with service_for(ctx) as service:
         view = await service.set_config(document, expected_generation=expected_generation)
@@ -108,7 +128,7 @@ async def patch_command(ctx: click.Context, file: Path | None, json_text: str | 
                         expected_generation: int | None) -> None:
     """Change part of the config with a JSON merge patch (null resets a key to its default).
 
-    FILE holds the patch as JSON. Prints the new generation.
+    FILE holds the patch as JSON (- reads it from stdin). Prints the new generation.
 
     \b
     Examples:
@@ -129,6 +149,10 @@ def _document(file: Path | None, json_text: str | None, toml_text: str | None, *
     if len(given) != 1:
         raise InvalidParams("give the document exactly once: as FILE, --json or --toml"
                             if given else "missing document: pass FILE, --json '{...}' or --toml '...'")
+    if file is not None and str(file) == "-":
+        text = click.get_text_stream("stdin").read()
+        as_json = file_is_json or text.lstrip().startswith("{")
+        return _parse_json(text, "stdin") if as_json else _parse_toml(text, "stdin")
     if file is not None:
         text = _read(file)
         return _parse_json(text, str(file)) if file_is_json else _parse_toml(text, str(file))
@@ -136,6 +160,53 @@ def _document(file: Path | None, json_text: str | None, toml_text: str | None, *
         return _parse_json(json_text, "--json")
     assert toml_text is not None
     return _parse_toml(toml_text, "--toml")
+
+
+def lookup(config: dict[str, Any], key: str) -> Any:
+    """The value at dotted ``key``; INVALID_PARAMS naming the key (with a did-you-mean) if there is none."""
+    value: Any = config
+    walked: list[str] = []
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            import difflib
+
+            options = [".".join([*walked, name]) for name in value] if isinstance(value, dict) else []
+            close = difflib.get_close_matches(".".join([*walked, part]), options, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InvalidParams(f"unknown config key {key!r}{hint}", details={"key": key})
+        value = value[part]
+        walked.append(part)
+    return value
+
+
+def _print_value(key: str, value: Any, output_format: str) -> None:
+    if isinstance(value, dict) and output_format == "toml":
+        import tomli_w
+
+        click.echo(tomli_w.dumps(_without_nulls(value)), nl=False)
+    elif isinstance(value, str) and output_format == "toml":
+        click.echo(value)
+    else:
+        click.echo(json.dumps(value, ensure_ascii=False, indent=2 if isinstance(value, (dict, list)) else None))
+
+
+def _parse_value(text: str) -> Any:
+    """A VALUE from the command line: JSON when it parses as JSON, else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _patch_for(key: str, value: Any) -> dict[str, Any]:
+    """The merge patch setting dotted ``key`` to ``value``."""
+    parts = key.split(".")
+    if not all(parts):
+        raise InvalidParams(f"invalid config key {key!r}: expected a dotted path such as agent.model")
+    patch: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        patch = {part: patch}
+    return patch
 
 
 def _read(file: Path) -> str:

@@ -131,6 +131,10 @@ def _tilde_hint(target: str) -> str:
     home = os.path.expanduser("~")
     if home != "~" and target.rstrip("/") == home.rstrip("/"):
         return " (the shell turned an unquoted ~ into your home directory: write `last`, or quote it: '~')"
+    if target.startswith("/") and os.path.isdir(target):
+        # After pushd, bash expands ~1, ~2... to the directory stack's entries.
+        return (" (the shell turned an unquoted ~N into a directory of its directory stack, as bash does "
+                "after pushd: quote it, '~1', or write `last`)")
     return ""
 
 

@@ -65,7 +65,9 @@ def _exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, SystemExit):
         return exc.code if isinstance(exc.code, int) else GENERIC_EXIT_CODE
     if isinstance(exc, BrokenPipeError):
-        return GENERIC_EXIT_CODE  # the reader went away (`rkat session list | head -1`)
+        # The reader went away (`rkat session show last | head -c 100`): what it wanted it got.
+        _silence_stdout()
+        return 0
     click.echo(f"Error: internal error: {exc!r} (this is a bug; the traceback follows)", err=True)
     traceback.print_exception(exc, file=sys.stderr)
     return GENERIC_EXIT_CODE
@@ -88,8 +90,16 @@ def main() -> None:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        # Python would complain about the closed pipe at exit; point stdout at nothing instead.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
+        code = 0
     sys.exit(code)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: Python would complain about the closed pipe at exit."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

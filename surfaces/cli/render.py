@@ -202,13 +202,18 @@ def _result_preview(content: list[dict[str, Any]]) -> str:
 
 
 def run_summary(result: "RunResult", *, resumed: bool) -> str:
-    """The line printed on stderr after a text-mode run.
+    """The line printed on stderr after a text-mode run, the same for a new and a resumed session.
 
-    A new session shows its short handle (what ``--resume`` takes); a resumed one
-    its full id and ref, since the handle may have been typed from memory.
+    The session's short handle (what ``--resume`` takes), the model that answered,
+    the number of model calls (one per tool round trip) and this run's tokens. A
+    cut-off answer (stop reason ``max_tokens``) gets a second line saying so.
     """
     usage = result.run_usage
-    who = f"{result.session_id} | Ref: {result.session_ref}" if resumed and result.session_ref \
-        else short_handle(result.session_id)
-    return (f"[Session: {who} | Turns: {result.turns} | "
+    calls = f"{result.turns} model call" + ("" if result.turns == 1 else "s")
+    model = f" | {result.model}" if result.model else ""
+    line = (f"[Session: {short_handle(result.session_id)}{model} | {calls} | "
             f"Tokens: {usage.input_tokens} in / {usage.output_tokens} out]")
+    if result.stop_reason == "max_tokens":
+        line += ("\nWarning: the answer was cut off at the token limit (raise --max-tokens or "
+                 "agent.max_tokens_per_turn; continue with: rkat c \"go on\")")
+    return line

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import asyncclick as click
 
-from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, ToolResultsMessage
+from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, ToolResultsMessage, UserMessage
 from meerkat.views import session_ref
 
 from .context import realm_options, service_for
@@ -65,6 +65,7 @@ async def list_command(ctx: click.Context, limit: int, offset: int, labels: tupl
     """
     async with service_for(ctx, read_only=True) as service:
         sessions = await service.list_sessions(limit=limit, offset=offset, labels=parse_labels(labels))
+        titles = {} if output_format == "json" else {s.session_id: await _title(service, s) for s in sessions}
     if output_format == "json":
         print_json({"sessions": [s.to_wire() for s in sessions]})
     elif not sessions:
@@ -72,15 +73,42 @@ async def list_command(ctx: click.Context, limit: int, offset: int, labels: tupl
         click.echo(f"No sessions found at offset {offset} (the list ends before it; try a smaller --offset)."
                    if offset else "No sessions found.")
     else:
-        click.echo(_table(sessions, first_index=offset + 1))
+        click.echo(_table(sessions, titles, first_index=offset + 1))
 
 
-def _table(sessions: list["SessionSummary"], *, first_index: int) -> str:
-    rows: list[tuple[str, ...]] = [("~N", "ID", "MESSAGES", "TOKENS", "CREATED (UTC)", "UPDATED (UTC)", "LABELS")]
+#: Characters of the first prompt shown as a session's title.
+_TITLE_CHARS = 32
+
+
+async def _title(service: Any, summary: "SessionSummary") -> str:
+    """The session's first prompt, shortened to one line (its rows are not committed while the first turn runs)."""
+    try:
+        page = await service.read_history(summary.session_id, limit=3)
+    except Exception:  # noqa: BLE001 - a title is decoration; never fail the list for it
+        return ""
+    for row in page.messages:
+        if isinstance(row, UserMessage):
+            text = " ".join(_content_text(row.content).split())
+            return text if len(text) <= _TITLE_CHARS else text[:_TITLE_CHARS - 1] + "…"
+    return "(first turn running)" if summary.is_active else ""
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return " ".join(str(block.get("text", "")) for block in content if isinstance(block, dict)) or "(image)"
+
+
+def _table(sessions: list["SessionSummary"], titles: dict[str, str], *, first_index: int) -> str:
+    """~N, id, title, model, status, messages, tokens, times, labels (a running turn's rows are not counted
+    until it commits: its MESSAGES shows a ``+``)."""
+    rows: list[tuple[str, ...]] = [("~N", "ID", "TITLE", "MODEL", "STATUS", "MESSAGES", "TOKENS", "CREATED (UTC)",
+                                    "UPDATED (UTC)", "LABELS")]
     for index, s in enumerate(sessions, start=first_index):
         labels = ", ".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
-        rows.append((f"~{index}", s.session_id, str(s.message_count), str(s.total_tokens),
-                     _utc(s.created_at_ms), _utc(s.updated_at_ms), labels))
+        rows.append((f"~{index}", s.session_id, titles.get(s.session_id, "") or "-", s.model,
+                     "running" if s.is_active else "idle", f"{s.message_count}{'+' if s.is_active else ''}",
+                     str(s.total_tokens), _utc(s.created_at_ms), _utc(s.updated_at_ms), labels))
     if not any(row[-1] for row in rows[1:]):
         rows = [row[:-1] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

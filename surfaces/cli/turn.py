@@ -77,7 +77,7 @@ async def run_turn(service: "SessionService", start: Callable[[], Awaitable["Tur
             async with trio.open_nursery() as nursery:
                 if spinner:
                     nursery.start_soon(spinner.animate)
-                nursery.start_soon(_interrupt_on_sigint, sigints, service, stream.session_id, interrupt)
+                nursery.start_soon(_interrupt_on_sigint, sigints, service, stream.session_id, interrupt, spinner)
                 async for envelope in stream:
                     if envelope.type == "retrying":
                         _show_retry(envelope.payload, spinner, shown=presentation.streaming)
@@ -120,8 +120,10 @@ def _show_retry(payload: object, spinner: Spinner | None, *, shown: bool) -> Non
 
 
 async def _interrupt_on_sigint(sigints: AsyncIterator[int], service: "SessionService",
-                               session_id: str, interrupt: _Interrupt) -> None:
+                               session_id: str, interrupt: _Interrupt, spinner: Spinner | None) -> None:
     async for _ in sigints:
+        if spinner:
+            spinner.stop()  # erased before anything else is said, never left half-drawn
         if interrupt.requested:
             raise KeyboardInterrupt  # a second Ctrl-C: stop waiting for the commit
         interrupt.requested = True
@@ -131,7 +133,7 @@ async def _interrupt_on_sigint(sigints: AsyncIterator[int], service: "SessionSer
 
 def _print_result(result: "RunResult", presentation: Presentation, *, printed_text: bool, resumed: bool) -> None:
     if presentation.output_format == "json":
-        print_json(result.to_wire())
+        print_json({**result.to_wire(), "model": result.model, "stop_reason": result.stop_reason})
         return
     if not printed_text:
         click.echo(result.text)
