@@ -63,6 +63,10 @@ def _exit_code_for(exc: BaseException) -> int:
         click.echo("\nInterrupted.", err=True)
         return SIGINT_EXIT_CODE
     if isinstance(exc, SystemExit):
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            # click's own answer to EPIPE (exit 1): the reader went away, which is no failure.
+            _silence_stdout()
+            return 0
         return exc.code if isinstance(exc.code, int) else GENERIC_EXIT_CODE
     if isinstance(exc, BrokenPipeError):
         # The reader went away (`rkat session show last | head -c 100`): what it wanted it got.
