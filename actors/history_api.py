@@ -148,13 +148,18 @@ class HistoryAPI:
             raise InvalidParams(f"message_index {upto} is outside the transcript of session {sid} "
                                 f"({source.message_count} messages)")
         tail: list[Message] = []
-        prefix = await self._rows(sid) if upto else []
-        prefix = prefix[:upto + (1 if replacement is not None else 0)]
         if replacement is not None:
-            tail = [apply_replacement(prefix[upto] if upto < len(prefix) else None, replacement)]
-            prefix = prefix[:upto]
+            at = await self._sup.store_call(partial(self._sup.store.read_messages, sid, offset=upto, limit=1))
+            tail = [apply_replacement(at[0] if at else None, replacement)]
         new_id = new_uuid7()
-        inherited = _effective(_activations(sid, prefix, source.transcript_revision))
+        inherited: dict[tuple[str, str], ActivationRecord] = {}
+        prefix: list[Message] = []
+        if policy != "require_explicit_activation" and upto:
+            # Only these policies look at the activations the fork would copy (the default copies them as
+            # history); reading the prefix costs as much as the fork itself, so it is skipped otherwise.
+            prefix = await self._sup.store_call(partial(self._sup.store.read_messages, sid, offset=0, limit=upto))
+            inherited = await trio.to_thread.run_sync(
+                lambda: _effective(_activations(sid, prefix, source.transcript_revision)))
         if inherited and policy == "refuse":
             raise InvalidParams(f"the fork point of session {sid} carries {len(inherited)} instruction "
                                 "activation(s) and inherited_instructions is \"refuse\"")
