@@ -18,8 +18,9 @@ each real provider client talking to a fake vendor server in its own process
 Targets (issue 14): turn at 1,000 rows <= 1.3x the turn at 20 rows, per
 provider; stall <= the mock provider's stall + 3 ms at every size, 5,000 rows
 too. Then ``--concurrent`` long sessions (default 20, 1,000 rows, openai) take
-turns back to back while a short session takes turns, every reply streamed at
-200 events/s (a vendor's pace, from a second fake server): the short session's
+turns back to back while a short session takes turns, every reply 100 tokens
+streamed at 200 events/s (a fast vendor's pace, from a second fake server;
+``--concurrent-words``): the short session's
 deltas must not arrive more than 2x slower than with the long sessions idle
 (mean gap between its deltas, and its turn time).
 
@@ -314,9 +315,13 @@ async def run(args: argparse.Namespace) -> None:
     providers = args.providers.split(",")
     header(f"long_sessions: turn time and event-loop stall by transcript size {sizes}, {args.turns} turns each")
     server, url = _start_server()
-    paced, paced_url = _start_server("--tokens-per-second", "200")
+    paced, paced_url = _start_server("--tokens-per-second", "200", "--reply", _text(args.concurrent_words, 5))
+    # The short session has a vendor of its own: 21 streams from one fake process would time the fake.
+    paced_short, paced_short_url = _start_server("--tokens-per-second", "200", "--reply",
+                                                 _text(args.concurrent_words, 5))
     wordy, wordy_url = _start_server("--reply", _text(1000, 1))
-    print(f"fake servers {url} (no latency), {paced_url} (200 events/s), {wordy_url} (1,000-token replies)")
+    print(f"fake servers {url} (no latency), {paced_url} (200 events/s, {args.concurrent_words}-token replies), "
+          f"{wordy_url} (1,000-token replies)")
     for variable in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"):
         os.environ[variable] = KEY
     lines: list[str] = []
@@ -344,13 +349,14 @@ async def run(args: argparse.Namespace) -> None:
                         async with open_service("bench2", state_root=root2, backend="sqlite") as service:
                             await service.patch_config(_config(url))
                             service.register_tool(Tool(_TOOL_SPEC, _add))
-                            lines += await concurrent_part(service, paced_url, args.concurrent, args.concurrent_rows)
+                            lines += await concurrent_part(service, paced_url, paced_short_url, args.concurrent,
+                                                           args.concurrent_rows)
                 if args.parse:
                     lines += await parse_part(wordy_url, 5)
                 nursery.cancel_scope.cancel()
     finally:
         await bare.aclose()
-        for process in (server, paced, wordy):
+        for process in (server, paced, paced_short, wordy):
             process.terminate()
             process.wait(timeout=10)
             if process.stdout is not None:
@@ -359,10 +365,12 @@ async def run(args: argparse.Namespace) -> None:
         print(line)
 
 
-async def concurrent_part(service: Any, paced_url: str, count: int, size: int) -> list[str]:
-    """A short session streams while ``count`` long sessions take turns back to back, all at vendor pace."""
-    await service.patch_config({"providers": {"openai": {"base_url": f"{paced_url}/v1"}}})
-    short = (await service.create_session("hi", model=PROVIDERS["openai"], provider="openai")).session_id
+async def concurrent_part(service: Any, paced_url: str, short_url: str, count: int, size: int) -> list[str]:
+    """A short session (self_hosted, its own fake vendor) streams while ``count`` long openai sessions take
+    turns back to back, all at vendor pace."""
+    await service.patch_config({"providers": {"openai": {"base_url": f"{paced_url}/v1"}},
+                                "self_hosted": {"servers": {"fake": {"base_url": short_url}}}})
+    short = (await service.create_session("hi", model=PROVIDERS["self_hosted"], provider="self_hosted")).session_id
     rows = seeded_rows(size)
     longs = [await seed(service, "openai", rows) for _ in range(count)]
 
@@ -415,6 +423,8 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=20, help="long sessions busy at once (0: skip)")
     parser.add_argument("--parse", type=int, default=1, help="1: measure per-event parsing (0: skip)")
     parser.add_argument("--concurrent-rows", type=int, default=1000, help="rows of each long session")
+    parser.add_argument("--concurrent-words", type=int, default=100,
+                        help="tokens of each reply in the concurrent part (default 100)")
     args = parser.parse_args()
     unknown = set(args.providers.split(",")) - set(PROVIDERS)
     if unknown:
