@@ -284,7 +284,10 @@ async def test_each_call_converts_only_rows_added_since_the_last():
     cache = WireCache()
     log: list[str] = []
     encode = _counting_encoder(log)
-    from meerkat.providers.wire_cache import encode_history
+    from meerkat.providers.wire_cache import encode_history as encode_pieces
+
+    async def encode_history(*args: Any) -> bytes:
+        return b",".join(await encode_pieces(*args))
 
     full = await encode_history(cache, "test", rows[:-1], encode)  # a cold session: in a worker thread
     assert len(log) == 799

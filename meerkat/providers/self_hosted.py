@@ -122,7 +122,7 @@ async def chat_wire_body(request: ProviderRequest, model: str) -> bytes:
     history = await encode_history(request.wire_cache, "chat", request.messages, _encode_turn)
     system = items_json(_system(request))
     if system:
-        history = b",".join((system, history)) if history else system
+        history = [system, *history]
     body = chat_request(request, model, messages=history_marker())
     body["stream"] = True
     extra = body.pop("extra_body", None) or {}

@@ -88,8 +88,12 @@ class EncodedHistory:
         """How many rows a call with ``messages`` would convert."""
         return len(messages) - (self._closed_rows if self._extends(messages) else 0)
 
-    def encode(self, messages: Sequence[Message], encode_turn: TurnEncoder) -> bytes:
-        """The JSON items of ``messages`` (without brackets), converting only rows not seen before."""
+    def encode(self, messages: Sequence[Message], encode_turn: TurnEncoder) -> list[bytes | bytearray]:
+        """The JSON items of ``messages`` as pieces to join with commas, converting only rows not seen before.
+
+        The pieces are the cache's own buffer and the open turn: joined once, into
+        the body (:func:`splice_body`), so a long history is copied once per call.
+        """
         if encode_turn is not self._turn_encoder or not self._extends(messages):
             self.reset()
             self._turn_encoder = encode_turn
@@ -107,11 +111,7 @@ class EncodedHistory:
         self._seen = len(messages)
         self._anchor = messages[-1] if messages else None
         self._first = messages[0] if messages else None
-        if not last:
-            return bytes(self._closed)
-        if not self._closed:
-            return last
-        return b"".join((self._closed, b",", last))
+        return [piece for piece in (self._closed, last) if piece]
 
 
 class WireCache:
@@ -170,8 +170,9 @@ class RowTally:
 
 
 async def encode_history(cache: WireCache | None, wire_format: str, messages: Sequence[Message],
-                         encode_turn: TurnEncoder) -> bytes:
-    """The history's JSON items, from ``cache`` when given; long conversions run in a worker thread."""
+                         encode_turn: TurnEncoder) -> list[bytes | bytearray]:
+    """The history's JSON items (pieces, see :meth:`EncodedHistory.encode`), from ``cache`` when given;
+    long conversions run in a worker thread."""
     form = cache.history(wire_format) if cache is not None else EncodedHistory()
     if form.pending_rows(messages) > THREAD_THRESHOLD_ROWS:
         return await trio.to_thread.run_sync(form.encode, messages, encode_turn)
@@ -190,7 +191,13 @@ def history_marker() -> str:
     return _MARKER
 
 
-def splice_body(body: dict[str, Any], history: bytes) -> bytes:
-    """``body`` as JSON bytes, its :func:`history_marker` value replaced by the list ``[history]``."""
+def splice_body(body: dict[str, Any], history: Sequence[bytes | bytearray]) -> bytes:
+    """``body`` as JSON bytes, its :func:`history_marker` value replaced by the list of the ``history`` pieces."""
     head, tail = dumps(body).split(_MARKER_JSON, 1)
-    return b"".join((head, b"[", history, b"]", tail))
+    parts: list[bytes | bytearray] = [head, b"["]
+    for index, piece in enumerate(history):
+        if index:
+            parts.append(b",")
+        parts.append(piece)
+    parts += [b"]", tail]
+    return b"".join(parts)
