@@ -28,6 +28,14 @@ from ._errors import (
     VersionMismatch as VersionMismatch,
 )
 from ._events import Event as Event, UnknownEvent as UnknownEvent
+from ._history import (
+    ForkInfo as ForkInfo,
+    RevisionEntry as RevisionEntry,
+    RevisionList as RevisionList,
+    RevisionPage as RevisionPage,
+    RewriteInfo as RewriteInfo,
+    SystemPromptInfo as SystemPromptInfo,
+)
 from ._session import Session as Session
 from ._stream import EventStream as EventStream
 from ._tools import ToolCallDedupeKey as ToolCallDedupeKey
@@ -35,4 +43,5 @@ from ._types import Capability as Capability, SessionDetails as SessionDetails, 
 
 __all__ = ["MeerkatClient", "CONTRACT_VERSION", "Session", "EventStream", "Event", "UnknownEvent",
            "ToolCallDedupeKey", "Capability", "SessionInfo", "SessionDetails", "ClientError", "BinaryNotFound",
-           "ConnectionClosed", "ConnectTimeout", "ClientClosed", "ProtocolError", "VersionMismatch", "StreamNotConsumed"]
+           "ConnectionClosed", "ConnectTimeout", "ClientClosed", "ProtocolError", "VersionMismatch", "StreamNotConsumed",
+           "ForkInfo", "RewriteInfo", "RevisionEntry", "RevisionList", "RevisionPage", "SystemPromptInfo"]

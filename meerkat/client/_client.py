@@ -24,6 +24,7 @@ from typing import Any, Callable
 from meerkat.errors import ErrorCode, InvalidParams, MeerkatError, error_from_code
 from meerkat.views import HistoryPage, RunResult
 
+from ._history import HistoryCalls
 from ._binary import DEFAULT_BINARY, find_rkat_rpc
 from ._errors import ClientClosed, ConnectTimeout, ProtocolError, VersionMismatch
 from ._session import Session
@@ -84,7 +85,7 @@ def _options(allowed: tuple[str, ...], options: dict[str, Any]) -> dict[str, Any
 DEFAULT_CONNECT_TIMEOUT = 30.0
 
 
-class MeerkatClient:
+class MeerkatClient(HistoryCalls):
     """A connection to one realm served by an ``rkat-rpc`` child process."""
 
     def __init__(self, rkat_path: str = DEFAULT_BINARY, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:

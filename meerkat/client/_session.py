@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from meerkat.usage import Usage
 from meerkat.views import HistoryPage, RunResult
 
+from ._history import RevisionList, RewriteInfo, SystemPromptInfo
 from ._stream import EventStream
 from ._types import SessionDetails
 
@@ -85,6 +86,27 @@ class Session:
     async def interrupt(self) -> None:
         """Cancel the running turn (a no-op when idle); returns once the turn has ended."""
         await self._client._interrupt(self.id)
+
+    async def fork(self, at: int | None = None, *, replacement: dict[str, Any] | None = None) -> "Session":
+        """A new session with this one's first ``at`` rows (all when None); this session is unchanged."""
+        info = await self._client.fork_session(self.id, at, replacement=replacement)
+        return Session(self._client, info.session_id)
+
+    async def revisions(self) -> RevisionList:
+        """This transcript's rewrite commits and its head revision."""
+        return await self._client.transcript_revisions(self.id)
+
+    async def restore(self, revision: str) -> RewriteInfo:
+        """Make an older revision's rows the transcript again (as a new revision)."""
+        return await self._client.restore_transcript_revision(self.id, revision)
+
+    async def update_system_prompt(self, content: str, **options: Any) -> SystemPromptInfo:
+        """Set the system prompt from the next model call (see ``MeerkatClient.update_system_prompt``)."""
+        return await self._client.update_system_prompt(self.id, content, **options)
+
+    async def export_atif(self, **options: Any) -> dict[str, Any]:
+        """This session as an ATIF trajectory document."""
+        return await self._client.export_atif(self.id, **options)
 
     async def archive(self) -> None:
         """Hide the session: reads and turns then fail with SessionNotFound."""
