@@ -5,13 +5,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-ts bench typecheck clean
+.PHONY: demo test test-ts bench typecheck clean constraints
 
-$(STAMP): pyproject.toml
+# pyproject.toml declares compatible ranges; constraints.txt pins the exact, tested set,
+# which is what make test (and so CI) installs.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
+
+# Re-resolve the ranges of pyproject.toml in a fresh venv and write the exact set to
+# constraints.txt (then run make test and commit both files).
+constraints:
+	rm -rf .venv-constraints && $(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/pip install --quiet --upgrade pip
+	.venv-constraints/bin/pip install --quiet -e '.[test]'
+	{ sed -n '1,/^# range:/p' constraints.txt; .venv-constraints/bin/pip freeze --exclude-editable | grep -iv '^rkat'; } \
+	    > constraints.txt.new && mv constraints.txt.new constraints.txt
+	rm -rf .venv-constraints
 
 # The CLI with the offline mock provider, in a throw-away state root: a streamed
 # first turn, a resumed turn, the session list; then the same host from Python.

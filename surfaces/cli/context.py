@@ -108,3 +108,8 @@ def explicit_state_root(ctx: click.Context) -> str | None:
     """``--state-root`` if given, else ``$RKAT_STATE_ROOT``, else None (the surfaces' defaults apply)."""
     chosen = ctx.find_root().meta.get(_META_KEY, {})
     return chosen.get("state_root") or os.environ.get("RKAT_STATE_ROOT") or None
+
+
+def chosen_options(ctx: click.Context) -> RealmOptions:
+    """The realm options this invocation resolves to (state root included), without opening anything."""
+    return _chosen_options(ctx)

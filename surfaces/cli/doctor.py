@@ -1,0 +1,181 @@
+"""``rkat doctor``: what this invocation would use, and whether it works.
+
+Which realm and state root, whether the realm exists and its store reads back,
+the config file (and keys in it this version does not know), which provider keys
+are set (never their values), which base URLs, whether each provider with a key
+answers, and versions. It only reads: a missing realm is reported, not created.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import time
+import tomllib
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import asyncclick as click
+import trio
+
+from meerkat.realm import RealmPaths, read_manifest
+
+from .context import chosen_options, realm_options
+from .output import print_json
+
+__all__ = ["doctor_command"]
+
+#: How long a provider gets to answer the reachability probe.
+PROBE_TIMEOUT_S = 5.0
+_HOSTED = ("anthropic", "openai", "gemini")
+_VERSIONS = ("rkat", "trio", "httpx2", "anthropic", "openai", "mcp", "msgspec", "hypercorn", "quart")
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _read_config(paths: RealmPaths) -> tuple[dict[str, Any], list[str], str | None]:
+    """The stored config document (raw), its unknown keys, and a problem reading it."""
+    from meerkat.config.keys import unknown_keys
+    from meerkat.config.schema import Config
+
+    try:
+        raw = tomllib.loads(paths.config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}, [], None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return {}, [], f"cannot read {paths.config_path}: {exc}"
+    return raw, [path for path, _ in unknown_keys(raw, Config)], None
+
+
+def _store_check(backend: str, paths: RealmPaths) -> str:
+    """A read-only integrity check of the realm's session store."""
+    if backend != "sqlite":
+        return f"{backend} store at {paths.sessions_jsonl_dir if backend == 'jsonl' else '(memory)'}"
+    if not paths.sessions_sqlite_path.exists():
+        return "no session database yet"
+    try:
+        connection = sqlite3.connect(f"file:{paths.sessions_sqlite_path}?mode=ro", uri=True, timeout=5)
+        try:
+            result = connection.execute("PRAGMA quick_check").fetchone()[0]
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        return f"FAILED: {exc}"
+    return f"ok ({paths.sessions_sqlite_path}, PRAGMA quick_check)" if result == "ok" else f"FAILED: {result}"
+
+
+async def _probe(url: str) -> str:
+    """Whether anything answers HTTP at ``url`` (any status counts: the server is there)."""
+    import httpx2
+
+    started = time.monotonic()
+    try:
+        async with httpx2.AsyncClient(timeout=httpx2.Timeout(PROBE_TIMEOUT_S, connect=PROBE_TIMEOUT_S)) as client:
+            reply = await client.get(url)
+    except httpx2.TimeoutException:
+        return f"no answer within {PROBE_TIMEOUT_S:g} s"
+    except httpx2.HTTPError as exc:
+        return f"unreachable: {exc or type(exc).__name__}"
+    return f"answers (HTTP {reply.status_code} in {time.monotonic() - started:.2f} s)"
+
+
+async def _report(options: Any, probe: bool) -> dict[str, Any]:
+    from meerkat.providers.credentials import KEY_VARIABLES, base_url_for, find_api_key
+
+    report: dict[str, Any] = {"versions": {name: _version(name) for name in _VERSIONS}}
+    report["versions"]["python"] = platform.python_version()
+    realm: dict[str, Any] = {"realm_id": options.realm_id or "(a fresh throw-away realm)",
+                             "state_root": options.state_root, "isolated": options.isolated}
+    config: dict[str, Any] = {}
+    if options.realm_id and options.state_root:
+        paths = RealmPaths.for_realm(options.state_root, options.realm_id)
+        realm["path"] = str(paths.root)
+        try:
+            manifest = await trio.to_thread.run_sync(read_manifest, paths.manifest_path)
+        except Exception as exc:  # noqa: BLE001 - a doctor reports every failure
+            manifest, realm["problem"] = None, str(exc)
+        realm["exists"] = manifest is not None
+        if manifest is not None:
+            realm["backend"], realm["origin"] = manifest.backend, manifest.origin
+            realm["store"] = await trio.to_thread.run_sync(_store_check, manifest.backend, paths)
+            config, unknown, problem = await trio.to_thread.run_sync(_read_config, paths)
+            realm["config_file"] = str(paths.config_path)
+            if unknown:
+                realm["unknown_config_keys"] = unknown
+            if problem:
+                realm["config_problem"] = problem
+    report["realm"] = realm
+    endpoints = config.get("providers") if isinstance(config.get("providers"), dict) else {}
+    providers: dict[str, Any] = {}
+    for name in _HOSTED:
+        key = find_api_key(name)
+        names = [n for n in KEY_VARIABLES[name] if os.environ.get(n, "").strip()]
+        entry: dict[str, Any] = {"key": f"set ({names[0]})" if key else f"not set ({' or '.join(KEY_VARIABLES[name])})",
+                                 "base_url": base_url_for(name, endpoints)}
+        providers[name] = entry
+    servers = ((config.get("self_hosted") or {}).get("servers") or {}) if isinstance(config.get("self_hosted"), dict) \
+        else {}
+    for server, spec in servers.items():
+        if isinstance(spec, dict) and isinstance(spec.get("base_url"), str):
+            providers[f"self_hosted.{server}"] = {"key": "optional", "base_url": spec["base_url"]}
+    if probe:
+        async with trio.open_nursery() as nursery:
+            for name, entry in providers.items():
+                if name.startswith("self_hosted.") or find_api_key(name):
+                    async def check(entry: dict[str, Any] = entry) -> None:
+                        entry["reachable"] = await _probe(entry["base_url"])
+                    nursery.start_soon(check)
+    report["providers"] = providers
+    report["default_model"] = ((config.get("agent") or {}).get("model") if isinstance(config.get("agent"), dict)
+                               else None) or "(resolved per run: a keyed provider's default, else mock)"
+    return report
+
+
+@click.command("doctor")
+@click.option("--format", "--output", "-o", "output_format", type=click.Choice(("text", "json")),
+              default="text", show_default=True, help="text: for people; json: for scripts and bug reports.")
+@click.option("--no-probe", is_flag=True, help="Do not contact the providers.")
+@realm_options
+@click.pass_context
+async def doctor_command(ctx: click.Context, output_format: str, no_probe: bool) -> None:
+    """Show what rkat would use here, and check that it works.
+
+    The realm and state root, whether the realm exists and its store is sound,
+    the config file (and keys this version does not know), which provider keys
+    are set (never their values), the base URLs, whether each provider with a key
+    answers, and versions. It changes nothing.
+
+    \b
+    Examples:
+      rkat doctor
+      rkat doctor --no-probe --format json
+    """
+    report = await _report(chosen_options(ctx), probe=not no_probe)
+    if output_format == "json":
+        print_json(report)
+        return
+    realm = report["realm"]
+    lines = ["Realm", f"  id           {realm['realm_id']}", f"  state root   {realm['state_root']}"]
+    if "exists" in realm:
+        lines.append(f"  exists       {'yes' if realm['exists'] else 'no (created by the first command that writes)'}")
+    for key, label in (("backend", "backend"), ("origin", "origin"), ("store", "store"),
+                       ("config_file", "config file"), ("config_problem", "PROBLEM"), ("problem", "PROBLEM")):
+        if key in realm:
+            lines.append(f"  {label:<12} {realm[key]}")
+    if realm.get("unknown_config_keys"):
+        lines.append(f"  UNKNOWN KEYS {', '.join(realm['unknown_config_keys'])} (ignored; remove or fix them)")
+    lines += ["", f"Default model  {report['default_model']}", "", "Providers"]
+    for name, entry in report["providers"].items():
+        lines.append(f"  {name:<22} key {entry['key']}")
+        lines.append(f"  {'':<22} base URL {entry['base_url']}")
+        if "reachable" in entry:
+            lines.append(f"  {'':<22} {entry['reachable']}")
+    lines += ["", "Versions", "  " + ", ".join(f"{k} {v}" for k, v in report["versions"].items())]
+    click.echo("\n".join(lines))
