@@ -17,6 +17,19 @@
 
 import { findRkatRpc } from "./binary.js";
 import { Connection } from "./connection.js";
+import {
+  decodeForkResult,
+  decodeRevisionList,
+  decodeRevisionPage,
+  decodeRewriteResult,
+  decodeSystemPromptUpdate,
+  rowToWire,
+  type ForkResult,
+  type RevisionList,
+  type RevisionPage,
+  type RewriteResult,
+  type SystemPromptUpdate,
+} from "./history.js";
 import { ClientClosedError, ConnectTimeoutError, MeerkatError, ProtocolError, VersionMismatchError } from "./errors.js";
 import { Session } from "./session.js";
 import { EventStream } from "./stream.js";
@@ -31,6 +44,7 @@ import {
   decodeSessionInfo,
   type Capability,
   type ConfigEnvelope,
+  type HistoryMessage,
   type HistoryPage,
   type ModelsCatalog,
   type Prompt,
@@ -388,6 +402,97 @@ export class MeerkatClient {
   async patchConfig(patch: Readonly<Record<string, unknown>>, options?: ConfigWriteOptions): Promise<ConfigEnvelope> {
     const params = { patch: configToWire(patch), ...optionsToWire(options, ["expectedGeneration"], "config option") };
     return decodeConfigEnvelope(await this.call("config/patch", params));
+  }
+
+  // -- history: forks, revisions, system prompt, instructions, export ----------------------------
+
+  /**
+   * A new session with the first `at` rows of `sessionId` (all when omitted); the source is unchanged.
+   * With `replacement` (`{type: "message", message}` or a block replacement) the row at `at` is replaced and kept.
+   */
+  async forkSession(
+    sessionId: string,
+    options: { at?: number; replacement?: Record<string, unknown>; inheritedInstructions?: string } = {},
+  ): Promise<ForkResult> {
+    const at = options.at ?? (await this.readSession(sessionId)).messageCount;
+    const params: Record<string, unknown> = { session_id: sessionId, message_index: at };
+    if (options.replacement !== undefined) params.replacement = options.replacement;
+    if (options.inheritedInstructions !== undefined) params.inherited_instructions = options.inheritedInstructions;
+    const method = options.replacement !== undefined ? "session/fork_replace" : "session/fork_at";
+    return decodeForkResult(await this.call(method, params));
+  }
+
+  /** Replace rows `[start, end)` of an idle session with `replacement` as a new revision (the old one stays readable). */
+  async rewriteTranscript(
+    sessionId: string,
+    edit: {
+      start: number; end: number; replacement: ReadonlyArray<HistoryMessage | Record<string, unknown>>;
+      reason?: string; note?: string; actor?: string; expectedParentRevision?: string;
+    },
+  ): Promise<RewriteResult> {
+    const params: Record<string, unknown> = {
+      session_id: sessionId, selection: { type: "message_range", start: edit.start, end: edit.end },
+      replacement: edit.replacement.map(rowToWire), reason: { kind: edit.reason ?? "edit", note: edit.note ?? null },
+    };
+    if (edit.actor !== undefined) params.actor = edit.actor;
+    if (edit.expectedParentRevision !== undefined) params.expected_parent_revision = edit.expectedParentRevision;
+    return decodeRewriteResult(await this.call("session/rewrite_transcript", params));
+  }
+
+  /** Make a retained revision's rows the transcript again, as a new revision. */
+  async restoreTranscriptRevision(
+    sessionId: string, revision: string, options: { reason?: string; expectedParentRevision?: string } = {},
+  ): Promise<RewriteResult> {
+    const params: Record<string, unknown> = { session_id: sessionId, revision, reason: { kind: options.reason ?? "restore" } };
+    if (options.expectedParentRevision !== undefined) params.expected_parent_revision = options.expectedParentRevision;
+    return decodeRewriteResult(await this.call("session/restore_transcript_revision", params));
+  }
+
+  /** The session's rewrite commits, oldest first, and its head revision. */
+  async transcriptRevisions(sessionId: string): Promise<RevisionList> {
+    return decodeRevisionList(await this.call("session/transcript_revisions", { session_id: sessionId }));
+  }
+
+  /** A page of a retained revision's rows. */
+  async transcriptRevision(
+    sessionId: string, revision: string, options?: { offset?: number; limit?: number },
+  ): Promise<RevisionPage> {
+    const params = { session_id: sessionId, revision, offset: 0, ...optionsToWire(options, ["offset", "limit"], "revision option") };
+    return decodeRevisionPage(await this.call("session/transcript_revision", params));
+  }
+
+  /**
+   * Set the next version of a keyed system prompt (default key `main`); the model sees it from its next call.
+   * `targetMessageIndex: 0` replaces the session's original system prompt instead of adding one.
+   */
+  async updateSystemPrompt(
+    sessionId: string, content: string,
+    options: { key?: string; expectedVersion?: number; targetMessageIndex?: number } = {},
+  ): Promise<SystemPromptUpdate> {
+    const params: Record<string, unknown> = { session_id: sessionId, key: options.key ?? "main", content };
+    if (options.expectedVersion !== undefined) params.expected_version = options.expectedVersion;
+    if (options.targetMessageIndex !== undefined) params.target_message_index = options.targetMessageIndex;
+    return decodeSystemPromptUpdate(await this.call("session/update_system_prompt", params));
+  }
+
+  /** Activate an instruction revision (`{revision, activation_id, expectation, body}`, wire keys); the receipt. */
+  async activateInstruction(sessionId: string, activation: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.call("session/activate_instruction", { session_id: sessionId, activation });
+  }
+
+  /** `{records, key_state, next_offset}`: the session's instruction activations in transcript order. */
+  async instructionActivations(
+    sessionId: string, options: { namespace?: string; key?: string } = {},
+  ): Promise<Record<string, unknown>> {
+    return this.call("session/instruction_activations", { session_id: sessionId, ...options });
+  }
+
+  /** The session as an ATIF trajectory document (wire keys, as evaluation tools read it). */
+  async exportAtif(sessionId: string, options: { agentName?: string; agentVersion?: string } = {}): Promise<Record<string, unknown>> {
+    const params: Record<string, unknown> = { session_id: sessionId };
+    if (options.agentName !== undefined) params.agent_name = options.agentName;
+    if (options.agentVersion !== undefined) params.agent_version = options.agentVersion;
+    return this.call("session/export_atif", params);
   }
 
   /** Providers, their models, context windows and accepted `providerParams`. */

@@ -67,6 +67,14 @@ export {
   type TurnUsageAccountingUnmeasuredEvent,
   type UnknownEvent,
 } from "./events.js";
+export type {
+  ForkResult,
+  RevisionEntry,
+  RevisionList,
+  RevisionPage,
+  RewriteResult,
+  SystemPromptUpdate,
+} from "./history.js";
 export { Session } from "./session.js";
 export { EventStream } from "./stream.js";
 export type { ToolCall, ToolCallDedupeKey, ToolHandler, ToolOptions } from "./tools.js";

@@ -1,6 +1,7 @@
 /** A session handle: continue it, stream it, read it, interrupt or archive it. */
 
 import type { MeerkatClient, TurnOptions } from "./client.js";
+import type { RevisionList, RewriteResult, SystemPromptUpdate } from "./history.js";
 import type { EventStream } from "./stream.js";
 import type { HistoryPage, Prompt, RunResult, SessionDetails, Usage } from "./types.js";
 
@@ -72,6 +73,28 @@ export class Session {
   /** Cancel the running turn (a no-op when idle); resolves once the turn has ended. */
   async interrupt(): Promise<void> {
     await this.client.interrupt(this.id);
+  }
+
+  /** A new session with this one's first `at` rows (all when omitted); this session is unchanged. */
+  async fork(at?: number): Promise<Session> {
+    const result = await this.client.forkSession(this.id, at === undefined ? {} : { at });
+    return new Session(this.client, result.sessionId);
+  }
+
+  /** This transcript's rewrite commits and its head revision. */
+  revisions(): Promise<RevisionList> {
+    return this.client.transcriptRevisions(this.id);
+  }
+
+  /** Make an older revision's rows the transcript again (as a new revision). */
+  restore(revision: string): Promise<RewriteResult> {
+    return this.client.restoreTranscriptRevision(this.id, revision);
+  }
+
+  /** Set the system prompt from the next model call (see `MeerkatClient.updateSystemPrompt`). */
+  updateSystemPrompt(content: string, options?: { key?: string; expectedVersion?: number; targetMessageIndex?: number }):
+    Promise<SystemPromptUpdate> {
+    return this.client.updateSystemPrompt(this.id, content, options);
   }
 
   /** Hide the session: reads and turns then fail with SESSION_NOT_FOUND. */
