@@ -8,7 +8,8 @@ each real provider client talking to a fake vendor server in its own process
 
 * ``cold``: the first turn after the session is loaded (the actor reads the
   transcript and converts it to the vendor's wire form): time and stall;
-* ``turn``: the median of the next ``--turns`` turns (``SessionService.start_turn``);
+* ``turn``: the median of the next ``--turns`` turns (``SessionService.start_turn``),
+  taken round the sizes one turn at a time so load from elsewhere hits all alike;
 * ``stall``: the longest time a 1 ms ticker task of the same process could not
   run during those turns (the event loop is shared by every session);
 * ``bare1`` / ``bareN``: the vendor's SDK streaming call on its own, with one
@@ -24,7 +25,7 @@ streamed at 200 events/s (a fast vendor's pace, from a second fake server;
 deltas must not arrive more than 2x slower than with the long sessions idle
 (mean gap between its deltas, and its turn time).
 
-    .venv/bin/python bench/long_sessions.py [--sizes 20,200,1000,5000] [--turns 7]
+    .venv/bin/python bench/long_sessions.py [--sizes 20,200,1000,5000] [--turns 15]
                                            [--providers mock,openai,...] [--concurrent 20]
 """
 
@@ -227,14 +228,23 @@ async def sizes_part(service: Any, bare: Bare, ticker: Ticker, sizes: list[int],
           f"{'cpu':>5} {'bare1 ms':>8} {'bareN ms':>9} {'stall':>7}   (stall: longest ticker wait, "
           f"cpu: longest event-loop CPU block, ms)")
     for provider in providers:
+        # Every size's session is loaded (its cold turn), then warm turns go round the sizes,
+        # one turn each per round, so a burst of load from elsewhere hits all sizes alike.
+        sessions: dict[int, str] = {}
+        cold: dict[int, tuple[float, float, float]] = {}
+        for size in sizes:
+            session_id = sessions[size] = await seed(service, provider, rows_by_size[size])
+            cold[size] = await ticker.measure(lambda: service.start_turn(session_id, PROMPT))
+        warm: dict[int, list[tuple[float, float, float]]] = {size: [] for size in sizes}
+        for _ in range(turns):
+            for size in sizes:
+                session_id = sessions[size]
+                warm[size].append(await ticker.measure(lambda: service.start_turn(session_id, PROMPT)))
         for size in sizes:
             rows = rows_by_size[size]
-            session_id = await seed(service, provider, rows)
-            cold = await ticker.measure(lambda: service.start_turn(session_id, PROMPT))
-            warm = [await ticker.measure(lambda: service.start_turn(session_id, PROMPT)) for _ in range(turns)]
-            row = {"cold": _ms(cold[0]), "cold_stall": _ms(cold[1]), "cold_cpu": _ms(cold[2]),
-                   "turn": _ms(statistics.median(w[0] for w in warm)), "stall": _ms(max(w[1] for w in warm)),
-                   "cpu": _ms(max(w[2] for w in warm))}
+            row = {"cold": _ms(cold[size][0]), "cold_stall": _ms(cold[size][1]), "cold_cpu": _ms(cold[size][2]),
+                   "turn": _ms(statistics.median(w[0] for w in warm[size])),
+                   "stall": _ms(max(w[1] for w in warm[size])), "cpu": _ms(max(w[2] for w in warm[size]))}
             if provider != "mock":
                 one = [(await ticker.measure(lambda: bare.call(provider, [])))[0] for _ in range(turns)]
                 history = [await ticker.measure(lambda: bare.call(provider, rows)) for _ in range(min(turns, 3))]
@@ -418,7 +428,7 @@ async def concurrent_part(service: Any, paced_url: str, short_url: str, count: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="20,200,1000,5000", help="transcript rows (default 20,200,1000,5000)")
-    parser.add_argument("--turns", type=int, default=7, help="warm turns per provider and size (default 7)")
+    parser.add_argument("--turns", type=int, default=15, help="warm turns per provider and size (default 15)")
     parser.add_argument("--providers", default=",".join(PROVIDERS), help="comma-separated (default: all)")
     parser.add_argument("--concurrent", type=int, default=20, help="long sessions busy at once (0: skip)")
     parser.add_argument("--parse", type=int, default=1, help="1: measure per-event parsing (0: skip)")
