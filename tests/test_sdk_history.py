@@ -92,3 +92,23 @@ async def history_scenario(root) -> None:
 def test_history_calls(run, tmp_path, monkeypatch):
     monkeypatch.setenv("RKAT_STATE_ROOT", str(tmp_path / "fresh"))
     run(history_scenario, tmp_path / "state")
+
+
+def test_history_doc_example_prints_what_the_doc_says(tmp_path):
+    """The first example of docs/history.md runs as printed, without a key, and prints its shown output."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from rpc_process import child_env
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "history.md").read_text()
+    parts = doc.split("```")
+    code, shown = parts[1].removeprefix("python\n"), parts[3].removeprefix("\n")  # the example, then its output
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    env = child_env(tmp_path / "state", XDG_DATA_HOME=str(tmp_path / "data"))
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == shown
