@@ -10,6 +10,7 @@ from .config import config_group
 from .history import HISTORY_COMMANDS
 from .context import realm_options
 from .log_options import log_options
+from .chat import chat_command
 from .doctor import doctor_command
 from .models import models_command
 from .realms import realm_group
@@ -98,7 +99,7 @@ async def help_command(ctx: click.Context, command: tuple[str, ...]) -> None:
 for _command in HISTORY_COMMANDS:
     session_group.add_command(_command)
 for _command in (run_command, continue_command, resume_command, session_group, config_group, models_command,
-                 realm_group, doctor_command, help_command):
+                 realm_group, doctor_command, chat_command, help_command):
     cli.add_command(_command)
 
 #: Every name that is a command (the prompt-first shorthand never takes these as a prompt).

@@ -93,12 +93,6 @@ async def _title(service: Any, summary: "SessionSummary") -> str:
     return "(first turn running)" if summary.is_active else ""
 
 
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return " ".join(str(block.get("text", "")) for block in content if isinstance(block, dict)) or "(image)"
-
-
 def _table(sessions: list["SessionSummary"], titles: dict[str, str], *, first_index: int) -> str:
     """~N, id, title, model, status, messages, tokens, times, labels (a running turn's rows are not counted
     until it commits: its MESSAGES shows a ``+``)."""
