@@ -224,11 +224,12 @@ class EventBus:
         self.last_seq = envelope.seq
         self._deliver(envelope)
 
-    def publish_missing(self, count: int) -> None:
+    def publish_missing(self, count: int, *, except_for: "Subscription | None" = None) -> None:
         """Tell every subscriber ``count`` events were never seen here (a ``stream_truncated`` marker)."""
         marker = lag_marker(self.session_id, count)
         for subscriber in tuple(self._subscribers):
-            subscriber._offer(marker)
+            if subscriber is not except_for:
+                subscriber._offer(marker)
 
     def _deliver(self, envelope: EventEnvelope) -> None:
         self._ring.append(envelope)

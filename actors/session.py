@@ -85,6 +85,8 @@ log = logging.getLogger("rkat.session")
 #: jumps are the events of turns this process has not seen yet (thousands at most);
 #: a forged push naming seq 10**15 would otherwise become the session's counter.
 MAX_RELAY_SEQ_JUMP = 1_000_000
+#: Longest a turn that just took the lease waits for the previous turn's relayed events.
+RELAY_DRAIN_SECS = 1.0
 
 
 def is_cancellation(exc: BaseException) -> bool:
@@ -124,6 +126,8 @@ class _RunningTurn:
     start_usage: Usage = Usage()
     #: True once the run is recorded in the store (and holds the session's lease).
     began: bool = False
+    #: True once this turn numbers the session's events (relayed ones are then old news).
+    numbering: bool = False
     #: What watches this turn for metrics and traces (None when nothing does).
     probe: observability.TurnProbe | None = None
     #: The run's progress (set once it starts): injected context reaches it through ``state.context``.
@@ -201,7 +205,7 @@ class SessionActor(SessionInputs):
         if self._nursery is None or not self.wants_foreign_events():
             return
         assert self._bus is not None
-        self._bus.last_seq = max(self._bus.last_seq, last_committed_seq)
+        self._catch_up(last_committed_seq)
         self._relays += 1
         self._nursery.start_soon(self._mirror, run)
 
@@ -239,7 +243,7 @@ class SessionActor(SessionInputs):
         never saw) reaches subscribers behind a ``stream_truncated`` marker counting them.
         """
         bus = self._bus
-        if bus is None or self._retired or self.leased_run_id is not None:
+        if bus is None or self._retired or (self._running is not None and self._running.numbering):
             return True
         if envelope.source.session_id != self.session_id or envelope.seq > bus.last_seq + MAX_RELAY_SEQ_JUMP:
             log.warning("dropped a relayed event of session %s with seq %d (session %s, last seq here %d): "
@@ -289,8 +293,24 @@ class SessionActor(SessionInputs):
         if self._running is None:
             self._record = record
             self._record_stamp = stamp
-        if self._bus is not None:
-            self._bus.last_seq = max(self._bus.last_seq, record.last_seq)
+        # While another process's events are being relayed here, they bring the seq up
+        # to date themselves (and the relay reloads the record when it ends).
+        if self._relays == 0 and (self._running is None or not self._running.numbering):
+            self._catch_up(record.last_seq)
+
+    def _catch_up(self, store_last_seq: int, *, except_for: Subscription | None = None) -> None:
+        """Number on from the store's last seq; subscribers learn of events they never got here."""
+        bus = self._bus
+        if bus is not None and store_last_seq > bus.last_seq:
+            bus.publish_missing(store_last_seq - bus.last_seq, except_for=except_for)
+            bus.last_seq = store_last_seq
+
+    async def _let_relays_finish(self) -> None:
+        """Another process's turn ended just before ours began: let its last relayed events
+        (its terminal event, usually) reach subscribers before ours start."""
+        with trio.move_on_after(RELAY_DRAIN_SECS):
+            while self._relays:
+                await trio.sleep(0.005)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -624,7 +644,9 @@ class SessionActor(SessionInputs):
                 self._wire.clear()
                 self._context = [r.content for r in rows if isinstance(r, SystemMessage)
                                  and (r.source is not None or r.instruction_activation is not None)]
-            self._bus.last_seq = max(self._bus.last_seq, fresh.last_seq)
+            await self._let_relays_finish()
+            self._catch_up(fresh.last_seq, except_for=turn.subscription)
+            turn.numbering = True
             if turn.message.request.system_prompt is None and fresh.system_prompt != settings.system_prompt:
                 # The prompt was updated (maybe by another process) since the turn was accepted.
                 settings = turn.settings = dataclasses.replace(settings, system_prompt=fresh.system_prompt)

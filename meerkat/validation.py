@@ -9,12 +9,20 @@ from .ids import canonical_uuid
 from .store.base import MAX_LIST_LIMIT
 
 __all__ = ["validate_prompt", "validate_labels", "validate_optional_positive_int", "validate_page",
-           "validate_cursor", "known_session_id", "json_kind", "MAX_OFFSET", "DEFAULT_LIMIT"]
+           "validate_cursor", "known_session_id", "json_kind", "MAX_OFFSET", "DEFAULT_LIMIT",
+           "MAX_PROMPT_CHARS", "MAX_PROMPT_BLOCKS", "MAX_LABELS", "MAX_LABEL_KEY_CHARS", "MAX_LABEL_VALUE_CHARS"]
 
 #: Largest accepted ``offset`` (upstream's bound).
 MAX_OFFSET = 1_000_000
 #: Page size when none is given.
 DEFAULT_LIMIT = 100
+#: Largest prompt: a string of this many characters, or this many content blocks.
+MAX_PROMPT_CHARS = 1_000_000
+MAX_PROMPT_BLOCKS = 1_000
+#: Labels per session, and the length of each key and value.
+MAX_LABELS = 64
+MAX_LABEL_KEY_CHARS = 128
+MAX_LABEL_VALUE_CHARS = 1_024
 
 
 def validate_prompt(prompt: Any) -> str | list[dict[str, Any]]:
@@ -22,7 +30,11 @@ def validate_prompt(prompt: Any) -> str | list[dict[str, Any]]:
     if isinstance(prompt, str):
         if not prompt.strip():
             raise InvalidParams("prompt must not be empty")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise InvalidParams(f"prompt must be at most {MAX_PROMPT_CHARS} characters (got {len(prompt)})")
         return prompt
+    if isinstance(prompt, list) and len(prompt) > MAX_PROMPT_BLOCKS:
+        raise InvalidParams(f"prompt must have at most {MAX_PROMPT_BLOCKS} content blocks (got {len(prompt)})")
     if isinstance(prompt, list) and prompt and all(
         isinstance(b, dict) and isinstance(b.get("type"), str) for b in prompt
     ):
@@ -36,6 +48,13 @@ def validate_labels(labels: Any, field: str = "labels") -> dict[str, str]:
         return {}
     if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
         raise InvalidParams(f"{field} must be an object mapping strings to strings")
+    if len(labels) > MAX_LABELS:
+        raise InvalidParams(f"{field} may hold at most {MAX_LABELS} labels (got {len(labels)})")
+    for key, value in labels.items():
+        if len(key) > MAX_LABEL_KEY_CHARS or len(value) > MAX_LABEL_VALUE_CHARS:
+            raise InvalidParams(f"{field}: a key may have at most {MAX_LABEL_KEY_CHARS} characters and a value at "
+                                f"most {MAX_LABEL_VALUE_CHARS} (got key {key[:40]!r} of {len(key)}, value of "
+                                f"{len(value)})", details={"label": key[:MAX_LABEL_KEY_CHARS]})
     return dict(labels)
 
 

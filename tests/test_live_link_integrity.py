@@ -47,10 +47,18 @@ async def follow(http: httpx2.AsyncClient, session_id: str, into: list[dict[str,
                 into.append({"event": event, **json.loads(line[5:])})
 
 
-async def wait_for(predicate: Any, seconds: float = 60) -> None:
-    with trio.fail_after(seconds):
+async def wait_for(predicate: Any, seconds: float = 60, describe: Any = None) -> None:
+    with trio.move_on_after(seconds):
         while not predicate():
             await trio.sleep(0.05)
+        return
+    raise AssertionError(f"still waiting after {seconds} s: {describe() if describe else ''}")
+
+
+def summary(seen: list[dict[str, Any]]) -> list[Any]:
+    """The frames seen, deltas left out."""
+    return [(f.get("event"), f.get("seq"), f.get("payload", {}).get("type")) for f in seen
+            if f.get("payload", {}).get("type") != "text_delta"]
 
 
 def runs(seen: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -97,7 +105,8 @@ async def test_sse_keeps_every_relayed_event_while_local_requests_are_refused_bu
                         refused += reply.status_code == 409
                         await trio.sleep(0.005)
                     await wait_for(lambda: cli_runs(seen)[turn][-1]["payload"]["type"] in ("run_completed",
-                                                                                          "run_failed"))
+                                                                                          "run_failed"),
+                                   describe=lambda: summary(seen))
                 nursery.cancel_scope.cancel()
     assert refused > 10, refused
     assert not [f for f in seen if f.get("payload", {}).get("type") == "stream_truncated"], "events were lost"

@@ -85,10 +85,14 @@ SELF_HOSTED_PARAMS: dict[str, Any] = {
     "reasoning_effort": {"type": "string", "enum": ["none", "minimal", "low", "medium", "high", "xhigh"]},
     "extra_body": {"type": "object"},
 }
+# Bounded so that one request cannot freeze or exhaust the host: a reply of 10**12 words
+# took the event loop for half a minute and then all memory.
 MOCK_PARAMS_SCHEMA: dict[str, Any] = {
-    "reply": {"type": "string"}, "reply_words": {"type": "integer", "minimum": 0},
-    "token_delay_ms": {"type": "number", "minimum": 0}, "first_token_latency_ms": {"type": "number", "minimum": 0},
-    "fail": {"type": "string"},
+    "reply": {"type": "string", "maxLength": 1_000_000}, "reply_words": {"type": "integer", "minimum": 0,
+                                                                         "maximum": 100_000},
+    "token_delay_ms": {"type": "number", "minimum": 0, "maximum": 60_000},
+    "first_token_latency_ms": {"type": "number", "minimum": 0, "maximum": 600_000},
+    "fail": {"type": "string", "maxLength": 10_000},
 }
 
 #: What a model of each provider accepts when the catalog does not list it.

@@ -35,6 +35,8 @@ def _problem(value: Any, schema: dict[str, Any]) -> str | None:
         return f"must be >= {schema['minimum']} (got {value!r})"
     if "maximum" in schema and value > schema["maximum"]:
         return f"must be <= {schema['maximum']} (got {value!r})"
+    if "maxLength" in schema and isinstance(value, str) and len(value) > schema["maxLength"]:
+        return f"must be at most {schema['maxLength']} characters (got {len(value)})"
     items = schema.get("items")
     if isinstance(items, dict) and isinstance(value, list):
         for index, item in enumerate(value):
