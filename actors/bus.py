@@ -150,6 +150,30 @@ class Subscription:
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
 
+    @property
+    def starts_with_gap(self) -> bool:
+        """Whether the next item is a gap marker (the ring did not hold every event asked for)."""
+        return bool(self._queue) and isinstance(self._queue[0], _Gap)
+
+    def fill_gap(self, logged: list[EventEnvelope]) -> None:
+        """Put ``logged`` (events read from the durable log) where the ring's gap marker is.
+
+        A subscription resumed from a cursor the ring no longer covers starts with
+        a gap; the log has those events. Called without a checkpoint between the
+        read and the merge, so live events queued meanwhile keep their place after
+        them (those the log also holds are not repeated).
+        """
+        queue = self._queue
+        if not logged or not queue or not isinstance(queue[0], _Gap):
+            return
+        queue.popleft()
+        last = logged[-1].seq
+        rest = [item for item in queue if isinstance(item, _Gap) or item.seq == 0 or item.seq > last]
+        queue.clear()
+        queue.extend(logged)
+        queue.extend(rest)
+        self._wake()
+
     def close(self) -> None:
         """Detach from the bus; queued events can still be read, then iteration ends."""
         if not self._closed:

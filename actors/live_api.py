@@ -19,7 +19,7 @@ from meerkat.store.eventlog import EventPage, InputRecord, input_fingerprint
 from meerkat.transcript import now_ms
 from meerkat.validation import known_session_id, validate_cursor
 
-from .messages import InjectContext, QueueExternalEvent, StopRun, Subscribe
+from .messages import InjectContext, QueueExternalEvent, StopRun
 
 if TYPE_CHECKING:
     from .bus import Subscription
@@ -98,43 +98,45 @@ class LiveSessionAPI:
 
     async def follow_events(self, session_id: str, *, after_seq: int = 0,
                             follow: bool = True) -> AsyncIterator[EventEnvelope]:
-        """The session's events after ``after_seq``: first from the durable log, then live.
+        """The session's events after ``after_seq``: from the durable log, then (``follow``) live.
 
-        Works after restarts and beyond the in-memory ring (the log has every
-        committed event). With ``follow=False`` it ends after the logged ones.
-        The live part is the session's subscription: it ends on archive or
-        shutdown. Use as ``async with aclosing(service.follow_events(...))``.
+        Without ``follow`` it ends after the logged events (archived sessions
+        included). With it, it is :meth:`subscribe` from the cursor, ending when
+        the session is archived or the host shuts down. Use it under ``aclosing``.
         """
         after = validate_cursor(after_seq) or 0
-        subscription: Subscription | None = None
         if follow:
-            message = Subscribe(after)
-            await self._sup.deliver(session_id, message)
-            subscription = await message.reply.wait()
+            subscription = await self.subscribe(session_id, after_seq=after)  # type: ignore[attr-defined]
+            async with subscription:
+                async for envelope in subscription:
+                    yield envelope
+            return
+        last = after
+        while True:
+            page = await self.list_events(session_id, after_seq=last)
+            for envelope in page.events:
+                last = envelope.seq
+                yield envelope
+            if not page.has_more:
+                return
+
+    async def _resume_from_log(self, session_id: str, subscription: "Subscription", after_seq: int) -> None:
+        """Fill the gap a resumed subscription's ring left with the durable log's events."""
+        if not subscription.starts_with_gap:
+            return  # the ring held everything after the cursor
         try:
-            last = after
+            logged: list[EventEnvelope] = []
+            last = after_seq
             while True:
                 page = await self.list_events(session_id, after_seq=last)
-                for envelope in page.events:
-                    last = envelope.seq
-                    yield envelope
-                if not page.has_more:
+                logged += page.events
+                if not page.has_more or not page.events:
                     break
-            if subscription is None:
-                return
-            first = True
-            async for envelope in subscription:
-                if envelope.seq == 0:
-                    # A marker at the start counts ring events the log just replayed.
-                    if not first or last <= after:
-                        yield envelope
-                elif envelope.seq > last:
-                    last = envelope.seq
-                    yield envelope
-                first = False
-        finally:
-            if subscription is not None:
-                subscription.close()
+                last = page.events[-1].seq
+        except BaseException:
+            subscription.close()
+            raise
+        subscription.fill_gap(logged)
 
     # -- inputs ------------------------------------------------------------------
 

@@ -241,10 +241,17 @@ class SessionService(LiveSessionAPI, HistoryAPI):
         return await message.reply.wait()
 
     async def subscribe(self, session_id: str, *, after_seq: int | None = None) -> Subscription:
-        """Follow the session's events, live, or from just after ``after_seq`` while the ring holds it."""
+        """Follow the session's events, live, or from just after ``after_seq``.
+
+        Resuming replays the in-memory ring and, beyond it, the durable event log
+        (so it works after restarts); STALE_CURSOR if retention pruned events after the cursor.
+        """
         message = Subscribe(validate_cursor(after_seq))
         await self._sup.deliver(session_id, message)
-        return await message.reply.wait()
+        subscription = await message.reply.wait()
+        if after_seq is not None:
+            await self._resume_from_log(session_id, subscription, after_seq)
+        return subscription
 
     # -- config -----------------------------------------------------------------
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from actors import SessionService
     from actors.live_api import InputOutcome
 
-__all__ = ["session_scope", "scope_session_id", "cursor", "cursor_sequence", "input_state_wire",
+__all__ = ["contract_version", "snapshot_wire", "session_scope", "scope_session_id", "cursor", "cursor_sequence", "input_state_wire",
            "accept_result_wire", "inject_result_wire", "list_since_wire", "FEATURES", "host_capabilities",
            "host_health", "host_info", "realm_summaries", "realm_connection_set"]
 
@@ -37,6 +37,21 @@ FEATURES: dict[str, bool] = {
 }
 
 _TERMINAL = {"consumed": "completed", "abandoned": "abandoned"}
+
+
+def contract_version() -> dict[str, int]:
+    """The wire contract version object ``{major, minor, patch}``."""
+    return dict(CONTRACT_VERSION)
+
+
+async def snapshot_wire(service: "SessionService", session_id: str) -> dict[str, Any]:
+    """The ``events/snapshot`` result: the latest cursor and what the session looks like at it."""
+    latest = await service.latest_event_seq(session_id)
+    page = await service.read_history(session_id, limit=1)
+    return {"contract_version": contract_version(), "scope": session_scope(session_id),
+            "cursor": cursor(session_id, latest),
+            "snapshot": {"session_id": page.session_id, "message_count": page.message_count,
+                         "last_event_seq": latest}}
 
 
 def session_scope(session_id: str) -> dict[str, Any]:

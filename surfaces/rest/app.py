@@ -17,15 +17,17 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from meerkat.config.endpoints import refuse_key_redirects
-from meerkat.errors import MeerkatError
+from meerkat.errors import ErrorCode, MeerkatError, error_from_code
 from meerkat.views import RunResult
 from surfaces.session_params import config_write, create_options, require_prompt, turn_options
 
 from . import wire
 from .auth import OPEN_PATHS, check_bearer, check_loopback_host
 from .body_fields import reject_unknown_fields
+from .cancellation import HEADER as REQUEST_ID_HEADER, CancellableRequests
 from .console import add_console_routes, is_public_console_path
 from .history_routes import add_history_routes
+from .live_routes import add_live_routes
 from .metrics import add_metrics_route, note_trace_context
 from .openapi import openapi_document
 from .requests import bool_query, int_query, json_object, label_query, mismatch, resume_cursor, session_locator
@@ -50,17 +52,25 @@ def create_app(state: RestState) -> QuartTrio:
     def locate(session_id: str) -> str:
         return session_locator(session_id, state.realm_id)
 
+    cancellables = CancellableRequests(service)
+
     async def run_turn(session_id: str, prompt: Any, options: dict[str, Any]) -> RunResult:
-        with state.turn_in_flight(session_id):
+        with state.turn_in_flight(session_id), cancellables.track(request.headers.get(REQUEST_ID_HEADER)) as entry:
+            await cancellables.bind(entry, session_id)
             return await service.start_turn(session_id, prompt, **options)
 
     async def run_first_turn(prompt: Any, options: dict[str, Any]) -> RunResult:
+        with cancellables.track(request.headers.get(REQUEST_ID_HEADER)) as entry:
+            return await _run_first_turn(prompt, options, entry)
+
+    async def _run_first_turn(prompt: Any, options: dict[str, Any], entry: Any) -> RunResult:
         # Create and start under a shield: a client leaving at that instant must not
         # leave a session without its first turn. The wait for the result is not
         # shielded: a disconnect only stops the waiting, never the turn.
         with trio.CancelScope(shield=True):
             stream = await service.create_session_streaming(prompt, **options)
             await stream.aclose()  # the answer is the result; the events are on GET /events
+            await cancellables.bind(entry, stream.session_id)
         with state.turn_in_flight(stream.session_id):
             try:
                 return await stream.result()
@@ -190,6 +200,14 @@ def create_app(state: RestState) -> QuartTrio:
         return Response("ok", content_type="text/plain; charset=utf-8")
 
     add_history_routes(app, state, locate)
+    add_live_routes(app, state, locate)
+
+    @app.post("/requests/<request_id>/cancel")
+    async def cancel_request(request_id: str) -> Response:
+        if not await cancellables.cancel(request_id):
+            raise error_from_code(ErrorCode.NOT_FOUND, f"no cancellable request {request_id!r} is in flight "
+                                                       f"(send {REQUEST_ID_HEADER} with the request to cancel)")
+        return json_response({"request_id": request_id, "cancelled": True})
     add_metrics_route(app)
     add_console_routes(app)
 

@@ -19,6 +19,8 @@ from meerkat.store.base import MAX_LIST_LIMIT
 from meerkat.transcript import Message
 from meerkat.validation import MAX_OFFSET
 
+from .openapi_live import live_paths, live_schemas
+
 __all__ = ["openapi_document"]
 
 _REF = "#/components/schemas/"
@@ -65,6 +67,8 @@ _TURN_OPTIONS = {
     "max_tokens": {"type": ["integer", "null"], "minimum": 1},
     "provider_params": {"type": ["object", "null"],
                         "description": "Passed through to the provider, e.g. {\"reasoning_effort\": \"high\"}."},
+    "additional_instructions": {"type": ["array", "null"], "items": {"type": "string"},
+                                "description": "System instructions for this turn only (after the system prompt)."},
 }
 
 _USAGE = _obj({name: _INT for name in ("input_tokens", "output_tokens", "cache_creation_tokens",
@@ -171,6 +175,7 @@ _REASONS = {
          "name (servers without one)",
     404: "No such session (or it was archived)",
     409: "The session is busy with another turn (SESSION_BUSY), or a config generation conflict",
+    410: "The event cursor is older than the event log retains (STALE_CURSOR)",
     413: "Request body too large", 415: "Content-Type is not application/json",
     429: "The session's token budget is exhausted", 499: "The turn was interrupted",
     500: "A storage failure (STORE_ERROR) or a bug (INTERNAL_ERROR), logged by the server",
@@ -298,6 +303,10 @@ from .openapi_history import history_paths, history_schemas  # noqa: E402  (buil
 
 _SCHEMAS.update(history_schemas(_obj, _ref))
 _PATHS.update(history_paths(_op, _json, _body, _SESSION_ID, _OFFSET, _LIMIT))
+
+
+_SCHEMAS.update(live_schemas())
+_PATHS.update(live_paths(_op, _json, _body, _SESSION_ID))
 
 
 def openapi_document(*, auth: bool) -> dict[str, Any]:

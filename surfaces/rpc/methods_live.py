@@ -154,13 +154,7 @@ class LiveMethods:
         return await live_wire.list_since_wire(self._service, session_id, after, params.get("limit"))
 
     async def snapshot(self, params: dict[str, Any]) -> dict[str, Any]:
-        session_id = live_wire.scope_session_id(params.get("scope"))
-        latest = await self._service.latest_event_seq(session_id)
-        view = await self._service.read_history(session_id, limit=1)
-        return {"contract_version": dict(CONTRACT_VERSION), "scope": live_wire.session_scope(session_id),
-                "cursor": live_wire.cursor(session_id, latest),
-                "snapshot": {"session_id": view.session_id, "message_count": view.message_count,
-                             "last_event_seq": latest}}
+        return await live_wire.snapshot_wire(self._service, live_wire.scope_session_id(params.get("scope")))
 
     # -- runs and inputs ------------------------------------------------------------------
 
