@@ -300,6 +300,13 @@ async def test_models_catalog_health_and_openapi(server):
         ("/sessions/{session_id}/revisions/{revision}/restore", "post"),
         ("/sessions/{session_id}/system_prompt", "put"), ("/sessions/{session_id}/instructions", "post"),
         ("/sessions/{session_id}/instructions", "get"), ("/sessions/{session_id}/export", "get"),
+        # live sessions (tests/test_rest_live.py)
+        ("/events", "get"), ("/events/latest_cursor", "get"), ("/events/snapshot", "get"),
+        ("/sessions/{session_id}/stop_run", "post"), ("/sessions/{session_id}/inject_context", "post"),
+        ("/sessions/{session_id}/external_events", "post"), ("/sessions/{session_id}/inputs", "get"),
+        ("/sessions/{session_id}/inputs/{input_id}", "get"), ("/requests/{request_id}/cancel", "post"),
+        ("/realms", "get"), ("/realms/{realm_id}", "get"), ("/runtime/host_info", "get"),
+        ("/runtime/health", "get"), ("/runtime/capabilities", "get"),
     }
 
 
