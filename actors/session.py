@@ -736,6 +736,11 @@ class SessionActor(SessionInputs):
             if partial is not None:
                 rows.append(partial)
                 state.last_assistant_text = "".join(state.partial_text) or state.last_assistant_text
+                # The vendor reports usage only when a reply ends; an interrupted one would count
+                # 0 output tokens for text the user saw. Estimate it (about 4 characters a token).
+                shown = sum(len(part) for part in (*state.partial_text, *state.partial_reasoning))
+                state.usage = msgspec.structs.replace(
+                    state.usage, output_tokens=state.usage.output_tokens + -(-shown // _CHARS_PER_TOKEN))
             elif status == "interrupted":
                 rows.append(BlockAssistantMessage(blocks=[], stop_reason="cancelled", created_at=now_rfc3339(),
                                                   run_id=turn.run_id))
@@ -843,6 +848,10 @@ def _failure_report(outcome: BaseException) -> tuple[ErrorReport, MeerkatError, 
         return ErrorReport(error_class=error_class, message=outcome.message), outcome, "fatal_failure"
     return (ErrorReport(error_class="internal", message=f"internal error: {outcome!r}"),
             InternalError(f"internal error: {outcome!r}"), "fatal_failure")
+
+
+#: Characters per token when an interrupted reply's output must be estimated.
+_CHARS_PER_TOKEN = 4
 
 
 def _last_stop_reason(rows: list[Message]) -> str | None:

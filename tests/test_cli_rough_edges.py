@@ -148,3 +148,23 @@ def test_shell_expanded_tilde_n_gets_a_hint(rkat, tmp_path):
     rkat("run", "Hello")
     failed = rkat("session", "show", str(tmp_path), expect=10)
     assert "quote it, '~1'" in failed.err
+
+
+def test_an_interrupted_turn_counts_the_tokens_it_streamed(rkat):
+    running = subprocess.Popen(
+        rkat.argv("run", "--param", "reply_words=3000", "--param", "token_delay_ms=5", "A long one please"),
+        cwd=rkat.cwd, env=rkat.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while "running" not in rkat("session", "list").out:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)  # let some text stream
+        rkat("session", "interrupt", "last")
+    finally:
+        running.wait(30)
+    shown = rkat("session", "show", "last", "--format", "json").json()
+    partial = shown["messages"][-1]
+    assert partial["stop_reason"] == "cancelled"
+    streamed = partial["blocks"][0]["data"]["text"]
+    assert streamed and shown["session"]["usage"]["output_tokens"] >= len(streamed) // 4 > 0
