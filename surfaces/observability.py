@@ -129,11 +129,11 @@ def start_observability(program: str, args: argparse.Namespace, level: str) -> N
 
 
 def note_meta_trace_context(meta: Any) -> None:
-    """Keep the W3C trace context a request carried in its ``_meta`` (RPC params, MCP requests)."""
-    if not meta or not hasattr(meta, "get"):
+    """Keep the W3C trace context a request carried in its ``_meta`` (RPC params, MCP requests); None without."""
+    parent = meta.get("traceparent") if meta and hasattr(meta, "get") else None
+    if not isinstance(parent, str) or not parent:
+        observability.set_incoming_trace_context(None)
         return
-    parent = meta.get("traceparent")
-    if isinstance(parent, str) and parent:
-        state = meta.get("tracestate")
-        observability.set_incoming_trace_context(
-            {"traceparent": parent, **({"tracestate": state} if isinstance(state, str) and state else {})})
+    state = meta.get("tracestate")
+    observability.set_incoming_trace_context(
+        {"traceparent": parent, **({"tracestate": state} if isinstance(state, str) and state else {})})

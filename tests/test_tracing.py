@@ -171,12 +171,13 @@ async def test_rest_traceparent_becomes_the_parent_of_the_run(tmp_path):
     trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     try:
         with RestServer("--realm", "traced", "--state-root", str(tmp_path), env=env) as server:
-            async with server.client() as client:
+            async with server.client() as client:  # one keep-alive connection for both requests
                 reply = await client.post("/sessions", json={"prompt": "trace me", "model": "mock"},
                                           headers={"traceparent": f"00-{trace_id}-{parent_id}-01"})
                 assert reply.status_code == 200
                 untraced = await client.post("/sessions", json={"prompt": "no parent", "model": "mock"})
                 assert untraced.status_code == 200
+                assert untraced.headers.get("connection", "keep-alive").lower() != "close"
             spans = await trio.to_thread.run_sync(collector.wait_for, "invoke_agent")
     finally:
         collector.shutdown()

@@ -24,8 +24,12 @@ def add_metrics_route(app: QuartTrio) -> None:
 
 
 def note_trace_context(headers: Mapping[str, str]) -> None:
-    """Keep a W3C ``traceparent`` (and ``tracestate``) for the turn this request starts."""
+    """Keep a W3C ``traceparent`` (and ``tracestate``) for the turn this request starts.
+
+    Set for every request, to None without the header: a keep-alive connection may
+    serve several requests in one task, and one request's trace must not leak into the next.
+    """
     parent = headers.get("traceparent")
-    if parent:
-        state = headers.get("tracestate")
-        observability.set_incoming_trace_context({"traceparent": parent, **({"tracestate": state} if state else {})})
+    state = headers.get("tracestate")
+    observability.set_incoming_trace_context(
+        {"traceparent": parent, **({"tracestate": state} if state else {})} if parent else None)
