@@ -75,13 +75,19 @@ def add_observability_arguments(parser: argparse.ArgumentParser, *, metrics: boo
                             "message and session_id/run_id/realm_id when known); default: %(default)s")
 
 
-def setup_logging(program: str, level: str, log_format: str) -> None:
-    """Configure the root logger for a server: ``level`` to stderr, as text or JSON lines."""
+def setup_logging(program: str, level: str, log_format: str, *, json_stderr: bool = True) -> None:
+    """Configure the root logger: ``level`` to stderr, as text or JSON lines.
+
+    With JSON and ``json_stderr`` (servers), whatever else the program writes to
+    stderr becomes JSON lines too; the CLI keeps its stderr for people.
+    """
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
-        from meerkat.observability.logs import JsonFormatter
+        from meerkat.observability.logs import JsonFormatter, JsonLines
 
         handler.setFormatter(JsonFormatter(program))
+        if json_stderr and not isinstance(sys.stderr, JsonLines):
+            sys.stderr = JsonLines(sys.stderr, program)  # type: ignore[assignment]
     else:
         handler.setFormatter(logging.Formatter(f"{program}: %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()

@@ -56,8 +56,11 @@ async def test_rkat_rest_json_logs_name_session_run_and_realm(tmp_path):
             assert failed.status_code >= 400
         server.stop()
         stderr = server.stderr()
+    assert stderr.strip() and all(line.startswith("{") for line in stderr.splitlines()), stderr
     lines = json_lines(stderr)
     assert lines and all(line["program"] == "rkat-rest" for line in lines)
+    shutting = next(line for line in lines if line["logger"] == "stderr")  # its own notes are JSON too
+    assert shutting["message"].startswith("shutting down") and shutting["level"] == "info"
     events = [(line.get("event"), line.get("session_id"), line.get("realm_id")) for line in lines if "event" in line]
     sid = ok["session_id"]
     assert events == [("run_started", sid, "logged"), ("run_completed", sid, "logged"),

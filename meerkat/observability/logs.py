@@ -22,7 +22,7 @@ from typing import Any
 
 from . import Observer, TurnInfo, TurnProbe, log_context
 
-__all__ = ["JsonFormatter", "TurnLogObserver", "CONTEXT_FIELDS"]
+__all__ = ["JsonFormatter", "JsonLines", "TurnLogObserver", "CONTEXT_FIELDS"]
 
 #: Record attributes copied into the line when present.
 CONTEXT_FIELDS = ("session_id", "run_id", "realm_id", "event", "provider", "model", "status", "duration_ms",
@@ -59,6 +59,49 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False, default=str)
+
+
+class JsonLines:
+    """A text stream that writes each line it is given as a JSON object, unless it already is one.
+
+    Installed as ``sys.stderr`` under ``--log-format json``, so that what a server
+    prints itself (start-up notes, "shutting down", a traceback) reaches the log
+    pipeline as JSON lines too. Everything but ``write``/``flush`` is the wrapped stream's.
+    """
+
+    def __init__(self, stream: Any, program: str) -> None:
+        self._stream = stream
+        self._program = program
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        while "\n" in self._pending:
+            line, self._pending = self._pending.split("\n", 1)
+            self._emit(line)
+        return len(text)
+
+    def _emit(self, line: str) -> None:
+        if line.startswith("{") and line.endswith("}"):
+            self._stream.write(line + "\n")
+            return
+        if not line.strip():
+            return
+        message = line.removeprefix(f"{self._program}: ")
+        level = "error" if message.startswith("error:") else "warning" if message.startswith("warning:") else "info"
+        self._stream.write(json.dumps({
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": level, "program": self._program, "logger": "stderr", "message": message,
+        }, ensure_ascii=False) + "\n")
+
+    def flush(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, ""
+            self._emit(pending)
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class TurnLogObserver(Observer):

@@ -22,7 +22,7 @@ def _apply(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     if value is not None and (level is not None or log_format is not None):
         from surfaces.observability import setup_logging
 
-        setup_logging("rkat", level or "warning", log_format or "text")
+        setup_logging("rkat", level or "warning", log_format or "text", json_stderr=False)
     return value
 
 
