@@ -12,7 +12,6 @@ model the new head.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,8 @@ from meerkat.errors import InvalidParams, SessionBusy, SessionNotFound
 from meerkat.export import EXPORT_FORMATS, atif_trajectory, json_transcript, markdown_transcript
 from meerkat.history_views import (
     ActivationPage,
+    activation_records,
+    effective_activations,
     ActivationReceipt,
     ActivationRecord,
     ForkResult,
@@ -33,7 +34,9 @@ from meerkat.history_views import (
     SystemPromptUpdate,
 )
 from meerkat.history_wire import (
+    MAX_BODY_CHARS,
     apply_replacement,
+    parse_activation_request,
     optional_string,
     parse_reason,
     parse_selection,
@@ -62,26 +65,6 @@ __all__ = ["HistoryAPI", "FORK_POLICIES"]
 
 #: What a fork does with instruction activations it copies (``inherited_instructions``).
 FORK_POLICIES = ("require_explicit_activation", "reactivate_inherited", "refuse")
-_MAX_PROMPT_CHARS = 1 << 20
-
-
-def _activations(session_id: str, rows: list[Message], head: str) -> list[ActivationRecord]:
-    records: list[ActivationRecord] = []
-    for index, row in enumerate(rows):
-        if isinstance(row, SystemMessage) and row.instruction_activation is not None:
-            records.append(ActivationRecord(session_id=session_id, identity=row.instruction_activation,
-                                            activation_ordinal=len(records) + 1, message_index=index,
-                                            transcript_revision=head))
-    return records
-
-
-def _effective(records: list[ActivationRecord]) -> dict[tuple[str, str], ActivationRecord]:
-    """The latest activation of each (namespace, key), in transcript order."""
-    out: dict[tuple[str, str], ActivationRecord] = {}
-    for record in records:
-        revision = record.identity.revision
-        out[(revision.namespace, revision.key)] = record
-    return out
 
 
 def _running_behavior(value: Any) -> None:
@@ -159,7 +142,7 @@ class HistoryAPI:
             # history); reading the prefix costs as much as the fork itself, so it is skipped otherwise.
             prefix = await self._sup.store_call(partial(self._sup.store.read_messages, sid, offset=0, limit=upto))
             inherited = await trio.to_thread.run_sync(
-                lambda: _effective(_activations(sid, prefix, source.transcript_revision)))
+                lambda: effective_activations(activation_records(sid, prefix, source.transcript_revision)))
         if inherited and policy == "refuse":
             raise InvalidParams(f"the fork point of session {sid} carries {len(inherited)} instruction "
                                 "activation(s) and inherited_instructions is \"refuse\"")
@@ -279,8 +262,8 @@ class HistoryAPI:
             raise InvalidParams("key must be a non-empty string")
         if not isinstance(content, str):
             raise InvalidParams("content must be a string")
-        if len(content) > _MAX_PROMPT_CHARS:
-            raise InvalidParams(f"content is longer than {_MAX_PROMPT_CHARS} characters")
+        if len(content) > MAX_BODY_CHARS:
+            raise InvalidParams(f"content is longer than {MAX_BODY_CHARS} characters")
         if expected_version is not None:
             require_int(expected_version, "expected_version", minimum=1)
         record = await self._record(session_id)
@@ -338,12 +321,12 @@ class HistoryAPI:
         (``absent`` or ``effective`` with its id). The body reaches the model as
         context from its next call.
         """
-        request = _activation_request(activation)
+        request = parse_activation_request(activation)
         record = await self._record(session_id)
         sid = record.session_id
         self._check_idle_here(sid)
         rows = await self._rows(sid)
-        records = _activations(sid, rows, record.transcript_revision)
+        records = activation_records(sid, rows, record.transcript_revision)
         revision: InstructionRevision = request["revision"]
         for existing in records:
             if existing.identity.activation_id == request["activation_id"]:
@@ -353,7 +336,7 @@ class HistoryAPI:
                     raise InvalidParams(f"activation_id {request['activation_id']!r} was already used for "
                                         "another instruction revision or body")
                 return ActivationReceipt(record=existing, disposition="duplicate")
-        effective = _effective(records).get((revision.namespace, revision.key))
+        effective = effective_activations(records).get((revision.namespace, revision.key))
         effective_id = None if effective is None else effective.identity.activation_id
         expected = request["expected"]
         if expected != effective_id:
@@ -389,7 +372,7 @@ class HistoryAPI:
         record = await self._record(session_id, include_archived=True)
         sid = record.session_id
         rows = await self._rows(sid)
-        records = _activations(sid, rows, record.transcript_revision)
+        records = activation_records(sid, rows, record.transcript_revision)
         chosen = [r for r in records if (ns is None or r.identity.revision.namespace == ns)
                   and (name is None or r.identity.revision.key == name)]
         page = chosen[offset:offset + limit]
@@ -422,43 +405,3 @@ class HistoryAPI:
         if format == "markdown":
             return await trio.to_thread.run_sync(markdown_transcript, record, rows)
         return await trio.to_thread.run_sync(json_transcript, record, rows)
-
-
-def _activation_request(value: Any) -> dict[str, Any]:
-    """The fields of an ``InstructionActivationRequest``, checked."""
-    if not isinstance(value, dict):
-        raise InvalidParams("activation must be an object")
-    revision = value.get("revision")
-    if not isinstance(revision, dict):
-        raise InvalidParams("activation.revision must be an object {namespace, key, revision_id, content_sha256}")
-    parts = {}
-    for name in ("namespace", "key", "revision_id", "content_sha256"):
-        text = optional_string(revision.get(name), f"activation.revision.{name}", max_chars=256)
-        if not text:
-            raise InvalidParams(f"activation.revision.{name} must be a non-empty string")
-        parts[name] = text
-    activation_id = optional_string(value.get("activation_id"), "activation.activation_id", max_chars=256)
-    if not activation_id:
-        raise InvalidParams("activation.activation_id must be a non-empty string")
-    body = value.get("body")
-    if not isinstance(body, str) or not body:
-        raise InvalidParams("activation.body must be a non-empty string")
-    if len(body) > _MAX_PROMPT_CHARS:
-        raise InvalidParams(f"activation.body is longer than {_MAX_PROMPT_CHARS} characters")
-    digest = hashlib.sha256(body.encode()).hexdigest()
-    claimed = parts["content_sha256"].removeprefix("sha256:").lower()
-    if len(claimed) == 64 and all(c in "0123456789abcdef" for c in claimed) and claimed != digest:
-        raise InvalidParams("activation.revision.content_sha256 does not match the body's sha256")
-    expectation = value.get("expectation")
-    if not isinstance(expectation, dict) or expectation.get("kind") not in ("absent", "effective"):
-        raise InvalidParams('activation.expectation must be {"kind": "absent"} or '
-                            '{"kind": "effective", "activation_id": ...}')
-    expected = None
-    if expectation["kind"] == "effective":
-        expected = optional_string(expectation.get("activation_id"), "activation.expectation.activation_id")
-        if not expected:
-            raise InvalidParams("activation.expectation.activation_id must be a non-empty string")
-    return {"revision": InstructionRevision(**parts), "activation_id": activation_id, "body": body,
-            "expected": expected,
-            "supersedes": optional_string(value.get("supersedes"), "activation.supersedes", max_chars=256)}
-

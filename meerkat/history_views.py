@@ -13,7 +13,7 @@ import msgspec
 
 from .history_wire import commit_wire
 from .store.revisions import RevisionCommit
-from .transcript import InstructionActivation, Message
+from .transcript import InstructionActivation, Message, SystemMessage
 
 __all__ = [
     "ForkResult",
@@ -26,6 +26,8 @@ __all__ = [
     "ActivationReceipt",
     "ActivationPage",
     "KeyState",
+    "activation_records",
+    "effective_activations",
 ]
 
 
@@ -201,3 +203,23 @@ class ActivationPage:
         return {"session_id": self.session_id, "records": [r.to_wire() for r in self.records],
                 "key_state": None if self.key_state is None else self.key_state.to_wire(),
                 "next_offset": self.next_offset}
+
+
+def activation_records(session_id: str, rows: list[Message], head: str) -> list[ActivationRecord]:
+    """The activation rows of ``rows``, as records in transcript order."""
+    records: list[ActivationRecord] = []
+    for index, row in enumerate(rows):
+        if isinstance(row, SystemMessage) and row.instruction_activation is not None:
+            records.append(ActivationRecord(session_id=session_id, identity=row.instruction_activation,
+                                            activation_ordinal=len(records) + 1, message_index=index,
+                                            transcript_revision=head))
+    return records
+
+
+def effective_activations(records: list[ActivationRecord]) -> dict[tuple[str, str], ActivationRecord]:
+    """The latest activation of each (namespace, key), in transcript order."""
+    out: dict[tuple[str, str], ActivationRecord] = {}
+    for record in records:
+        revision = record.identity.revision
+        out[(revision.namespace, revision.key)] = record
+    return out

@@ -8,6 +8,7 @@ the same message naming it everywhere.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import msgspec
@@ -16,6 +17,7 @@ from .errors import InvalidParams
 from .store.revisions import RevisionCommit
 from .transcript import (
     AssistantBlock,
+    InstructionRevision,
     BlockAssistantMessage,
     Message,
     ToolResult,
@@ -34,9 +36,13 @@ __all__ = [
     "require_int",
     "commit_wire",
     "apply_replacement",
+    "parse_activation_request",
+    "MAX_BODY_CHARS",
 ]
 
 _ROLES = ("system", "user", "block_assistant", "tool_results")
+#: Longest system prompt or instruction body accepted (characters).
+MAX_BODY_CHARS = 1 << 20
 
 
 def require_int(value: Any, name: str, *, minimum: int = 0) -> int:
@@ -199,3 +205,42 @@ def _assistant_block(value: dict[str, Any]) -> AssistantBlock:
     if not isinstance(block_type, str) or not isinstance(data, dict):
         raise InvalidParams("replacement.block must be {block_type: string, data: object}")
     return AssistantBlock(block_type, data)
+
+
+def parse_activation_request(value: Any) -> dict[str, Any]:
+    """The fields of an ``InstructionActivationRequest``, checked."""
+    if not isinstance(value, dict):
+        raise InvalidParams("activation must be an object")
+    revision = value.get("revision")
+    if not isinstance(revision, dict):
+        raise InvalidParams("activation.revision must be an object {namespace, key, revision_id, content_sha256}")
+    parts = {}
+    for name in ("namespace", "key", "revision_id", "content_sha256"):
+        text = optional_string(revision.get(name), f"activation.revision.{name}", max_chars=256)
+        if not text:
+            raise InvalidParams(f"activation.revision.{name} must be a non-empty string")
+        parts[name] = text
+    activation_id = optional_string(value.get("activation_id"), "activation.activation_id", max_chars=256)
+    if not activation_id:
+        raise InvalidParams("activation.activation_id must be a non-empty string")
+    body = value.get("body")
+    if not isinstance(body, str) or not body:
+        raise InvalidParams("activation.body must be a non-empty string")
+    if len(body) > MAX_BODY_CHARS:
+        raise InvalidParams(f"activation.body is longer than {MAX_BODY_CHARS} characters")
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    claimed = parts["content_sha256"].removeprefix("sha256:").lower()
+    if len(claimed) == 64 and all(c in "0123456789abcdef" for c in claimed) and claimed != digest:
+        raise InvalidParams("activation.revision.content_sha256 does not match the body's sha256")
+    expectation = value.get("expectation")
+    if not isinstance(expectation, dict) or expectation.get("kind") not in ("absent", "effective"):
+        raise InvalidParams('activation.expectation must be {"kind": "absent"} or '
+                            '{"kind": "effective", "activation_id": ...}')
+    expected = None
+    if expectation["kind"] == "effective":
+        expected = optional_string(expectation.get("activation_id"), "activation.expectation.activation_id")
+        if not expected:
+            raise InvalidParams("activation.expectation.activation_id must be a non-empty string")
+    return {"revision": InstructionRevision(**parts), "activation_id": activation_id, "body": body,
+            "expected": expected,
+            "supersedes": optional_string(value.get("supersedes"), "activation.supersedes", max_chars=256)}
