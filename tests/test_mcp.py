@@ -40,7 +40,8 @@ from meerkat.testing import FakeProviderServer, Reply, open_fake_provider_server
 RKAT_MCP = str(Path(sys.executable).with_name("rkat-mcp"))
 TOOLS = {"meerkat_run", "meerkat_resume", "meerkat_sessions", "meerkat_read", "meerkat_archive",
          "meerkat_interrupt", "meerkat_config", "meerkat_event_stream_open", "meerkat_event_stream_read",
-         "meerkat_event_stream_close", "meerkat_models_catalog", "meerkat_fork", "meerkat_export"}
+         "meerkat_event_stream_close", "meerkat_models_catalog", "meerkat_fork", "meerkat_export",
+         "meerkat_inject_context", "meerkat_stop_run", "meerkat_events_since", "meerkat_external_event"}
 #: A turn that runs until interrupted (2000 words, 10 ms apart).
 ENDLESS = {"reply_words": 2000, "token_delay_ms": 10}
 #: A turn still running when its call is dropped, yet ending by itself (60 words, 10 ms apart).
@@ -472,12 +473,61 @@ async def fork_and_export(h: Harness) -> None:
     await h.rejected("meerkat_export", {"session_id": sid, "format": "pdf"})
 
 
+async def live_session_tools(h: Harness) -> None:
+    """Inject context, read the event log since a cursor, stop a run by id, queue an external event."""
+    sid = (await h.run("warm up"))["session_id"]
+    applied = await h.call("meerkat_inject_context", {"session_id": sid, "text": "The code word is KIWI.",
+                                                      "idempotency_key": "k1"})
+    assert applied["status"] == "applied"
+    again = await h.call("meerkat_inject_context", {"session_id": sid, "text": "The code word is KIWI.",
+                                                    "idempotency_key": "k1"})
+    assert again["status"] == "duplicate" and again["input_id"] == applied["input_id"]
+    seen = await h.call("meerkat_resume", {"session_id": sid, "prompt": "mock:system"})
+    assert "KIWI" in seen["content"][0]["text"]
+    page = await h.call("meerkat_events_since", {"session_id": sid, "after": 0, "limit": 5})
+    assert [e["seq"] for e in page["events"]] == [1, 2, 3, 4, 5] and page["has_more"] is True
+    latest = page["latest_cursor"]["sequence"]
+    rest = await h.call("meerkat_events_since", {"session_id": sid, "after": 5, "limit": 1000})
+    assert rest["events"][-1]["seq"] == latest and rest["events"][-1]["payload"]["type"] == "run_completed"
+    assert (await h.call("meerkat_events_since", {"session_id": sid, "after": latest}))["events"] == []
+    stale = await h.call("meerkat_stop_run", {"session_id": sid, "run_id": "gone", "reason": "old"})
+    assert stale["receipt"] == {"outcome": "not_current", "run_id": "gone", "current_run_id": None}
+    running = trio.Event()
+    outcome: dict[str, Any] = {}
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        if json.loads(message)["event"]["payload"]["type"] == "text_delta":
+            running.set()
+
+    async def long_turn() -> None:
+        outcome["result"] = await h.client.call_tool(
+            "meerkat_resume", {"session_id": sid, "prompt": "long", "stream": True, "provider_params": ENDLESS},
+            progress_callback=on_progress)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(long_turn)
+        with trio.fail_after(10):
+            await running.wait()
+        busy = await h.fails("meerkat_resume", {"session_id": sid, "prompt": "me too"}, "SESSION_BUSY")
+        queued = await h.call("meerkat_external_event", {"session_id": sid, "event_type": "ci.done",
+                                                         "payload": {"ok": True}})
+        assert queued["outcome_type"] == "accepted" and queued["state"]["current_state"] == "queued"
+        stopped = await h.call("meerkat_stop_run", {"session_id": sid, "run_id": busy["details"]["running_run_id"],
+                                                    "reason": "agent decided"})
+        assert stopped["receipt"]["outcome"] == "stopped"
+    cancelled = outcome["result"]
+    assert cancelled.is_error and json.loads(cancelled.content[0].text)["code"] == "REQUEST_CANCELLED"
+    await h.fails("meerkat_inject_context", {"session_id": "01936f8a-7b2c-7000-8000-000000000099", "text": "x"},
+                  "SESSION_NOT_FOUND")
+    await h.rejected("meerkat_events_since", {"session_id": sid, "after": -1})
+
+
 SCENARIOS: list[Callable[[Harness], Awaitable[None]]] = [
     lists_every_tool, session_lifecycle, streams_events_as_progress_before_the_result,
     streams_events_as_log_messages_without_progress_token, event_streams_follow_a_turn_started_elsewhere,
     concurrent_reads_keep_their_own_timeouts, busy_session_and_interrupt_tool, config_get_set_patch,
     provider_failure_is_a_tool_error, unknown_sessions_are_tool_errors, malformed_calls_are_protocol_errors,
-    models_catalog_is_the_service_catalog, fork_and_export,
+    models_catalog_is_the_service_catalog, fork_and_export, live_session_tools,
 ]
 
 

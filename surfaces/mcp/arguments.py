@@ -150,7 +150,7 @@ class StreamOpenArguments(_Arguments):
 
     session_id: SessionId
     after_seq: Annotated[int, _D(
-        ge=0, description="Replay the session's recent events after this seq first (default: live events only).",
+        ge=0, description="Replay the session's events after this seq first, from the durable log (default: live events only).",
     )] | None = None
 
 

@@ -41,6 +41,9 @@ HINTS: dict[ErrorCode, str] = {
     ErrorCode.BUDGET_EXHAUSTED: "The session's token budget is spent; start a new session with meerkat_run.",
     ErrorCode.INVALID_PARAMS: "Fix the argument named in the error and call again.",
     ErrorCode.AGENT_ERROR: "The agent could not finish the run; the session can be resumed with meerkat_resume.",
+    ErrorCode.STALE_CURSOR: "Events after your cursor were pruned: call meerkat_events_since again with "
+                            "after = details.watermark.",
+    ErrorCode.INBOX_FULL: "The session has too many external events waiting; retry once it has processed some.",
 }
 
 

@@ -38,6 +38,17 @@ from .arguments import (
     input_schema,
 )
 from .history_tools import EXPORT_DESCRIPTION, FORK_DESCRIPTION, ExportArguments, ForkArguments, HistoryTools
+from .live_tools import (
+    EVENTS_SINCE_DESCRIPTION,
+    EXTERNAL_EVENT_DESCRIPTION,
+    INJECT_DESCRIPTION,
+    STOP_RUN_DESCRIPTION,
+    EventsSinceArguments,
+    ExternalEventArguments,
+    InjectArguments,
+    LiveTools,
+    StopRunArguments,
+)
 from .notify import EventForwarder
 from .results import event_payload, interrupt_payload, read_payload, run_payload, tool_error
 from .streams import EventStreams
@@ -134,6 +145,7 @@ class MeerkatTools:
         self._service = service
         self.streams = EventStreams(service)
         self.history = HistoryTools(service)
+        self.live = LiveTools(service)
         self.turns = turns
         self._bench_tool = bench_tool
 
@@ -157,6 +169,14 @@ class MeerkatTools:
             ToolSpec("meerkat_fork", FORK_DESCRIPTION, ForkArguments, self.history.fork,
                      types.ToolAnnotations(open_world_hint=False)),
             ToolSpec("meerkat_export", EXPORT_DESCRIPTION, ExportArguments, self.history.export, _READ_ONLY),
+            ToolSpec("meerkat_inject_context", INJECT_DESCRIPTION, InjectArguments, self.live.inject,
+                     types.ToolAnnotations(idempotent_hint=True, open_world_hint=False)),
+            ToolSpec("meerkat_stop_run", STOP_RUN_DESCRIPTION, StopRunArguments, self.live.stop_run,
+                     types.ToolAnnotations(idempotent_hint=True, open_world_hint=False)),
+            ToolSpec("meerkat_events_since", EVENTS_SINCE_DESCRIPTION, EventsSinceArguments, self.live.events_since,
+                     _READ_ONLY),
+            ToolSpec("meerkat_external_event", EXTERNAL_EVENT_DESCRIPTION, ExternalEventArguments,
+                     self.live.external_event, types.ToolAnnotations(open_world_hint=False)),
         ]
         if self._bench_tool:
             specs.append(ToolSpec(BENCH_TOOL_NAME, "Benchmark aid: does nothing.", NoArguments, self.bench_noop))
