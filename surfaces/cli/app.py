@@ -8,6 +8,7 @@ import asyncclick as click
 
 from .config import config_group
 from .history import HISTORY_COMMANDS
+from .live import LIVE_COMMANDS
 from .context import realm_options
 from .log_options import log_options
 from .chat import chat_command
@@ -96,7 +97,7 @@ async def help_command(ctx: click.Context, command: tuple[str, ...]) -> None:
     click.echo(target.get_help(click.Context(target, info_name=" ".join(names), parent=None)))
 
 
-for _command in HISTORY_COMMANDS:
+for _command in (*HISTORY_COMMANDS, *LIVE_COMMANDS):
     session_group.add_command(_command)
 for _command in (run_command, continue_command, resume_command, session_group, config_group, models_command,
                  realm_group, doctor_command, chat_command, help_command):

@@ -1,4 +1,5 @@
-"""``rkat session list|show|delete|interrupt`` (``rkat sessions ...`` works too)."""
+"""``rkat session list|show|delete|interrupt`` (``rkat sessions ...`` works too; an archived session's
+``show`` still prints its transcript)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import asyncclick as click
 
+from meerkat.errors import SessionNotFound
 from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, ToolResultsMessage, UserMessage
 from meerkat.views import session_ref
 
@@ -129,7 +131,10 @@ async def show_command(ctx: click.Context, session: str, output_format: str) -> 
     """
     async with service_for(ctx, read_only=True) as service:
         session_id = await resolve_session(service, session)
-        view = await service.read_session(session_id)
+        try:
+            view = await service.read_session(session_id)
+        except SessionNotFound:
+            view = None  # archived: its transcript stays readable (read_history raises if it never existed)
         messages: list[Message] = []
         while True:
             page = await service.read_history(session_id, offset=len(messages), limit=_HISTORY_PAGE)
@@ -139,7 +144,14 @@ async def show_command(ctx: click.Context, session: str, output_format: str) -> 
     if output_format == "json":
         import msgspec
 
-        print_json({"session": view.to_wire(), "messages": msgspec.to_builtins(messages)})
+        print_json({"session": None if view is None else view.to_wire(), "archived": view is None,
+                    "messages": msgspec.to_builtins(messages)})
+        return
+    if view is None:
+        click.echo(f"Session: {session_id} (archived)\nMessages: {len(messages)}")
+        click.echo("=" * 60)
+        for index, message in enumerate(messages):
+            click.echo("\n" + "\n".join(_message_lines(index, message)))
         return
     click.echo(f"Session: {view.session_id}\nSession Ref: {view.session_ref}\n"
                f"Model: {view.model} ({view.provider})\nMessages: {view.message_count}\n"
