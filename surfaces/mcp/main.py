@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--http", metavar="HOST:PORT",
                         help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (port 0: a free port)")
+    parser.add_argument("--auth-token", metavar="TOKEN",
+                        help="with --http: require 'Authorization: Bearer TOKEN' on every request (default: "
+                             "$RKAT_MCP_TOKEN; required when binding a non-loopback address)")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
+                        help="with --http: a Host (and Origin) name clients may use besides loopback names, the "
+                             "bound address and this machine's name (repeatable)")
     parser.add_argument("--version", action="version", version=f"rkat-mcp {_version()}")
     add_realm_arguments(parser)
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
@@ -80,7 +86,8 @@ def _say(message: str) -> None:
     print(f"rkat-mcp: {message}", file=sys.stderr, flush=True)
 
 
-async def _serve(realm: RealmOptions, http: tuple[str, int] | None, bench_tool: bool) -> None:
+async def _serve(realm: RealmOptions, http: tuple[str, int] | None, bench_tool: bool,
+                 token: str | None = None, allowed_hosts: list[str] | None = None) -> None:
     # mcp is imported here, not at module top, so `rkat-mcp --help` stays quick.
     from .server import build_server, serve_http
     from .stdio import serve_stdio
@@ -102,7 +109,8 @@ async def _serve(realm: RealmOptions, http: tuple[str, int] | None, bench_tool: 
                     await _finish_turns(tools.turns)
                     nursery.cancel_scope.cancel()
                 else:
-                    url = await nursery.start(partial(serve_http, server, *http))
+                    url = await nursery.start(partial(serve_http, server, *http, token=token,
+                                                      allowed_hosts=allowed_hosts))
                     _say(f"listening on {url}")
         finally:
             tools.streams.close_all()
@@ -132,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         realm = realm_options_from_args(args)
         http = parse_http_address(args.http) if args.http else None
+        token = args.auth_token or os.environ.get("RKAT_MCP_TOKEN") or None
+        if http is not None and token is None and not _loopback(http[0]):
+            raise InvalidParams(f"binding {http[0]} (not a loopback address) requires a token: pass --auth-token "
+                                f"or set RKAT_MCP_TOKEN")
     except MeerkatError as exc:
         parser.error(exc.message)
     # Log to stderr only: on stdio, stdout carries the protocol.
@@ -141,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error: cannot serve metrics on {args.metrics[0]}:{args.metrics[1]}: {exc}")
         return 2
     try:
-        trio.run(_serve, realm, http, os.environ.get(BENCH_TOOL_ENV) == "1")
+        trio.run(_serve, realm, http, os.environ.get(BENCH_TOOL_ENV) == "1", token, args.allowed_host)
     except BaseException as exc:  # noqa: BLE001 - unwrapped, then re-raised unless it is ours to report
         error = _single(exc)
         if isinstance(error, MeerkatError):
@@ -154,6 +166,16 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         raise
     return 0
+
+
+def _loopback(host: str) -> bool:
+    # The same rule as rkat-rest's (surfaces.rest.auth), without importing the web stack here.
+    import ipaddress
+
+    try:
+        return host.lower() == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _single(exc: BaseException) -> BaseException:

@@ -98,14 +98,23 @@ def _protocol_error(code: ErrorCode, message: str, tool: str) -> MCPError:
     return MCPError(code=ERROR_TABLE[code].jsonrpc_code, message=message, data={"code": code.value, "tool": tool})
 
 
-async def serve_http(server: Server[Any], host: str, port: int, *,
+async def serve_http(server: Server[Any], host: str, port: int, *, token: str | None = None,
+                     allowed_hosts: list[str] | None = None,
                      task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve streamable HTTP at ``http://host:port/mcp`` until cancelled; reports the bound URL when listening."""
+    """Serve streamable HTTP at ``http://host:port/mcp`` until cancelled; reports the bound URL when listening.
+
+    ``token``: required as a bearer token on every request (see :mod:`.http_guard`).
+    """
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
-    # The app turns on DNS-rebinding protection by itself when host is a loopback name.
-    app = server.streamable_http_app(streamable_http_path="/mcp", host=host)
+    from .http_guard import check_bind, require_bearer, security_settings
+
+    check_bind(host, token)
+    app: Any = server.streamable_http_app(streamable_http_path="/mcp", host=host,
+                                          transport_security=security_settings(host, allowed_hosts or []))
+    if token is not None:
+        app = require_bearer(app, token)
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None

@@ -1,0 +1,88 @@
+"""``rkat-mcp --http`` follows rkat-rest's rule: off loopback a bearer token is required,
+and the Host/Origin guard (DNS rebinding) stays on, with configurable allowed hosts."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx2
+import pytest
+
+RKAT_MCP = str(Path(sys.executable).with_name("rkat-mcp"))
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bind-test", "version": "1"}}}
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def environ() -> dict[str, str]:
+    import os
+    return {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "RKAT_MCP_TOKEN"}
+
+
+class McpServer:
+    def __init__(self, root: Path, *args: str) -> None:
+        self.proc = subprocess.Popen([RKAT_MCP, "--realm", "bind", "--state-root", str(root), *args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True, env=environ())
+        urls: queue.Queue[str] = queue.Queue()
+
+        def drain() -> None:
+            for line in self.proc.stderr:
+                if "listening on " in line:
+                    urls.put(line.rsplit("listening on ", 1)[1].strip())
+        threading.Thread(target=drain, daemon=True).start()
+        url = urls.get(timeout=60)
+        self.port = int(url.rsplit(":", 1)[1].split("/")[0])
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.proc.stderr.close()
+
+
+def test_off_loopback_without_a_token_is_refused(tmp_path):
+    done = subprocess.run([RKAT_MCP, "--realm", "bind", "--state-root", str(tmp_path), "--http", "0.0.0.0:0"],
+                          capture_output=True, text=True, timeout=60, env=environ(), stdin=subprocess.DEVNULL)
+    assert done.returncode == 2
+    assert "requires a token" in done.stderr and "RKAT_MCP_TOKEN" in done.stderr
+
+
+@pytest.fixture
+def exposed(tmp_path):
+    server = McpServer(tmp_path, "--http", "0.0.0.0:0", "--auth-token", "s3cret", "--allowed-host", "agents.example")
+    yield server
+    server.stop()
+
+
+def post(server: McpServer, **headers: str) -> httpx2.Response:
+    return httpx2.post(server.url, json=INITIALIZE, headers={**ACCEPT, **headers}, timeout=30)
+
+
+def test_off_loopback_every_request_needs_the_token(exposed):
+    missing = post(exposed)
+    assert missing.status_code == 401 and "bearer" in missing.json()["error"]
+    assert post(exposed, Authorization="Bearer wrong").status_code == 401
+    assert post(exposed, Authorization="Bearer s3cret").status_code == 200
+
+
+def test_off_loopback_the_host_and_origin_guard_stays_on(exposed):
+    auth = {"Authorization": "Bearer s3cret"}
+    assert post(exposed, Host="evil.example", **auth).status_code in (400, 403, 421)
+    assert post(exposed, Origin="http://evil.example", **auth).status_code in (400, 403)
+    assert post(exposed, Host=f"agents.example:{exposed.port}", **auth).status_code == 200
+    assert post(exposed, Host=f"agents.example:{exposed.port}", Origin="http://agents.example", **auth
+                ).status_code == 200
+
+
+def test_loopback_needs_no_token_but_checks_the_host(tmp_path):
+    server = McpServer(tmp_path, "--http", "127.0.0.1:0")
+    try:
+        assert post(server).status_code == 200
+        assert post(server, Host="evil.example").status_code in (400, 403, 421)
+    finally:
+        server.stop()
