@@ -78,3 +78,11 @@ def test_list_and_prune_crash_leftovers_but_never_a_realm_in_use(tmp_path):
         serving.wait(timeout=30)
         crashed.stdin.close()
     assert sorted(os.listdir(state)) == ["named"]  # the live server removed its own on exit
+
+
+def test_mcp_server_without_a_realm_removes_it_when_its_client_leaves(tmp_path):
+    rkat_mcp = os.path.join(os.path.dirname(RKAT_RPC), "rkat-mcp")
+    done = subprocess.run([rkat_mcp, "--state-root", str(tmp_path)], input="", capture_output=True, text=True,
+                          timeout=60, env=child_env(tmp_path))
+    assert done.returncode == 0 and "serving a fresh realm" in done.stderr
+    assert _realm_dirs(tmp_path) == []

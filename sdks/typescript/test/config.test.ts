@@ -54,6 +54,13 @@ test("bad config is INVALID_PARAMS naming the key", LIMIT, async () => {
   const error = await first.patchConfig({ agent: { maxTurns: 0 } }).then(() => undefined, (e: unknown) => e);
   assert.ok(error instanceof MeerkatError && error.code === "INVALID_PARAMS");
   assert.match(error.message, /agent\.max_turns/);
+  // A misspelt key is refused too (never silently dropped), naming its path with a did-you-mean.
+  const typo = await first.patchConfig({ agent: { maxTurnz: 11 } }).then(() => undefined, (e: unknown) => e);
+  assert.ok(typo instanceof MeerkatError && typo.code === "INVALID_PARAMS");
+  assert.match(typo.message, /unknown key 'agent\.max_turnz'; did you mean 'agent\.max_turns'/);
+  const model = await first.patchConfig({ agent: { model: "no-such-model" } }).then(() => undefined, (e: unknown) => e);
+  assert.ok(model instanceof MeerkatError && model.code === "INVALID_PARAMS");
+  assert.match(model.message, /agent\.model 'no-such-model' is not a known model/);
 });
 
 test("the models catalog lists providers, their models and accepted params", LIMIT, async () => {
