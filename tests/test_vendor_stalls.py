@@ -106,3 +106,39 @@ def test_whole_turn_is_bounded_by_max_turn_duration(tmp_path):
     failed = rkat("run", "--param", "reply_words=400", "--param", "token_delay_ms=50", "Hello", expect=None)
     assert failed.code != 0 and time.monotonic() - started < 15
     assert "within 0.5 s (limits.max_turn_duration)" in failed.err, failed.err
+
+
+def test_spinner_shows_elapsed_time_and_the_next_retry_on_a_terminal(silent, tmp_path):
+    import os
+    import pty
+
+    rkat = Cli(tmp_path / "state", tmp_path, env={"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": silent.url})
+    rkat("config", "patch", "--json",
+         '{"retry": {"max_retries": 1, "initial_delay_ms": 1500, "first_byte_timeout_ms": 1200}}')
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.chdir(tmp_path)
+            os.execve(rkat.argv()[0], rkat.argv("run", "--model", "claude-sonnet-4-6", "Hello"), rkat.env)
+        finally:
+            os._exit(127)
+    output = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    text = output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 20, text
+    import re
+
+    assert re.search(r"waiting for the model \([1-9]\d* s\)", text), text  # elapsed time
+    assert re.search(r"· retry 1/1 in [12] s", text), text  # the coming retry, counting down...
+    assert "· retry 1/1\r" in text, text  # ...then the retry itself

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
+import math
 import time
 
 import trio
@@ -34,6 +35,7 @@ class Spinner:
         self._running = False
         self._started = time.monotonic()
         self._note = ""
+        self._retry: tuple[int, int, float] | None = None
 
     def start(self) -> None:
         """Show the first frame."""
@@ -57,8 +59,12 @@ class Spinner:
             self._stream.flush()
 
     def note(self, text: str) -> None:
-        """Show ``text`` after the label (e.g. the next retry), from the next frame on."""
+        """Show ``text`` after the label, from the next frame on."""
         self._note = text
+
+    def retry(self, attempt: int, max_retries: int, delay_s: float) -> None:
+        """Show the coming retry, counting down its wait (``retry 2/3 in 30 s``, then ``retry 2/3``)."""
+        self._retry = (attempt, max_retries, time.monotonic() + delay_s)
 
     def clear(self) -> None:
         """Erase the current frame so a whole line can be printed; the next frame redraws it."""
@@ -67,7 +73,12 @@ class Spinner:
             self._stream.flush()
 
     def _draw(self) -> None:
-        elapsed = int(time.monotonic() - self._started)
+        now = time.monotonic()
+        elapsed = int(now - self._started)
         note = f" · {self._note}" if self._note else ""
+        if self._retry is not None:
+            attempt, max_retries, at = self._retry
+            wait = f" in {math.ceil(at - now)} s" if at > now else ""
+            note += f" · retry {attempt}/{max_retries}{wait}"
         self._stream.write(f"{_ERASE}{_FRAMES[self._frame]} {self._label} ({elapsed} s){note}")
         self._stream.flush()

@@ -112,7 +112,7 @@ def _show_retry(payload: object, spinner: Spinner | None, *, shown: bool) -> Non
     """A failed model call is retried: say so even without ``--stream`` (a stall is never silent)."""
     failure, plan = payload.retry.failure, payload.retry.plan  # type: ignore[attr-defined]
     if spinner:
-        spinner.note(f"retry {plan.attempt}/{plan.max_retries} in {plan.selected_delay_ms / 1000:.3g} s")
+        spinner.retry(plan.attempt, plan.max_retries, plan.selected_delay_ms / 1000)
         spinner.clear()
     if not shown:  # the stream renderer prints its own line for it
         click.echo(f"{failure.message}: retry {plan.attempt}/{plan.max_retries} "
