@@ -36,6 +36,15 @@ from ._history import (
     RewriteInfo as RewriteInfo,
     SystemPromptInfo as SystemPromptInfo,
 )
+from ._live import (
+    EventsPage as EventsPage,
+    EventSubscription as EventSubscription,
+    ExternalEventResult as ExternalEventResult,
+    InjectResult as InjectResult,
+    InputState as InputState,
+    RealmInfo as RealmInfo,
+    StopReceipt as StopReceipt,
+)
 from ._session import Session as Session
 from ._stream import EventStream as EventStream
 from ._tools import ToolCallDedupeKey as ToolCallDedupeKey
@@ -44,4 +53,6 @@ from ._types import Capability as Capability, SessionDetails as SessionDetails, 
 __all__ = ["MeerkatClient", "CONTRACT_VERSION", "Session", "EventStream", "Event", "UnknownEvent",
            "ToolCallDedupeKey", "Capability", "SessionInfo", "SessionDetails", "ClientError", "BinaryNotFound",
            "ConnectionClosed", "ConnectTimeout", "ClientClosed", "ProtocolError", "VersionMismatch", "StreamNotConsumed",
-           "ForkInfo", "RewriteInfo", "RevisionEntry", "RevisionList", "RevisionPage", "SystemPromptInfo"]
+           "ForkInfo", "RewriteInfo", "RevisionEntry", "RevisionList", "RevisionPage", "SystemPromptInfo",
+           "EventSubscription", "EventsPage", "StopReceipt", "InjectResult", "InputState", "ExternalEventResult",
+           "RealmInfo"]

@@ -25,6 +25,7 @@ from meerkat.errors import ErrorCode, InvalidParams, MeerkatError, error_from_co
 from meerkat.views import HistoryPage, RunResult
 
 from ._history import HistoryCalls
+from ._live import LiveCalls
 from ._binary import DEFAULT_BINARY, find_rkat_rpc
 from ._errors import ClientClosed, ConnectTimeout, ProtocolError, VersionMismatch
 from ._session import Session
@@ -41,7 +42,7 @@ log = logging.getLogger("meerkat.client")
 CONTRACT_VERSION = "0.9.6"
 
 #: Options of a new session or a turn, and the wire fields they become.
-_TURN_OPTIONS = ("model", "provider", "system_prompt", "max_tokens", "provider_params")
+_TURN_OPTIONS = ("model", "provider", "system_prompt", "max_tokens", "provider_params", "additional_instructions")
 _CREATE_OPTIONS = _TURN_OPTIONS + ("labels", "budget_max_tokens")
 
 
@@ -85,7 +86,7 @@ def _options(allowed: tuple[str, ...], options: dict[str, Any]) -> dict[str, Any
 DEFAULT_CONNECT_TIMEOUT = 30.0
 
 
-class MeerkatClient(HistoryCalls):
+class MeerkatClient(HistoryCalls, LiveCalls):
     """A connection to one realm served by an ``rkat-rpc`` child process."""
 
     def __init__(self, rkat_path: str = DEFAULT_BINARY, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
@@ -244,7 +245,8 @@ class MeerkatClient(HistoryCalls):
         """Create a session and run its first turn.
 
         Options: ``model``, ``provider``, ``system_prompt``, ``max_tokens``,
-        ``provider_params``, ``labels``, ``budget_max_tokens``.
+        ``provider_params``, ``labels``, ``budget_max_tokens``, ``additional_instructions`` (a list of
+        strings the model gets after the system prompt for this turn only).
         """
         params = {"prompt": prompt, **_options(_CREATE_OPTIONS, options), "session_events": False}
         result = decode_run_result(await self._call("session/create", params))

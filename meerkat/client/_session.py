@@ -8,6 +8,7 @@ from meerkat.usage import Usage
 from meerkat.views import HistoryPage, RunResult
 
 from ._history import RevisionList, RewriteInfo, SystemPromptInfo
+from ._live import EventSubscription, InjectResult, StopReceipt
 from ._stream import EventStream
 from ._types import SessionDetails
 
@@ -56,7 +57,8 @@ class Session:
     async def turn(self, prompt: Any, **options: Any) -> RunResult:
         """Run one turn and return its result (also kept as :attr:`last_result`).
 
-        Options: ``model``, ``provider``, ``system_prompt``, ``max_tokens``, ``provider_params``.
+        Options: ``model``, ``provider``, ``system_prompt``, ``max_tokens``, ``provider_params``,
+        ``additional_instructions`` (this turn only).
         """
         result = await self._client._turn(self.id, prompt, options)
         self.last_result = result
@@ -111,3 +113,18 @@ class Session:
     async def archive(self) -> None:
         """Hide the session: reads and turns then fail with SessionNotFound."""
         await self._client._call("session/archive", {"session_id": self.id})
+
+    # -- live session ---------------------------------------------------------
+
+    async def subscribe_events(self) -> EventSubscription:
+        """Follow this session's events without starting a turn (see MeerkatClient.subscribe_events)."""
+        return await self._client.subscribe_events(self.id)
+
+    async def stop_run(self, run_id: str, *, reason: str = "") -> StopReceipt:
+        """Stop ``run_id`` only if it is still this session's current run."""
+        return await self._client.stop_run(self.id, run_id, reason=reason)
+
+    async def inject_context(self, text: str, *, source: str | None = None,
+                             idempotency_key: str | None = None) -> InjectResult:
+        """Add a durable system message the model sees from its next call on."""
+        return await self._client.inject_context(self.id, text, source=source, idempotency_key=idempotency_key)

@@ -26,6 +26,7 @@ from meerkat.errors import ErrorCode, InvalidParams, MeerkatError
 from ._background import Background
 from ._errors import ClientClosed, ClientError, ConnectionClosed, ProtocolError, error_from_wire
 from ._events import event_from_params
+from ._live import stream_item
 
 __all__ = ["Connection", "StreamEnd", "ServerRequestHandler", "MAX_LINE_BYTES", "STDERR_TAIL_BYTES"]
 
@@ -97,6 +98,8 @@ class Connection:
         self._next_id = 0
         self._pending: dict[int, _Pending] = {}
         self._routes: dict[str, set[MemoryObjectSendStream[Any]]] = {}
+        #: Standalone subscriptions (``session/stream_open``) by stream id.
+        self._stream_routes: dict[str, MemoryObjectSendStream[Any]] = {}
         self._outbox_send, self._outbox = anyio.create_memory_object_stream[bytes](float("inf"))
         self._failure: ClientError | None = None
         self._stderr_tail = bytearray()
@@ -159,6 +162,11 @@ class Connection:
 
         return unfollow
 
+    def follow_stream(self, stream_id: str, sink: MemoryObjectSendStream[Any]) -> Callable[[], None]:
+        """Send a subscription's envelopes (and its end) to ``sink`` until the returned function is called."""
+        self._stream_routes[stream_id] = sink
+        return lambda: self._stream_routes.pop(stream_id, None) and None
+
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Run ``fn`` in the connection's background group (ended by :meth:`close`)."""
         self._background.start_soon(fn, *args)
@@ -209,7 +217,18 @@ class Connection:
                     sink.send_nowait(event)
                 except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                     pass
+        elif frame.method in ("session/stream_event", "session/stream_end"):
+            self._route_stream(frame.method, frame.params)
         return None
+
+    def _route_stream(self, method: str, raw: msgspec.Raw) -> None:
+        stream_id, item = stream_item(method, raw)
+        sink = self._stream_routes.get(stream_id or "")
+        if sink is not None and item is not None:
+            try:
+                sink.send_nowait(item)
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                pass
 
     def _fail_unreadable(self, error: MeerkatError) -> None:
         """Settle the calls an ``id: null`` error answers: the lines longer than the server's limit.
