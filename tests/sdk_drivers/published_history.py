@@ -18,7 +18,12 @@ import traceback
 from pathlib import Path
 
 from meerkat import DeferredSession, MeerkatClient, MeerkatError
-from meerkat.types import ForkCacheInheritanceUnavailable
+from meerkat.types import (
+    ForkCacheInheritanceUnavailable,
+    InstructionActivationEffective,
+    InstructionActivationRequest,
+    InstructionRevisionRef,
+)
 
 WORK = Path(os.environ["WORK"])
 REAL_BIN, PROXY_BIN = os.environ["REAL_BIN"], os.environ["PROXY_BIN"]
@@ -230,9 +235,11 @@ async def h5_instruction_activations():
         assert "haiku" in seen.text, seen.text
         await raises("-32602", s.activate_instruction({**request, "activation_id": "act-2"}))  # not absent now
         body2 = "Always answer in French."
-        second = await s.activate_instruction({
-            "revision": {**revision, "revision_id": "v2", "content_sha256": hashlib.sha256(body2.encode()).hexdigest()},
-            "activation_id": "act-2", "expectation": {"kind": "effective", "activation_id": "act-1"}, "body": body2})
+        # The SDK's typed request (dataclasses) works as well as a dict.
+        second = await s.activate_instruction(InstructionActivationRequest(
+            revision=InstructionRevisionRef(namespace="app", key="style", revision_id="v2",
+                                            content_sha256=hashlib.sha256(body2.encode()).hexdigest()),
+            activation_id="act-2", expectation=InstructionActivationEffective(activation_id="act-1"), body=body2))
         assert second.record.identity.supersedes == "act-1" and second.record.activation_ordinal == 2
         page = await s.instruction_activations(namespace="app", key="style")
         assert [r.identity.activation_id for r in page.records] == ["act-1", "act-2"]
