@@ -20,7 +20,7 @@ __all__ = ["normalize_argv"]
 #: Root options that take a value (the next token, unless attached with ``=``).
 VALUE_OPTIONS = frozenset({"-r", "--realm", "--instance", "--realm-backend", "--state-root", "--log-level", "--log-format"})
 #: Root flags without a value.
-FLAG_OPTIONS = frozenset({"--isolated"})
+FLAG_OPTIONS = frozenset({"--isolated", "--raw"})
 #: How alike a word and a command name must be for the word to count as a typo (difflib ratio).
 TYPO_CUTOFF = 0.8
 #: Tokens that mean "show help / version": leave the command line alone.

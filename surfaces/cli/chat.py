@@ -27,6 +27,7 @@ from meerkat.errors import MeerkatError
 from .context import realm_options, service_for
 from .handles import resolve_session, short_handle
 from .render import StreamView
+from .terminal_text import visible
 from .turn import Presentation, run_turn
 
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ class _Chat:
         while True:
             page = await self.service.read_history(self.session_id, offset=offset, limit=500)
             for index, message in enumerate(page.messages, start=offset):
-                click.echo("\n".join(_message_lines(index, message)))
+                click.echo(visible("\n".join(_message_lines(index, message))))
             offset += len(page.messages)
             if not page.has_more:
                 return

@@ -25,6 +25,8 @@ from meerkat.realm import RealmPaths, resolve_state_root
 
 from surfaces.realm_options import RealmOptions
 
+from .terminal_text import set_raw
+
 if TYPE_CHECKING:
     from actors import SessionService
 
@@ -42,6 +44,11 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
+def _raw_text(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        set_raw(True)
+
+
 def realm_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add the realm options to a command (the root group and every leaf command)."""
     options = [
@@ -56,6 +63,9 @@ def realm_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Use a fresh throw-away realm (cannot be combined with --realm)."),
         click.option("--realm", "-r", "realm_id", metavar="ID", expose_value=False, callback=_remember,
                      help="Realm to use [default: the workspace realm of the current directory]."),
+        click.option("--raw", is_flag=True, expose_value=False, callback=_raw_text,
+                     help="Print model and tool text as received, terminal control sequences included "
+                          "[default: they are removed]."),
     ]
     for option in options:
         command = option(command)

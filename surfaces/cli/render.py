@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from meerkat.errors import InvalidParams
 
 from .handles import short_handle
+from .terminal_text import visible
 
 if TYPE_CHECKING:
     from meerkat.events import EventEnvelope
@@ -122,7 +123,7 @@ class StreamRenderer:
         payload: Any = envelope.payload
         kind = envelope.type
         if kind == "text_delta":
-            self._text(payload.delta, prefix)
+            self._text(visible(payload.delta), prefix)
         elif kind == "text_complete":
             self._block_ended = True
         elif kind == "reasoning_delta":
@@ -130,7 +131,7 @@ class StreamRenderer:
                 self._err.end_line(prefix)
                 self._err.write(self._dim("thinking") + "\n", prefix)
                 self._thinking = True
-            self._err.write(self._dim(payload.delta), prefix)
+            self._err.write(self._dim(visible(payload.delta)), prefix)
         elif kind == "reasoning_complete":
             self._thinking = False
             self._err.end_line(prefix)
@@ -153,18 +154,18 @@ class StreamRenderer:
             args = json.dumps(payload.args, ensure_ascii=False)
             if len(args) > _ARGS_PREVIEW:
                 args = args[:_ARGS_PREVIEW] + "…"
-            return f"tool {payload.name}({args})"
+            return f"tool {visible(payload.name)}({visible(args)})"
         if kind == "tool_execution_started":
-            return self._dim(f"▸ running {payload.name}...")
+            return self._dim(f"▸ running {visible(payload.name)}...")
         if kind == "tool_execution_completed":
             mark = "✗" if payload.is_error else "✓"
-            return f"{mark} {payload.name} ({payload.duration_ms}ms)"
+            return f"{mark} {visible(payload.name)} ({payload.duration_ms}ms)"
         if kind == "tool_result_received":
-            preview = _result_preview(payload.content)
+            preview = visible(_result_preview(payload.content))
             return self._dim(preview) if preview else None
         if kind == "retrying":
             failure, plan = payload.retry.failure, payload.retry.plan
-            return (f"retrying after {failure.kind} ({failure.message}): attempt {plan.attempt}/{plan.max_retries} "
+            return (f"retrying after {failure.kind} ({visible(failure.message)}): attempt {plan.attempt}/{plan.max_retries} "
                     f"in {plan.selected_delay_ms / 1000:.1f}s")
         if kind == "budget_warning":
             return f"budget: {payload.budget_type} used {payload.used} of {payload.limit}"

@@ -17,6 +17,7 @@ from .context import realm_options, service_for
 from .handles import resolve_session
 from .inputs import parse_labels
 from .output import print_json
+from .terminal_text import visible
 
 if TYPE_CHECKING:
     from meerkat.views import SessionSummary
@@ -75,7 +76,7 @@ async def list_command(ctx: click.Context, limit: int, offset: int, labels: tupl
         click.echo(f"No sessions found at offset {offset} (the list ends before it; try a smaller --offset)."
                    if offset else "No sessions found.")
     else:
-        click.echo(_table(sessions, titles, first_index=offset + 1))
+        click.echo(visible(_table(sessions, titles, first_index=offset + 1)))
 
 
 #: Characters of the first prompt shown as a session's title.
@@ -151,7 +152,7 @@ async def show_command(ctx: click.Context, session: str, output_format: str) -> 
         click.echo(f"Session: {session_id} (archived)\nMessages: {len(messages)}")
         click.echo("=" * 60)
         for index, message in enumerate(messages):
-            click.echo("\n" + "\n".join(_message_lines(index, message)))
+            click.echo(visible("\n" + "\n".join(_message_lines(index, message))))
         return
     click.echo(f"Session: {view.session_id}\nSession Ref: {view.session_ref}\n"
                f"Model: {view.model} ({view.provider})\nMessages: {view.message_count}\n"
@@ -161,7 +162,7 @@ async def show_command(ctx: click.Context, session: str, output_format: str) -> 
         click.echo("Labels: " + ", ".join(f"{k}={v}" for k, v in sorted(view.labels.items())))
     click.echo("=" * 60)
     for index, message in enumerate(messages):
-        click.echo("\n" + "\n".join(_message_lines(index, message)))
+        click.echo(visible("\n" + "\n".join(_message_lines(index, message))))
 
 
 def _message_lines(index: int, message: Message) -> Iterable[str]:

@@ -23,6 +23,7 @@ import trio
 from meerkat.errors import RequestCancelled
 
 from .handles import short_handle
+from .terminal_text import visible
 from .output import print_json
 from .render import StreamRenderer, StreamView, run_summary
 from .spinner import Spinner
@@ -136,5 +137,5 @@ def _print_result(result: "RunResult", presentation: Presentation, *, printed_te
         print_json({**result.to_wire(), "model": result.model, "stop_reason": result.stop_reason})
         return
     if not printed_text:
-        click.echo(result.text)
+        click.echo(visible(result.text))
     click.echo("\n" + run_summary(result, resumed=resumed), err=True)
