@@ -30,6 +30,26 @@ import {
   type RewriteResult,
   type SystemPromptUpdate,
 } from "./history.js";
+import {
+  decodeEventsPage,
+  decodeExternalEventResult,
+  decodeInjectResult,
+  decodeInputState,
+  decodeRealms,
+  decodeStopReceipt,
+  EventSubscription,
+  latestSequence,
+  type EventsPage,
+  type ExternalEventResult,
+  type InjectResult,
+  type InputState,
+  type RealmInfo,
+  type StopReceipt,
+} from "./live.js";
+
+function liveScope(sessionId: string): Record<string, string> {
+  return { type: "session", session_id: sessionId };
+}
 import { ClientClosedError, ConnectTimeoutError, MeerkatError, ProtocolError, VersionMismatchError } from "./errors.js";
 import { Session } from "./session.js";
 import { EventStream } from "./stream.js";
@@ -98,6 +118,8 @@ export interface TurnOptions {
   readonly maxTokens?: number;
   /** Passed to the provider as is (`{ reasoning_effort: "high" }`). */
   readonly providerParams?: Readonly<Record<string, unknown>>;
+  /** System instructions for this turn only (after the system prompt). */
+  readonly additionalInstructions?: readonly string[];
 }
 
 /** Options of a new session. */
@@ -125,7 +147,7 @@ export interface ConfigWriteOptions {
   readonly expectedGeneration?: number;
 }
 
-const TURN_OPTIONS = ["model", "provider", "systemPrompt", "maxTokens", "providerParams"] as const;
+const TURN_OPTIONS = ["model", "provider", "systemPrompt", "maxTokens", "providerParams", "additionalInstructions"] as const;
 const CREATE_OPTIONS = [...TURN_OPTIONS, "labels", "budgetMaxTokens"] as const;
 
 /** `rkat-rpc` arguments for these realm options, in the order the published SDK uses. */
@@ -402,6 +424,76 @@ export class MeerkatClient {
   async patchConfig(patch: Readonly<Record<string, unknown>>, options?: ConfigWriteOptions): Promise<ConfigEnvelope> {
     const params = { patch: configToWire(patch), ...optionsToWire(options, ["expectedGeneration"], "config option") };
     return decodeConfigEnvelope(await this.call("config/patch", params));
+  }
+
+  // -- live sessions: subscriptions, the event log, stop_run, inputs, discovery -----------------
+
+  /** Follow `sessionId`'s events without starting a turn (turns of other clients and processes too). */
+  async subscribeEvents(sessionId: string): Promise<EventSubscription> {
+    const opened = await this.call("session/stream_open", { session_id: sessionId });
+    return new EventSubscription(this.connection(), String(opened.stream_id), String(opened.session_id));
+  }
+
+  /** The seq of the session's newest logged event (0: none yet). */
+  async latestEventCursor(sessionId: string): Promise<number> {
+    return latestSequence(await this.call("events/latest_cursor", { scope: liveScope(sessionId) }));
+  }
+
+  /** Logged events after cursor `after` (any process, after restarts); STALE_CURSOR once pruned. */
+  async listEventsSince(sessionId: string, after = 0, options: { limit?: number } = {}): Promise<EventsPage> {
+    const params: Record<string, unknown> = {
+      scope: liveScope(sessionId), cursor: { scope: liveScope(sessionId), sequence: after },
+    };
+    if (options.limit !== undefined) params.limit = options.limit;
+    return decodeEventsPage(await this.call("events/list_since", params));
+  }
+
+  /** Stop `runId` only if it is still the session's current run (in any process). */
+  async stopRun(sessionId: string, runId: string, reason = ""): Promise<StopReceipt> {
+    const answer = await this.call("turn/stop_run", { session_id: sessionId, run_id: runId, reason });
+    return decodeStopReceipt(answer.receipt);
+  }
+
+  /** Append a durable system message the model sees from its next call on. */
+  async injectContext(
+    sessionId: string, text: string, options: { source?: string; idempotencyKey?: string } = {},
+  ): Promise<InjectResult> {
+    const params: Record<string, unknown> = { session_id: sessionId, content: { type: "text", text } };
+    if (options.source !== undefined) params.source = options.source;
+    if (options.idempotencyKey !== undefined) params.idempotency_key = options.idempotencyKey;
+    return decodeInjectResult(await this.call("session/inject_context", params));
+  }
+
+  /** An input's state by `inputId` or `idempotencyKey` (exactly one); undefined when none matches. */
+  async inputState(
+    sessionId: string, selector: { inputId?: string; idempotencyKey?: string },
+  ): Promise<InputState | undefined> {
+    if ((selector.inputId === undefined) === (selector.idempotencyKey === undefined)) {
+      throw new TypeError("give exactly one of inputId or idempotencyKey");
+    }
+    const by = selector.inputId !== undefined
+      ? { by: "input_id", value: selector.inputId } : { by: "idempotency_key", value: selector.idempotencyKey };
+    const answer = await this.call("session/input_status", { session_id: sessionId, selector: by });
+    return answer.state === null || answer.state === undefined ? undefined : decodeInputState(answer.state);
+  }
+
+  /** Queue an external event; it runs as a turn of its own once the session is free. */
+  async sendExternalEvent(
+    sessionId: string, eventType: string, payload: unknown, options: { idempotencyKey?: string } = {},
+  ): Promise<ExternalEventResult> {
+    const params: Record<string, unknown> = { session_id: sessionId, kind: "generic_json", event_type: eventType, payload };
+    if (options.idempotencyKey !== undefined) params.idempotency_key = options.idempotencyKey;
+    return decodeExternalEventResult(await this.call("session/external_event", params));
+  }
+
+  /** Realms under the server's state root, the served one first. */
+  async listRealms(): Promise<RealmInfo[]> {
+    return decodeRealms(await this.call("realm/list", {}));
+  }
+
+  /** The server process: id, version, realm, feature flags, health (wire shape). */
+  async runtimeHostInfo(): Promise<Record<string, unknown>> {
+    return this.call("runtime/host_info", {});
   }
 
   // -- history: forks, revisions, system prompt, instructions, export ----------------------------

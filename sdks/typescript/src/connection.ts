@@ -28,6 +28,7 @@ import {
   type ErrorDetails,
 } from "./errors.js";
 import { eventFromParams, type MeerkatEvent } from "./events.js";
+import { decodeEnvelope, SubscriptionEnd } from "./live.js";
 import type { AsyncQueue } from "./queue.js";
 import { isRecord } from "./wire.js";
 
@@ -109,6 +110,8 @@ export class Connection {
   private nextId = 0;
   private readonly pending = new Map<number, Sent>();
   private readonly routes = new Map<string, Set<AsyncQueue<StreamItem>>>();
+  /** Standalone subscriptions (`session/stream_open`) by stream id. */
+  private readonly streamRoutes = new Map<string, AsyncQueue<unknown>>();
   private failure: MeerkatError | undefined;
   private stdoutBuffer: Buffer[] = [];
   private stdoutBuffered = 0;
@@ -184,7 +187,7 @@ export class Connection {
     const call = typeof id === "number" ? this.pending.get(id) : undefined;
     if (call === undefined) return undefined;
     this.pending.delete(id as number);
-    if (this.pending.size === 0) this.setReferenced(false);
+    if (this.pending.size === 0 && this.streamRoutes.size === 0) this.setReferenced(false);
     return call;
   }
 
@@ -213,6 +216,19 @@ export class Connection {
       const current = this.routes.get(sessionId);
       current?.delete(sink);
       if (current !== undefined && current.size === 0) this.routes.delete(sessionId);
+    };
+  }
+
+  /**
+   * Send a subscription's envelopes (and its end) to `sink` until the returned function is called.
+   * An open subscription holds the event loop open, as an open socket would, until it ends or is closed.
+   */
+  followStream(streamId: string, sink: AsyncQueue<StreamItem>): () => void {
+    this.streamRoutes.set(streamId, sink as AsyncQueue<unknown>);
+    if (this.failure === undefined) this.setReferenced(true);
+    return () => {
+      this.streamRoutes.delete(streamId);
+      if (this.pending.size === 0 && this.streamRoutes.size === 0) this.setReferenced(false);
     };
   }
 
@@ -272,6 +288,20 @@ export class Connection {
       const routed = eventFromParams(frame.params);
       if (routed === undefined) return;
       for (const sink of this.routes.get(routed.sessionId) ?? []) sink.push(routed.event);
+    } else if (frame.method === "session/stream_event" || frame.method === "session/stream_end") {
+      const params = frame.params;
+      const sink = isRecord(params) && typeof params.stream_id === "string"
+        ? this.streamRoutes.get(params.stream_id) : undefined;
+      if (sink === undefined || !isRecord(params)) return;
+      if (frame.method === "session/stream_end") {
+        sink.push(new SubscriptionEnd(typeof params.reason === "string" ? params.reason : "session_ended"));
+      } else {
+        try {
+          sink.push(decodeEnvelope(params.event));
+        } catch {
+          // an envelope this SDK cannot read: skipped, the subscription goes on
+        }
+      }
     }
     // Other notifications are not ours to act on.
   }
@@ -330,6 +360,8 @@ export class Connection {
     const pending = [...this.pending.values()];
     this.pending.clear();
     for (const call of pending) call.reject(cloneError(this.failure));
+    for (const sink of this.streamRoutes.values()) sink.push(new SubscriptionEnd("connection_closed"));
+    this.streamRoutes.clear();
     this.setReferenced(false);
   }
 

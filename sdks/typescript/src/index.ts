@@ -29,6 +29,16 @@ export {
 } from "./client.js";
 export { DEFAULT_BINARY, findRkatRpc } from "./binary.js";
 export {
+  EventSubscription,
+  type EventEnvelope,
+  type EventsPage,
+  type ExternalEventResult,
+  type InjectResult,
+  type InputState,
+  type RealmInfo,
+  type StopReceipt,
+} from "./live.js";
+export {
   BinaryNotFoundError,
   ClientClosedError,
   ClientError,

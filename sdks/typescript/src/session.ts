@@ -2,6 +2,7 @@
 
 import type { MeerkatClient, TurnOptions } from "./client.js";
 import type { RevisionList, RewriteResult, SystemPromptUpdate } from "./history.js";
+import type { EventSubscription, InjectResult, StopReceipt } from "./live.js";
 import type { EventStream } from "./stream.js";
 import type { HistoryPage, Prompt, RunResult, SessionDetails, Usage } from "./types.js";
 
@@ -73,6 +74,21 @@ export class Session {
   /** Cancel the running turn (a no-op when idle); resolves once the turn has ended. */
   async interrupt(): Promise<void> {
     await this.client.interrupt(this.id);
+  }
+
+  /** Follow this session's events without starting a turn. */
+  subscribeEvents(): Promise<EventSubscription> {
+    return this.client.subscribeEvents(this.id);
+  }
+
+  /** Stop `runId` only if it is still this session's current run. */
+  stopRun(runId: string, reason = ""): Promise<StopReceipt> {
+    return this.client.stopRun(this.id, runId, reason);
+  }
+
+  /** Add a durable system message the model sees from its next call on. */
+  injectContext(text: string, options?: { source?: string; idempotencyKey?: string }): Promise<InjectResult> {
+    return this.client.injectContext(this.id, text, options);
   }
 
   /** A new session with this one's first `at` rows (all when omitted); this session is unchanged. */
