@@ -67,6 +67,21 @@ __all__ = ["HistoryAPI", "FORK_POLICIES"]
 FORK_POLICIES = ("require_explicit_activation", "reactivate_inherited", "refuse")
 
 
+def _prompt_rows(rows: list[Message], key: str) -> tuple[int | None, int | None, int]:
+    """Where ``key``'s prompt row is, the first unversioned prompt row, and the first row that is not a system row."""
+    found = adoptable = None
+    first_turn_row = len(rows)
+    for index, row in enumerate(rows):
+        if not isinstance(row, SystemMessage):
+            first_turn_row = min(first_turn_row, index)
+        elif row.prompt_version is not None:
+            if row.prompt_version.key == key:
+                found = index
+        elif adoptable is None and row.source is None and row.instruction_activation is None:
+            adoptable = index
+    return found, adoptable, first_turn_row
+
+
 def _running_behavior(value: Any) -> None:
     if value not in (None, "reject"):
         raise InvalidParams(f'running_behavior must be "reject" (the only behaviour this host has), got {value!r}')
@@ -271,8 +286,7 @@ class HistoryAPI:
         self._check_idle_here(sid)
         rows = await self._rows(sid)
         head = record.transcript_revision
-        found = next((i for i in range(len(rows) - 1, -1, -1) if isinstance(row := rows[i], SystemMessage)
-                      and row.prompt_version is not None and row.prompt_version.key == slot), None)
+        found, adoptable, first_turn_row = await trio.to_thread.run_sync(_prompt_rows, rows, slot)  # O(rows)
         current = 0
         if found is not None:
             old = rows[found]
@@ -286,9 +300,7 @@ class HistoryAPI:
                                 f"not {expected_version}", details={"key": slot, "current_version": current,
                                                                    "expected_version": expected_version})
         if found is None and target_message_index is None and adopt_existing:
-            target_message_index = next((i for i, r in enumerate(rows) if isinstance(r, SystemMessage)
-                                         and r.prompt_version is None and r.source is None
-                                         and r.instruction_activation is None), None)
+            target_message_index = adoptable
         if found is not None:
             start, end = found, found + 1
         elif target_message_index is not None:
@@ -299,7 +311,7 @@ class HistoryAPI:
                 raise InvalidParams(f"target_message_index {start} is not an unversioned system prompt row")
             end = start + 1
         else:
-            start = end = next((i for i, r in enumerate(rows) if not isinstance(r, SystemMessage)), len(rows))
+            start = end = first_turn_row
         row = SystemMessage(content=content, created_at=now_rfc3339(),
                             prompt_version=PromptVersion(key=slot, version=current + 1))
         new_record, commit = await self._commit_rewrite(TranscriptRewrite(
@@ -326,7 +338,7 @@ class HistoryAPI:
         sid = record.session_id
         self._check_idle_here(sid)
         rows = await self._rows(sid)
-        records = activation_records(sid, rows, record.transcript_revision)
+        records = await trio.to_thread.run_sync(activation_records, sid, rows, record.transcript_revision)
         revision: InstructionRevision = request["revision"]
         for existing in records:
             if existing.identity.activation_id == request["activation_id"]:
@@ -372,7 +384,7 @@ class HistoryAPI:
         record = await self._record(session_id, include_archived=True)
         sid = record.session_id
         rows = await self._rows(sid)
-        records = activation_records(sid, rows, record.transcript_revision)
+        records = await trio.to_thread.run_sync(activation_records, sid, rows, record.transcript_revision)
         chosen = [r for r in records if (ns is None or r.identity.revision.namespace == ns)
                   and (name is None or r.identity.revision.key == name)]
         page = chosen[offset:offset + limit]

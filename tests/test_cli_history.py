@@ -56,6 +56,7 @@ def test_system_prompt_revisions_restore_export(rkat):
     assert "No rewrites" in rkat("session", "revisions", sid).out
     changed = rkat("session", "system-prompt", sid, "Be a pirate.").out
     assert "version 1 (revision r1)" in changed
+    assert "[0] SYSTEM (prompt main v1):\n  Be a pirate." in rkat("session", "show", sid).out
     answer = rkat("run", "--resume", sid, "mock:system").out
     assert "pirate" in answer and "terse" not in answer, answer
     table = rkat("session", "revisions", sid).out.splitlines()

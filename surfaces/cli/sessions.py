@@ -178,6 +178,11 @@ def _message_lines(index: int, message: Message) -> Iterable[str]:
             yield from _indented(f"[{status}] {result.tool_use_id}: {_content_text(result.content)[:200]}")
     else:
         role = "SYSTEM" if isinstance(message, SystemMessage) else "USER"
+        if isinstance(message, SystemMessage) and message.prompt_version is not None:
+            role += f" (prompt {message.prompt_version.key} v{message.prompt_version.version})"
+        elif isinstance(message, SystemMessage) and message.instruction_activation is not None:
+            revision = message.instruction_activation.revision
+            role += f" (instruction {revision.namespace}/{revision.key} {revision.revision_id})"
         yield f"[{index}] {role}:"
         yield from _indented(_content_text(message.content))
 
