@@ -163,9 +163,9 @@ class HistoryAPI:
                                 "activation(s) and inherited_instructions is \"refuse\"")
         reactivated = 0
         if policy == "reactivate_inherited":
-            for record in inherited.values():
-                old = record.identity
-                body = prefix[record.message_index]
+            for activation in inherited.values():
+                old = activation.identity
+                body = prefix[activation.message_index]
                 assert isinstance(body, SystemMessage)
                 tail.append(SystemMessage(content=body.content, created_at=now_rfc3339(), instruction_activation=(
                     InstructionActivation(activation_id=f"{old.activation_id}@{new_id}", revision=old.revision,
@@ -181,12 +181,12 @@ class HistoryAPI:
         request = ForkRequest(source_session_id=sid, record=child, upto=upto, tail=tail,
                               expected_revision=source.transcript_revision)
         try:
-            record = await self._sup.store_call(self._sup.store.fork_session, request)
+            forked = await self._sup.store_call(self._sup.store.fork_session, request)
         except KeyError:
             raise SessionNotFound(session_id) from None
-        return ForkResult(source_session_id=sid, session_id=record.session_id,
-                          session_ref=session_ref(self._sup.realm_id, record.session_id),
-                          message_count=record.message_count, fork_point=upto,
+        return ForkResult(source_session_id=sid, session_id=forked.session_id,
+                          session_ref=session_ref(self._sup.realm_id, forked.session_id),
+                          message_count=forked.message_count, fork_point=upto,
                           source_revision=source.transcript_revision, reactivated_instruction_count=reactivated)
 
     # -- revisions -----------------------------------------------------------------
@@ -258,7 +258,7 @@ class HistoryAPI:
 
     # -- the system prompt ------------------------------------------------------------
 
-    async def update_system_prompt(self, session_id: str, key: str, content: str, *,
+    async def update_system_prompt(self, session_id: str, key: Any, content: Any, *,
                                    expected_version: int | None = None, target_message_index: int | None = None,
                                    actor: str | None = None, expected_parent_revision: str | None = None,
                                    adopt_existing: bool = False) -> SystemPromptUpdate:

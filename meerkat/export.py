@@ -46,13 +46,13 @@ def atif_trajectory(record: SessionRecord, rows: list[Message], *, agent_name: s
     for row in rows:
         if isinstance(row, ToolResultsMessage):
             for result in row.results:
-                step = open_calls.pop(result.tool_use_id, None)
+                caller = open_calls.pop(result.tool_use_id, None)
                 entry = {"source_call_id": result.tool_use_id, "content": _text(result.content)}
-                if step is None:  # a result without its call (a rewritten transcript): keep it as a system step
+                if caller is None:  # a result without its call (a rewritten transcript): keep it as a system step
                     steps.append({"step_id": len(steps) + 1, "timestamp": row.created_at, "source": "system",
                                   "message": f"tool result {result.tool_use_id}: {entry['content']}"})
                     continue
-                step.setdefault("observation", {"results": []})["results"].append(entry)
+                caller.setdefault("observation", {"results": []})["results"].append(entry)
             continue
         step: dict[str, Any] = {"step_id": len(steps) + 1, "timestamp": row.created_at}
         if isinstance(row, SystemMessage):

@@ -184,8 +184,8 @@ class _State:
         elif isinstance(op, _Archive):
             record.archived = True
         elif isinstance(op, _Rewrite):
-            self.messages, commit = apply_rewrite_in_memory(record, self.messages, self.bodies, op.rewrite)
-            self.commits.append(commit)
+            self.messages, revision = apply_rewrite_in_memory(record, self.messages, self.bodies, op.rewrite)
+            self.commits.append(revision)
         elif isinstance(op, _Lease):
             if (leased := self.runs.get(op.run_id)) is not None:
                 leased.lease_expires_at_ms = max(leased.lease_expires_at_ms, op.expires_at_ms)

@@ -135,6 +135,7 @@ def list_revisions(conn: sqlite3.Connection, session_id: str) -> list[RevisionCo
 def read_revision(conn: sqlite3.Connection, session_id: str, revision: str, head: str, *, offset: int,
                   limit: int | None) -> list[Message] | None:
     """A page of a revision's rows (the head's are the live rows); None if the session never had it."""
+    args: tuple[str, ...]
     if revision == head:
         table, where, args = "messages", "session_id = ?", (session_id,)
     else:
