@@ -20,8 +20,8 @@ def run(request):
     return lambda fn, *args: anyio.run(fn, *args, backend=request.param)
 
 
-async def history_scenario(root) -> None:
-    client = await MeerkatClient().connect(realm_id="sdk-history", realm_backend="sqlite", state_root=root)
+async def history_scenario(root, backend) -> None:
+    client = await MeerkatClient().connect(realm_id="sdk-history", realm_backend=backend, state_root=root)
     try:
         session = await client.create_session("first question", system_prompt="Be terse.")
         await session.turn("second question")
@@ -89,9 +89,10 @@ async def history_scenario(root) -> None:
         await client.close()
 
 
-def test_history_calls(run, tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", ["sqlite", "jsonl", "memory"])
+def test_history_calls(run, tmp_path, monkeypatch, backend):
     monkeypatch.setenv("RKAT_STATE_ROOT", str(tmp_path / "fresh"))
-    run(history_scenario, tmp_path / "state")
+    run(history_scenario, tmp_path / "state", backend)
 
 
 def test_history_doc_example_prints_what_the_doc_says(tmp_path):
