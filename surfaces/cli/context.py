@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import TYPE_CHECKING, Any, AsyncContextManager, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, AsyncContextManager, AsyncIterator, Callable
 
 import asyncclick as click
 
-from pathlib import Path
-
+from meerkat.errors import InvalidParams
 from meerkat.realm import RealmPaths, resolve_state_root
 
 from surfaces.realm_options import RealmOptions
@@ -96,10 +97,23 @@ def service_for(ctx: click.Context, *, read_only: bool = False) -> AsyncContextM
     if options.realm_id is not None and options.backend != "memory" and options.state_root is not None \
             and not RealmPaths.for_realm(options.state_root, options.realm_id).manifest_path.exists():
         if read_only:
-            options = dataclasses.replace(options, backend="memory")
-        elif explicit_state_root(ctx) is None:
+            return _read_only(dataclasses.replace(options, backend="memory"), options)
+        if explicit_state_root(ctx) is None:
             start_project_dir(Path(options.state_root))
     return options.open_service()
+
+
+@asynccontextmanager
+async def _read_only(empty: RealmOptions, real: RealmOptions) -> AsyncIterator["SessionService"]:
+    """Serve an absent realm empty from memory; if another command creates it meanwhile, serve that."""
+    async with AsyncExitStack() as stack:
+        try:
+            service = await stack.enter_async_context(empty.open_service())
+        except InvalidParams as exc:
+            if "backend mismatch" not in exc.message:
+                raise
+            service = await stack.enter_async_context(real.open_service())  # created since we looked
+        yield service
 
 
 #: What ``.rkat/.gitignore`` says: everything in it is local state.
