@@ -69,8 +69,9 @@ async def test_stale_cursor_is_410_on_json_and_sse(tmp_path):
                                                           "expected_generation": config["generation"]})
             assert patched.status_code == 200, patched.text
             sid = await _create(client)
-            for n in range(3):
-                await client.post(f"/sessions/{sid}/messages", json={"prompt": f"turn {n}"})
+            for n in range(3):  # ~45 events each: past the retention and its pruning slack (64)
+                await client.post(f"/sessions/{sid}/messages", json={"prompt": f"turn {n}",
+                                                                     "provider_params": {"reply_words": 40}})
             stale = await client.get("/events", params={"session_id": sid, "after": "1"})
             assert stale.status_code == 410 and stale.json()["code"] == "STALE_CURSOR", stale.text
             assert_documented(server.openapi(), "GET", "/events", stale)

@@ -168,8 +168,8 @@ async def l4_stale_cursor():
         generation = (await c.get_config())["generation"]
         await c.patch_config({"limits": {"event_retention": 8}}, expected_generation=generation)
         s = await c.create_session("a")
-        for n in range(4):
-            await s.turn(f"turn {n}")
+        for n in range(4):  # ~45 events each: past the retention and its pruning slack (64)
+            await s.turn(f"turn {n}", provider_params={"reply_words": 40})
         try:
             await c.list_events_since(since(s.id, 1))
         except StaleCursorError as exc:
