@@ -185,13 +185,25 @@ async def h4_system_prompt_update_reaches_the_vendor():
     vendor = json.loads(os.environ["VENDOR_ENV"])
     os.environ.update(vendor)  # the rkat-rpc this client spawns talks to the fake Anthropic server
     try:
-        await _h4(last_system)
+        await _h4(last_system, vendor_log)
     finally:
         for name in vendor:
             os.environ.pop(name, None)
 
 
-async def _h4(last_system):
+def strings(value):
+    """Every string inside a JSON value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+
+
+async def _h4(last_system, vendor_log):
     async with proxied("h4") as c:
         s = await c.create_session("hello", model="claude-sonnet-4-6", system_prompt="You are terse.")
         assert "You are terse." in last_system()
@@ -215,6 +227,15 @@ async def _h4(last_system):
         assert "pirate" in last_system() and "short sentences" in last_system(), last_system()
         listing = await s.transcript_revisions()
         assert [e.reason for e in listing.entries] == ["system_prompt_update"] * 3
+        # The model sees the head revision: an edited question is what the vendor receives next.
+        rows = (await s.history()).messages
+        index = next(i for i, m in enumerate(rows) if m.role == "user" and m.content == "again")
+        await s.rewrite_transcript({"type": "message_range", "start": index, "end": index + 1},
+                                   [{"role": "user", "content": "EDITED QUESTION"}], {"kind": "edit"})
+        await s.turn("after the edit")
+        body = json.loads(vendor_log.read_text().splitlines()[-1])["body"]
+        texts = list(strings(body["messages"]))
+        assert "EDITED QUESTION" in texts and "again" not in texts and "after the edit" in texts, texts
 
 
 async def h5_instruction_activations():
