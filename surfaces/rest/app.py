@@ -16,6 +16,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from actors.store_health import check_store
 from meerkat.config.endpoints import refuse_key_redirects
 from meerkat.errors import ErrorCode, MeerkatError, error_from_code
 from meerkat.views import RunResult
@@ -197,6 +198,10 @@ def create_app(state: RestState) -> QuartTrio:
 
     @app.get("/health")
     async def health() -> Response:
+        # "ok" only while the store answers: a damaged realm must not pass a liveness probe.
+        problems = await check_store(service)
+        if problems:
+            return json_response({"status": "unhealthy", "problems": problems}, status=503)
         return Response("ok", content_type="text/plain; charset=utf-8")
 
     add_history_routes(app, state, locate)

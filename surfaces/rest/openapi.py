@@ -288,9 +288,16 @@ _PATHS: dict[str, Any] = {
         "get": _op("Known models by provider", _json("ModelsCatalog", "The catalog"), (), operationId="modelsCatalog"),
     },
     "/health": {
-        "get": {"summary": "Liveness (never needs a token)", "operationId": "health", "security": [],
-                "responses": {"200": {"description": "The server is up",
-                                      "content": {"text/plain": {"schema": {"const": "ok"}}}}}},
+        "get": {"summary": "Liveness and a store check (never needs a token)", "operationId": "health",
+                "security": [],
+                "responses": {"200": {"description": "The server is up and its store answers",
+                                      "content": {"text/plain": {"schema": {"const": "ok"}}}},
+                              "503": {"description": "The store is damaged or missing: each problem, naming its file",
+                                      "content": {"application/json": {"schema": {
+                                          "type": "object", "required": ["status", "problems"],
+                                          "properties": {"status": {"const": "unhealthy"},
+                                                         "problems": {"type": "array",
+                                                                      "items": {"type": "string"}}}}}}}}},
     },
     "/openapi.json": {
         "get": _op("This document", {"description": "OpenAPI 3.1",

@@ -1,0 +1,73 @@
+"""Is the realm's store usable? For ``GET /health`` and ``rkat doctor``.
+
+A damaged store must not look healthy: a deleted or replaced database, a deleted or
+edited ``realm_manifest.json``, a corrupt page that makes every session call fail.
+:func:`check_store` reads what every request needs (the manifest, the session
+table) and reports each problem as one sentence naming the file; ``deep=True``
+also runs SQLite's ``quick_check`` over the whole database (its cost grows with
+the database: for ``rkat doctor``, not for a liveness probe).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from functools import partial
+from typing import TYPE_CHECKING
+
+import trio
+
+from meerkat.errors import MeerkatError
+from meerkat.realm import read_manifest
+
+if TYPE_CHECKING:
+    from .service import SessionService
+
+__all__ = ["check_store"]
+
+
+async def check_store(service: "SessionService", *, deep: bool = False) -> list[str]:
+    """The problems found with ``service``'s store (empty: healthy). Never raises for a damaged store."""
+    realm = service.realm
+    if realm.backend == "memory":
+        return []
+    problems: list[str] = []
+    paths = realm.paths
+    try:
+        manifest = await trio.to_thread.run_sync(read_manifest, paths.manifest_path)
+    except MeerkatError as exc:
+        problems.append(exc.message)
+    else:
+        if manifest is None:
+            problems.append(f"realm manifest {paths.manifest_path} is missing (deleted while the realm is served?)")
+        elif manifest.realm_id != realm.realm_id or manifest.backend != realm.backend:
+            problems.append(f"realm manifest {paths.manifest_path} names realm {manifest.realm_id!r} "
+                            f"({manifest.backend}), not the served {realm.realm_id!r} ({realm.backend})")
+    if realm.backend == "sqlite":
+        database = paths.sessions_sqlite_path
+        if not database.exists():
+            problems.append(f"session database {database} is missing")
+        elif database.stat().st_size == 0:
+            problems.append(f"session database {database} is empty (zero bytes): its sessions are gone from it")
+    if realm.backend == "jsonl" and not paths.sessions_jsonl_dir.is_dir():
+        problems.append(f"session directory {paths.sessions_jsonl_dir} is missing")
+    supervisor = service.supervisor
+    try:
+        await supervisor.store_call(partial(supervisor.store.list_sessions, limit=1, offset=0))
+    except MeerkatError as exc:
+        problems.append(f"the session store cannot be read: {exc.message}")
+    except Exception as exc:  # a damaged store may fail in ways the store does not wrap
+        problems.append(f"the session store cannot be read: {exc!r}")
+    if deep and realm.backend == "sqlite" and paths.sessions_sqlite_path.exists():
+        problems.extend(await trio.to_thread.run_sync(_sqlite_quick_check, str(paths.sessions_sqlite_path)))
+    return problems
+
+
+def _sqlite_quick_check(path: str) -> list[str]:
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+            rows = [str(row[0]) for row in conn.execute("PRAGMA quick_check(20)")]
+    except sqlite3.Error as exc:
+        return [f"session database {path} cannot be checked: {exc}"]
+    if rows == ["ok"]:
+        return []
+    return [f"session database {path} is damaged: {row}" for row in rows]
