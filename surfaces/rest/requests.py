@@ -37,6 +37,8 @@ async def json_object(request: Request) -> dict[str, Any]:
     if not raw.strip():
         raise error_from_code(ErrorCode.PARSE_ERROR, "request body is empty: expected a JSON object")
     body = decode_json(raw, "malformed JSON body")
+    if body is None:
+        raise InvalidParams("request body must be an object, got null")
     return require_object(body, "request body")
 
 

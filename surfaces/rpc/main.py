@@ -95,16 +95,25 @@ async def _serve(options: RealmOptions, input_fd: int, output_fd: int, max_line_
             else:
                 log.info("serving realm %s (backend %s)", realm.realm_id, realm.backend)
             stdin, stdout = stdio_streams(input_fd, output_fd)
+            connection = RpcConnection(service, stdout, max_line_bytes=max_line_bytes, eof_grace=eof_grace)
             async with trio.open_nursery() as nursery:
 
                 async def stop_on_signal() -> None:
                     async for signum in signals:
-                        log.info("%s: interrupting running turns and exiting", signal.Signals(signum).name)
+                        log.info("%s: interrupting running turns, answering pending calls and exiting",
+                                 signal.Signals(signum).name)
+                        nursery.start_soon(stop_at_second_signal)
+                        await connection.shut_down()
+                        nursery.cancel_scope.cancel()
+                        return
+
+                async def stop_at_second_signal() -> None:
+                    async for _ in signals:
                         nursery.cancel_scope.cancel()
                         return
 
                 nursery.start_soon(stop_on_signal)
-                await RpcConnection(service, stdout, max_line_bytes=max_line_bytes, eof_grace=eof_grace).serve(stdin)
+                await connection.serve(stdin)
                 nursery.cancel_scope.cancel()
         # Leaving open_service interrupted running turns and committed them as interrupted.
 

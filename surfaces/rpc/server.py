@@ -63,6 +63,8 @@ class RpcConnection:
         self._service = service
         #: Requests being answered, by id: the request and the scope that cancels it.
         self._inflight: dict[object, tuple[Request, trio.CancelScope]] = {}
+        #: True while the writer is handing a batch to stdout.
+        self._writing = False
 
     async def serve(self, input: trio.abc.ReceiveStream) -> None:
         """Serve until the input ends and every request read has been answered (or the grace period is over)."""
@@ -78,6 +80,22 @@ class RpcConnection:
                 requests.cancel_scope.deadline = trio.current_time() + self._eof_grace
             await self._methods.live.close_all()  # their stream_end lines go out before the outbox closes
             await self._outbox_send.aclose()  # the writer drains what is queued, then stops
+
+    async def shut_down(self, grace: float = 10.0) -> None:
+        """SIGTERM: answer every request in flight (running turns are interrupted and committed,
+        the rest cancelled: each gets REQUEST_CANCELLED, as REST answers 499), and write the answers."""
+        async with trio.open_nursery() as interrupts:
+            for request, scope in list(self._inflight.values()):
+                session_id = request.params.get("session_id") if isinstance(request.params, dict) else None
+                if request.method == "turn/start" and isinstance(session_id, str):
+                    interrupts.start_soon(self._interrupt_quietly, session_id)
+                else:
+                    scope.cancel()
+        with trio.move_on_after(grace):
+            while self._inflight:
+                await trio.sleep(0.01)
+            while self._outbox.statistics().current_buffer_used or self._writing:
+                await trio.sleep(0.01)
 
     async def _send(self, line: bytes) -> None:
         await self._outbox_send.send(line)
@@ -169,7 +187,11 @@ class RpcConnection:
                         break
                     batch.append(more)
                     size += len(more)
-                await self._output.send_all(b"".join(batch))
+                self._writing = True
+                try:
+                    await self._output.send_all(b"".join(batch))
+                finally:
+                    self._writing = False
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             log.info("stdout closed (%s); stopping", exc)
             connection_scope.cancel()
