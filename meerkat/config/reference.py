@@ -77,9 +77,9 @@ EFFECTS: dict[str, str] = {
 def _type_name(kind: Any) -> str:
     if isinstance(kind, msgspec.inspect.UnionType):
         return " or ".join(_type_name(member) for member in kind.types)
-    names = {msgspec.inspect.StrType: "string", msgspec.inspect.IntType: "integer",
-             msgspec.inspect.FloatType: "number", msgspec.inspect.BoolType: "boolean",
-             msgspec.inspect.NoneType: "unset", msgspec.inspect.DictType: "table"}
+    names: dict[type, str] = {msgspec.inspect.StrType: "string", msgspec.inspect.IntType: "integer",
+                              msgspec.inspect.FloatType: "number", msgspec.inspect.BoolType: "boolean",
+                              msgspec.inspect.NoneType: "unset", msgspec.inspect.DictType: "table"}
     return names.get(type(kind), type(kind).__name__)
 
 
