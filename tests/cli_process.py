@@ -58,3 +58,43 @@ class Cli:
         if expect is not None:
             assert proc.returncode == expect, f"rkat {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
         return result
+
+
+def run_in_terminal(argv: list[str], cwd: Path, env: dict[str, str], *,
+                    interrupt_after: bytes | None = None, timeout: float = 60) -> tuple[int, str]:
+    """Run ``argv`` on a pseudo-terminal to its end: ``(exit code, what the terminal showed)``.
+
+    With ``interrupt_after``, Ctrl-C (SIGINT) is sent once that text has been shown.
+    """
+    import pty
+    import select
+    import signal
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin, stdout and stderr are the terminal
+        try:
+            os.chdir(cwd)
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    output = b""
+    sent = False
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if not ready:
+                break
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+            if interrupt_after is not None and not sent and interrupt_after in output:
+                os.kill(pid, signal.SIGINT)
+                sent = True
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")

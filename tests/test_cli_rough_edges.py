@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import select
 import signal
 import subprocess
 import time
 
 import pytest
 
-from cli_process import Cli, cli_env
+from cli_process import Cli, cli_env, run_in_terminal
 
 
 @pytest.fixture
@@ -104,40 +101,9 @@ def test_session_list_shows_title_model_status_and_a_running_turn(rkat):
         running.wait(30)
 
 
-def _pty_run(rkat: Cli, *args: str, interrupt_after: bytes | None = None) -> tuple[int, str]:
-    pid, fd = pty.fork()
-    if pid == 0:
-        try:
-            os.chdir(rkat.cwd)
-            os.execve(rkat.argv()[0], rkat.argv(*args), cli_env())
-        finally:
-            os._exit(127)
-    output = b""
-    sent = False
-    try:
-        while True:
-            ready, _, _ = select.select([fd], [], [], 30)
-            if not ready:
-                break
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-            if interrupt_after and not sent and interrupt_after in output:
-                os.kill(pid, signal.SIGINT)
-                sent = True
-    finally:
-        os.close(fd)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
-
-
 def test_ctrl_c_while_waiting_clears_the_spinner(rkat):
-    code, text = _pty_run(rkat, "run", "--param", "first_token_latency_ms=5000", "Hello",
-                          interrupt_after="waiting for the model".encode())
+    code, text = run_in_terminal(rkat.argv("run", "--param", "first_token_latency_ms=5000", "Hello"), rkat.cwd,
+                                 cli_env(), interrupt_after=b"waiting for the model")
     assert code == 130, text
     before = text[:text.index("Interrupting")]
     # The last thing drawn before the message is the erase, not a spinner frame.

@@ -15,7 +15,7 @@ import time
 import pytest
 import trio
 
-from cli_process import Cli
+from cli_process import Cli, run_in_terminal
 from meerkat.errors import ProviderError
 from provider_cases import CASES, REAL_PROVIDERS, provider_service
 
@@ -109,34 +109,11 @@ def test_whole_turn_is_bounded_by_max_turn_duration(tmp_path):
 
 
 def test_spinner_shows_elapsed_time_and_the_next_retry_on_a_terminal(silent, tmp_path):
-    import os
-    import pty
-
     rkat = Cli(tmp_path / "state", tmp_path, env={"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": silent.url})
     rkat("config", "patch", "--json",
          '{"retry": {"max_retries": 1, "initial_delay_ms": 1500, "first_byte_timeout_ms": 1200}}')
-    pid, fd = pty.fork()
-    if pid == 0:
-        try:
-            os.chdir(tmp_path)
-            os.execve(rkat.argv()[0], rkat.argv("run", "--model", "claude-sonnet-4-6", "Hello"), rkat.env)
-        finally:
-            os._exit(127)
-    output = b""
-    try:
-        while True:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-    finally:
-        os.close(fd)
-    _, status = os.waitpid(pid, 0)
-    text = output.decode(errors="replace")
-    assert os.waitstatus_to_exitcode(status) == 20, text
+    code, text = run_in_terminal(rkat.argv("run", "--model", "claude-sonnet-4-6", "Hello"), tmp_path, rkat.env)
+    assert code == 20, text
     import re
 
     assert re.search(r"waiting for the model \([1-9]\d* s\)", text), text  # elapsed time
