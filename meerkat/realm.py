@@ -19,8 +19,10 @@ under trio.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,8 @@ from meerkat.config.store import LOCK_TIMEOUT_SECS
 from meerkat.fsutil import atomic_write_bytes, exclusive_file_lock, make_private_dir
 from meerkat.errors import InvalidParams, StoreError
 from meerkat.ids import canonical_uuid, new_uuid7
+
+log = logging.getLogger("rkat.realm")
 
 __all__ = [
     "Backend",
@@ -418,11 +422,28 @@ def project_dir(cwd: str | Path) -> Path:
     start = Path(cwd)
     git_root = git_work_tree_root(start)
     for directory in (start, *start.parents):
-        if (directory / ".rkat").exists():
+        if _own_state_dir(directory / ".rkat"):
             return directory
         if directory == git_root:
             return git_root
     return start
+
+
+def _own_state_dir(path: Path) -> bool:
+    """``path`` is a ``.rkat`` directory of the current user (as git's ``safe.directory``: a
+    ``.rkat/`` someone else made, e.g. in ``/tmp`` or a shared parent, is not trusted: its
+    config could send the user's keys elsewhere). Another user's is skipped with a warning."""
+    try:
+        status = path.stat()
+    except OSError:
+        return False
+    if not stat.S_ISDIR(status.st_mode):
+        return False
+    if status.st_uid != os.getuid():
+        log.warning("ignoring %s: it belongs to another user (uid %d), and its realms and config are not "
+                    "trusted; pass --state-root to use it anyway", path, status.st_uid)
+        return False
+    return True
 
 
 def workspace_context(cwd: str | Path) -> Path:
