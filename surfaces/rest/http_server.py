@@ -16,6 +16,7 @@ Why not ``hypercorn.trio.serve`` as is (hypercorn 0.18 with quart-trio 0.12):
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import resource
 from functools import partial
@@ -83,6 +84,37 @@ def shield_final_send(app: Asgi) -> Asgi:
 
         await app(scope, receive, send_final_shielded)
     return shielded_app
+
+
+def _host_problem(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """Why the ``Host`` header cannot name a host (a 64-character label, bad IDNA), else None."""
+    raw = next((value for name, value in headers if name.lower() == b"host"), None)
+    if raw is None:
+        return None
+    text = raw.decode("latin-1")
+    name = text[1:text.index("]")] if text.startswith("[") and "]" in text else text.rsplit(":", 1)[0]
+    if text.startswith("["):
+        return None  # an IPv6 literal: no labels to check
+    try:
+        name.encode("idna")
+    except UnicodeError as exc:
+        return f"invalid Host header {text[:80]!r}: {exc}"
+    return None
+
+
+def reject_bad_host(app: Asgi) -> Asgi:
+    """``app`` answering 400 to a ``Host`` header that names no host (the web framework would
+    answer an empty 500 and log a traceback)."""
+    async def checked_app(scope: dict, receive: Any, send: Any) -> None:
+        problem = _host_problem(scope.get("headers") or []) if scope.get("type") == "http" else None
+        if problem is None:
+            await app(scope, receive, send)
+            return
+        body = json.dumps({"error": problem, "code": "INVALID_REQUEST"}).encode()
+        await send({"type": "http.response.start", "status": 400, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+    return checked_app
 
 
 class _ConnectionSlots:
@@ -165,7 +197,7 @@ async def serve(app: Asgi, config: Config, *, max_connections: int,
     Mirrors ``hypercorn.trio.run.worker_serve`` (lifespan, graceful timeout), with
     :func:`shield_final_send` and the capped accept loop above.
     """
-    wrapped = wrap_app(shield_final_send(app), config.wsgi_max_body_size, "asgi")
+    wrapped = wrap_app(shield_final_send(reject_bad_host(app)), config.wsgi_max_body_size, "asgi")
     lifespan_state: dict = {}
     lifespan = Lifespan(wrapped, config, lifespan_state)
     context = WorkerContext(None)

@@ -11,6 +11,7 @@ answered, then the server stops (a second signal stops it at once).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -27,6 +28,7 @@ from surfaces.observability import (
     setup_logging,
 )
 from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
+from surfaces.startup_errors import single_error
 from surfaces.server_args import ServerArgumentParser
 
 from .auth import is_loopback
@@ -101,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--max-connections", type=_positive(int), default=None, metavar="N",
                      help="open connections served at once; one more is answered 503 and closed "
                           "(default: half the process's file-descriptor limit, at most 1024)")
+    net.add_argument("--access-log", action="store_true",
+                     help="log one line per request on stderr (client, request line, status, bytes, referrer, "
+                          "user agent; off by default)")
     net.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                      help="stderr log level (default: %(default)s)")
     add_observability_arguments(parser, metrics=False)
@@ -122,14 +127,33 @@ def main(argv: list[str] | None = None) -> int:
     process_metrics()  # before any actor starts, so the gauges count from zero
     try:
         trio.run(partial(_serve, options, settings, args.host, args.port,
-                         keep_alive_secs=args.keep_alive_timeout, max_connections=args.max_connections))
-    except MeerkatError as exc:
-        print(f"rkat-rest: error: {exc.message}", file=sys.stderr)
-        return exc.spec.exit_code
-    except OSError as exc:
-        print(f"rkat-rest: error: cannot listen: {exc}", file=sys.stderr)
-        return 1
+                         keep_alive_secs=args.keep_alive_timeout, max_connections=args.max_connections,
+                         access_log=args.access_log))
+    except BaseException as exc:  # noqa: BLE001 - unwrapped; what is not ours to report is re-raised
+        error = single_error(exc)
+        if isinstance(error, MeerkatError):
+            print(f"rkat-rest: error: {error.message}", file=sys.stderr)
+            return error.spec.exit_code
+        if isinstance(error, OSError):
+            print(f"rkat-rest: error: cannot listen: {error.strerror or error}"
+                  f"{f' ({error.filename})' if error.filename else ''}", file=sys.stderr)
+            return 1
+        if isinstance(error, KeyboardInterrupt):
+            return 130
+        raise
     return 0
+
+
+def _access_logger() -> logging.Logger:
+    """``rkat.rest.access`` at INFO whatever ``--log-level`` says: asking for it means wanting it."""
+    logger = logging.getLogger("rkat.rest.access")
+    logger.setLevel(logging.INFO)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("rkat-rest: access: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    return logger
 
 
 async def _listen_address(service: Any, host: str | None, port: int | None) -> tuple[str, int]:
@@ -142,7 +166,8 @@ def _bind(host: str, port: int) -> str:
 
 
 async def _serve(options: RealmOptions, settings: ServerSettings, host: str | None, port: int | None, *,
-                 keep_alive_secs: float = DEFAULT_KEEP_ALIVE_SECS, max_connections: int | None = None) -> None:
+                 keep_alive_secs: float = DEFAULT_KEEP_ALIVE_SECS, max_connections: int | None = None,
+                 access_log: bool = False) -> None:
     # Imported here: `rkat-rest --help` and bad flags answer without loading the web stack.
     from hypercorn.config import Config as HypercornConfig
 
@@ -163,7 +188,9 @@ async def _serve(options: RealmOptions, settings: ServerSettings, host: str | No
             state = RestState(service, settings)
             config = HypercornConfig()
             config.bind = [_bind(host, port)]
-            config.accesslog = None
+            config.accesslog = _access_logger() if access_log else None
+            # client, method, path, query, status, bytes, microseconds, user agent
+            config.access_log_format = '%(h)s "%(m)s %(U)s" query="%(q)s" %(s)s %(b)s %(D)sus "%(a)s"'
             config.loglevel = "WARNING"
             config.keep_alive_timeout = keep_alive_secs
             # By the time hypercorn stops, state.shut_down() has answered every turn request and
@@ -181,7 +208,13 @@ async def _serve(options: RealmOptions, settings: ServerSettings, host: str | No
                     served.set()
 
             async with trio.open_nursery() as nursery:
-                binds = await nursery.start(run_server)
+                try:
+                    binds = await nursery.start(run_server)
+                except BaseException as exc:  # e.g. the port is taken: say which address
+                    error = single_error(exc)
+                    if isinstance(error, OSError):
+                        raise OSError(error.errno, f"{error.strerror or error} on {_bind(host, port)}") from None
+                    raise
                 _say(f"rkat-rest listening on {binds[0]}")
                 async for _ in signals:
                     break

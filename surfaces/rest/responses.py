@@ -31,8 +31,20 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(_encoder.encode(body), status=status, content_type=JSON_TYPE, headers=headers)
 
 
+#: Server-side failures whose messages may name files or Python exceptions: the client
+#: gets the code and a fixed sentence, the operator the whole message in the log.
+_LOGGED_NOT_SENT = {
+    ErrorCode.INTERNAL_ERROR: "internal error (the details are in the server log)",
+    ErrorCode.STORE_ERROR: "the session store failed (the details are in the server log)",
+}
+
+
 def error_response(error: MeerkatError, headers: dict[str, str] | None = None) -> Response:
-    """The error's JSON body with its table status."""
+    """The error's JSON body with its table status (server-side failures without their internals)."""
+    generic = _LOGGED_NOT_SENT.get(error.code)
+    if generic is not None:
+        log.error("%s: %s", error.code.value, error.message)
+        error = error_from_code(error.code, generic)
     return json_response(error.to_dict(), error.spec.http_status, headers)
 
 
