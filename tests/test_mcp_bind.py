@@ -86,3 +86,26 @@ def test_loopback_needs_no_token_but_checks_the_host(tmp_path):
         assert post(server, Host="evil.example").status_code in (400, 403, 421)
     finally:
         server.stop()
+
+
+def test_one_client_cannot_hold_every_session(tmp_path):
+    server = McpServer(tmp_path, "--http", "127.0.0.1:0", "--sessions-per-client", "3")
+    try:
+        opened = []
+        for _ in range(3):
+            reply = post(server)
+            assert reply.status_code == 200, reply.text
+            opened.append(reply.headers["mcp-session-id"])
+        refused = post(server)
+        assert refused.status_code == 429 and "too many open MCP sessions" in refused.json()["error"]["message"]
+        for session_id in opened:  # the sessions it holds keep working
+            ping = httpx2.post(server.url, json={"jsonrpc": "2.0", "id": 2, "method": "ping"},
+                               headers={**ACCEPT, "mcp-session-id": session_id, "mcp-protocol-version": "2025-06-18"},
+                               timeout=30)
+            assert ping.status_code == 200, ping.text
+        closed = httpx2.delete(server.url, headers={"mcp-session-id": opened[0],
+                                                    "mcp-protocol-version": "2025-06-18"}, timeout=30)
+        assert closed.status_code in (200, 204), closed.text
+        assert post(server).status_code == 200  # a closed one frees its place
+    finally:
+        server.stop()

@@ -81,3 +81,51 @@ def require_bearer(app: Asgi, token: str) -> Asgi:
                 return
         await app(scope, receive, send)
     return gate
+
+
+#: Open MCP sessions one client address may hold, and all clients together; how long an
+#: idle one stays (the SDK's defaults, 10,000 and 30 minutes, let one client take 77 MB).
+DEFAULT_SESSIONS_PER_CLIENT = 32
+DEFAULT_MAX_SESSIONS = 256
+DEFAULT_SESSION_IDLE_SECS = 600.0
+
+
+def limit_sessions_per_client(app: Asgi, manager: Any, per_client: int) -> Asgi:
+    """``app`` refusing (429) a request that would open one more MCP session for a client
+    address already holding ``per_client`` open ones (``manager``: the SDK's session manager)."""
+    by_client: dict[str, set[str]] = {}
+
+    def prune() -> None:
+        live = manager._server_instances  # the SDK keeps its open sessions here (pinned mcp version)
+        for client in list(by_client):
+            by_client[client] &= set(live)
+            if not by_client[client]:
+                del by_client[client]
+
+    async def limited(scope: dict, receive: Any, send: Any) -> None:
+        headers = dict(scope.get("headers") or []) if scope.get("type") == "http" else {}
+        if scope.get("type") != "http" or scope.get("method") != "POST" or b"mcp-session-id" in headers:
+            await app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("?", 0))[0]
+        prune()
+        held = by_client.setdefault(client, set())
+        if len(held) >= per_client:
+            body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {
+                "code": -32600, "message": f"too many open MCP sessions from {client} ({len(held)}, the limit per "
+                                           f"client): close some (DELETE /mcp) or let idle ones expire"}}).encode()
+            await send({"type": "http.response.start", "status": 429, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                (b"retry-after", b"60")]})
+            await send({"type": "http.response.body", "body": body})
+            return
+
+        async def noting_send(message: dict) -> None:
+            if message.get("type") == "http.response.start":
+                session_id = dict(message.get("headers") or []).get(b"mcp-session-id")
+                if session_id:
+                    held.add(session_id.decode("latin-1"))
+            await send(message)
+
+        await app(scope, receive, noting_send)
+    return limited

@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
                         help="with --http: a Host (and Origin) name clients may use besides loopback names, the "
                              "bound address and this machine's name (repeatable)")
+    parser.add_argument("--max-sessions", type=int, default=None, metavar="N",
+                        help="with --http: open MCP sessions in total (default: 256; past it new ones get 503)")
+    parser.add_argument("--sessions-per-client", type=int, default=None, metavar="N",
+                        help="with --http: open MCP sessions per client address (default: 32; past it 429)")
     parser.add_argument("--version", action="version", version=f"rkat-mcp {_version()}")
     add_realm_arguments(parser)
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
@@ -87,7 +91,8 @@ def _say(message: str) -> None:
 
 
 async def _serve(realm: RealmOptions, http: tuple[str, int] | None, bench_tool: bool,
-                 token: str | None = None, allowed_hosts: list[str] | None = None) -> None:
+                 token: str | None = None, allowed_hosts: list[str] | None = None,
+                 session_limits: tuple[int | None, int | None] = (None, None)) -> None:
     # mcp is imported here, not at module top, so `rkat-mcp --help` stays quick.
     from .server import build_server, serve_http
     from .stdio import serve_stdio
@@ -110,7 +115,8 @@ async def _serve(realm: RealmOptions, http: tuple[str, int] | None, bench_tool: 
                     nursery.cancel_scope.cancel()
                 else:
                     url = await nursery.start(partial(serve_http, server, *http, token=token,
-                                                      allowed_hosts=allowed_hosts))
+                                                      allowed_hosts=allowed_hosts, max_sessions=session_limits[0],
+                                                      sessions_per_client=session_limits[1]))
                     _say(f"listening on {url}")
         finally:
             tools.streams.close_all()
@@ -141,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         realm = realm_options_from_args(args)
         http = parse_http_address(args.http) if args.http else None
         token = args.auth_token or os.environ.get("RKAT_MCP_TOKEN") or None
+        for name in ("max_sessions", "sessions_per_client"):
+            if getattr(args, name) is not None and getattr(args, name) <= 0:
+                raise InvalidParams(f"--{name.replace('_', '-')} must be a positive number")
         if http is not None and token is None and not _loopback(http[0]):
             raise InvalidParams(f"binding {http[0]} (not a loopback address) requires a token: pass --auth-token "
                                 f"or set RKAT_MCP_TOKEN")
@@ -153,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error: cannot serve metrics on {args.metrics[0]}:{args.metrics[1]}: {exc}")
         return 2
     try:
-        trio.run(_serve, realm, http, os.environ.get(BENCH_TOOL_ENV) == "1", token, args.allowed_host)
+        trio.run(_serve, realm, http, os.environ.get(BENCH_TOOL_ENV) == "1", token, args.allowed_host,
+                 (args.max_sessions, args.sessions_per_client))
     except BaseException as exc:  # noqa: BLE001 - unwrapped, then re-raised unless it is ours to report
         error = _single(exc)
         if isinstance(error, MeerkatError):
