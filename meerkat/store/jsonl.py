@@ -40,6 +40,7 @@ All calls block (file I/O and fsync); run them in a worker thread.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 import time
@@ -80,6 +81,8 @@ from .revisions import (
     check_rewrite,
     fork_record,
 )
+
+log = logging.getLogger("rkat.store")
 
 __all__ = ["JsonlStore"]
 
@@ -218,6 +221,7 @@ class JsonlStore:
         except OSError as exc:
             raise self._error(exc) from exc
         self._meta = threading.Lock()
+        self._damage_reported: set[tuple[str, int, bool]] = set()
         self._locks: dict[str, threading.Lock] = {}
         self._cache: dict[str, _State] = {}
         self._run_index: dict[str, str] = {}  # run_id -> session_id (a hint; always re-checked)
@@ -280,11 +284,15 @@ class JsonlStore:
             end = data.rfind(b"\n")
             if end >= 0:
                 ops: list[_Op] = []
+                damaged = 0
                 for line in data[:end].split(b"\n"):
                     try:
                         ops.append(_decode_op(line))
                     except (msgspec.DecodeError, msgspec.ValidationError):
-                        continue  # a torn or damaged line: never part of the state
+                        damaged += 1  # a torn or damaged line: never part of the state
+                if damaged:
+                    self._report_damage(session_id, damaged, first_line_lost=state.offset == 0 and (
+                        not ops or not isinstance(ops[0], _Create)))
                 for op in ops:
                     state.apply(op)
                     if isinstance(op, _BeginRun):
@@ -293,6 +301,21 @@ class JsonlStore:
         state.key = key
         self._cache[session_id] = state
         return state
+
+    def _report_damage(self, session_id: str, damaged: int, *, first_line_lost: bool) -> None:
+        """Say so, once per file and count: a damaged session must not just vanish from view."""
+        key = (session_id, damaged, first_line_lost)
+        if key in self._damage_reported:
+            return
+        self._damage_reported.add(key)
+        path = self._path(session_id)
+        if first_line_lost:
+            log.error("session file %s is damaged: its first line does not parse, so session %s cannot be "
+                      "read or listed (%d damaged line(s)); restore the file from a backup", path, session_id,
+                      damaged)
+        else:
+            log.warning("session file %s has %d damaged line(s), skipped (a write cut off by a crash, or an "
+                        "edit): the rest of session %s is read", path, damaged, session_id)
 
     def _view(self, session_id: str, view: Callable[[_State, SessionRecord], T]) -> T | None:
         """``view`` of the session's current state, taken under its lock; None if no session."""
