@@ -23,6 +23,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import trio
 
 from meerkat.errors import MeerkatError, SessionNotFound
 from meerkat.store import RunRecord
@@ -32,13 +33,14 @@ from meerkat.transcript import SystemMessage, rfc3339_from_ms
 from .messages import InjectContext, QueueExternalEvent, StartTurn, StopRun, TurnRequest
 
 if TYPE_CHECKING:
-    import trio
-
     from .realm import RealmSupervisor
 
 __all__ = ["SessionInputs", "external_event_prompt", "stop_receipt"]
 
 log = logging.getLogger("rkat.session")
+
+#: How often a queued external event checks whether another process's turn on the session has ended.
+_BUSY_RETRY_SECS = 0.25
 
 
 def external_event_prompt(record: InputRecord) -> str | list[dict[str, Any]]:
@@ -141,20 +143,28 @@ class SessionInputs:
             self._nursery.start_soon(self._drain_inbox)
 
     async def _drain_inbox(self) -> None:
+        """Start the oldest queued event as a turn; while another process runs a turn here, retry after it."""
         sup = self._supervisor
         try:
-            queued = await sup.store_call(sup.store.queued_inputs, self.session_id)
+            while True:
+                queued = await sup.store_call(sup.store.queued_inputs, self.session_id)
+                if not queued:
+                    self._inbox_pending = False
+                    return
+                if self._running is not None or self._archived or self._retired:
+                    return  # the turn running now drains it when it ends
+                record = await sup.store_call(sup.store.get_session, self.session_id)
+                if record is None:
+                    return
+                if record.active_run_id is None and self._running is None:
+                    break
+                # Busy in another process: its commit is seen by polling, as a follower's would be.
+                await trio.sleep(_BUSY_RETRY_SECS)
         except MeerkatError as exc:
             log.warning("could not read the inbox of session %s: %s", self.session_id, exc)
-            queued = None
+            return
         finally:
             self._draining = False
-        if not queued:
-            if queued is not None:
-                self._inbox_pending = False
-            return
-        if self._running is not None or self._archived or self._retired:
-            return  # the turn running now drains it when it ends
         item = queued[0]
         self._start_turn(StartTurn(TurnRequest(prompt=external_event_prompt(item)), stream=False), inputs=[item])
 

@@ -124,3 +124,31 @@ def test_unknown_sessions_are_not_found(rpc):
                                                      "selector": {"by": "input_id", "value": "x"}}),
                            ("session/stream_open", {"session_id": "../etc"})]:
         assert rpc.error(method, params)["code"] == -32001, method
+
+
+def test_an_external_event_waits_for_another_processs_turn_then_runs(tmp_path):
+    import time
+
+    args = ("--realm", "two", "--realm-backend", "sqlite")
+    a, b = RpcProcess(*args, state_root=tmp_path), RpcProcess(*args, state_root=tmp_path)
+    try:
+        session_id = a.result("session/create", {"prompt": "hi", "session_events": False})["session_id"]
+        running = a.request("turn/start", {"session_id": session_id, "prompt": "long", "session_events": False,
+                                           "provider_params": {"reply_words": 60, "token_delay_ms": 10}})
+        time.sleep(0.2)
+        queued = b.result("session/external_event", {"session_id": session_id, "kind": "generic_json",
+                                                     "event_type": "ping", "payload": {"n": 1},
+                                                     "idempotency_key": "x"})
+        assert queued["outcome_type"] == "accepted" and queued["state"]["current_state"] == "queued"
+        _, done = a.until_response(running)
+        assert "result" in done, done
+        selector = {"session_id": session_id, "selector": {"by": "idempotency_key", "value": "x"}}
+        deadline = time.monotonic() + 20
+        while (state := b.result("session/input_status", selector)["state"])["current_state"] != "consumed":
+            assert time.monotonic() < deadline, state
+            time.sleep(0.05)
+        rows = a.result("session/history", {"session_id": session_id})["messages"]
+        assert rows[-2]["role"] == "user" and "[external event: ping]" in rows[-2]["content"]
+    finally:
+        a.stop()
+        b.stop()
