@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import threading
+import time
 
 import httpx2
 import pytest
@@ -112,6 +113,9 @@ def test_closed_stdout_and_stderr_never_take_the_daemon_down(tmp_path):
         with httpx2.Client(base_url=url, timeout=30) as client:
             while not (client.get("/sessions").json()["sessions"] or [{}])[0].get("is_active"):
                 pass
+        # The turn shows as running a moment before its request is registered as waiting on it
+        # (which is what shutdown answers with 499): let the request get there.
+        time.sleep(0.5)
         proc.stdout.close()  # `tee` died with the Ctrl-C: whatever the daemon writes now fails
         proc.stderr.close()
         proc.send_signal(signal.SIGINT)
