@@ -263,9 +263,10 @@ _PATHS: dict[str, Any] = {
              "content": {"text/event-stream": {"schema": {"type": "string"},
                                                "x-sse-frames": {"session_loaded": _ref("SessionLoaded"),
                                                                 "event": _ENVELOPE, "done": _ref("StreamDone")}}}},
-            (400, 404), operationId="sessionEvents",
+            (400, 404, 410), operationId="sessionEvents",
             parameters=[
-                {"name": "after", "in": "query", "description": "Resume after this seq (Last-Event-ID wins).",
+                {"name": "after", "in": "query", "description": "Resume after this seq (Last-Event-ID wins), from the ring or the durable "
+                                "event log; 410 STALE_CURSOR if the log no longer holds what follows it.",
                  "schema": {"type": "integer", "minimum": 0}},
                 {"name": "Last-Event-ID", "in": "header", "description": "Resume after this seq.",
                  "schema": {"type": "integer", "minimum": 0}},
