@@ -28,6 +28,7 @@ from meerkat.errors import (
     BudgetExhausted,
     InternalError,
     InvalidParams,
+    LeaseLost,
     MeerkatError,
     RequestCancelled,
     SessionBusy,
@@ -128,6 +129,8 @@ class _RunningTurn:
     began: bool = False
     #: True once this turn numbers the session's events (relayed ones are then old news).
     numbering: bool = False
+    #: True once its commit is on its way: the store, not a lease renewal, then says whether it holds.
+    committing: bool = False
     #: What watches this turn for metrics and traces (None when nothing does).
     probe: observability.TurnProbe | None = None
     #: The run's progress (set once it starts): injected context reaches it through ``state.context``.
@@ -184,6 +187,8 @@ class SessionActor(SessionInputs):
         """Interrupt the running turn ``run_id``: another process asked, or the lease is gone."""
         turn = self._running
         if turn is not None and turn.run_id == run_id:
+            if lease_lost and turn.committing:
+                return  # the renewal raced our own commit (the run just stopped "running"): not a loss
             if lease_lost:
                 log.warning("run %s of session %s lost its lease; stopping it", run_id, self.session_id)
             turn.cancel_scope.cancel()
@@ -757,12 +762,19 @@ class SessionActor(SessionInputs):
             model=turn.settings.model, provider=turn.settings.provider,
             error=None if outcome is None else str(outcome), events=[*turn.events, terminal], inputs=consumed,
             event_retention=sup.current_config().limits.event_retention or DEFAULT_EVENT_RETENTION)
+        turn.committing = True
         try:
             self._record = await sup.store_call(sup.store.commit_run, commit)
             if self._history is not None:  # None: context was injected meanwhile, the next turn re-reads
                 self._history.extend(rows)
         except BaseException as exc:  # the store failed: the run fails, the actor reloads next time
-            log.exception("commit of run %s failed", turn.run_id)
+            if isinstance(exc, LeaseLost):  # another process closed the run meanwhile: expected, one line
+                log.warning("commit of run %s of session %s refused: %s", turn.run_id, self.session_id,
+                            exc.message)
+            elif isinstance(exc, MeerkatError):
+                log.error("commit of run %s of session %s failed: %s", turn.run_id, self.session_id, exc.message)
+            else:
+                log.exception("commit of run %s failed", turn.run_id)
             self._history = None
             self._wire.clear()
             if outcome is None or isinstance(outcome, RequestCancelled):
