@@ -51,6 +51,7 @@ __all__ = [
     "parse_backend",
     "realm_dir_name",
     "read_manifest",
+    "stored_backends",
     "open_realm",
     "resolve_state_root",
     "project_state_root",
@@ -321,15 +322,58 @@ def _read_or_create_manifest(
         existing = read_manifest(paths.manifest_path)
         if existing is not None:
             _check_manifest(existing, realm_id, requested, paths.manifest_path)
+            _warn_if_sessions_are_gone(paths, existing)
             return existing
+        found = stored_backends(paths)
+        backend = requested or (found[0] if len(found) == 1 else DEFAULT_BACKEND)
+        if found:
+            log.warning("realm %s had no realm_manifest.json (%s) although it holds %s sessions: the manifest "
+                        "was deleted; writing a new one for the %s backend", realm_id, paths.manifest_path,
+                        " and ".join(found), backend)
         manifest = RealmManifest(
             realm_id=realm_id,
-            backend=requested or DEFAULT_BACKEND,
+            backend=backend,
             origin=origin,
             created_at=str(int(time.time())),
         )
         atomic_write_bytes(paths.manifest_path, json.dumps(manifest.to_dict()).encode())
         return manifest
+
+
+def stored_backends(paths: RealmPaths) -> list[str]:
+    """The disk backends whose session files hold something in the realm directory."""
+    found = []
+    database = paths.sessions_sqlite_path
+    if database.exists() and database.stat().st_size > 0:
+        found.append("sqlite")
+    if paths.sessions_jsonl_dir.is_dir() and any(paths.sessions_jsonl_dir.glob("*.jsonl")):
+        found.append("jsonl")
+    return found
+
+
+def _older_than(manifest: RealmManifest, seconds: float) -> bool:
+    try:
+        return time.time() - int(manifest.created_at) > seconds
+    except ValueError:
+        return True
+
+
+def _warn_if_sessions_are_gone(paths: RealmPaths, manifest: RealmManifest) -> None:
+    """A realm whose store was deleted or emptied (or whose manifest was edited to another
+    backend) would otherwise open as an empty realm without a word."""
+    found = stored_backends(paths)
+    database = paths.sessions_sqlite_path
+    if manifest.backend == "sqlite" and database.exists() and database.stat().st_size == 0:
+        log.error("session database %s of realm %s is empty (zero bytes): its sessions are gone; restore it "
+                  "from a backup (the realm opens empty)", database, manifest.realm_id)
+    elif manifest.backend == "sqlite" and not database.exists() and _older_than(manifest, 60):
+        # Every open creates the database right after the manifest: missing a minute later means deleted.
+        log.error("session database %s of realm %s is missing although the realm exists: its sessions "
+                  "are gone; restore it from a backup (the realm opens empty)", database, manifest.realm_id)
+    if found and manifest.backend not in found:
+        log.error("realm %s: its manifest %s says backend %s, but its sessions are stored as %s: the manifest "
+                  "was edited? (the realm opens without them)", manifest.realm_id, paths.manifest_path,
+                  manifest.backend, " and ".join(found))
 
 
 def _check_manifest(existing: RealmManifest, realm_id: str, requested: Backend | None, path: Path) -> None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, AsyncContextManager, AsyncIterator, Calla
 import asyncclick as click
 
 from meerkat.errors import InvalidParams
-from meerkat.realm import RealmPaths, resolve_state_root
+from meerkat.realm import RealmPaths, resolve_state_root, stored_backends
 
 from surfaces.realm_options import RealmOptions
 
@@ -94,8 +94,12 @@ def service_for(ctx: click.Context, *, read_only: bool = False) -> AsyncContextM
     project's ``.rkat/`` also puts a ``.gitignore`` in it, so git never lists it.
     """
     options = _chosen_options(ctx)
-    if options.realm_id is not None and options.backend != "memory" and options.state_root is not None \
-            and not RealmPaths.for_realm(options.state_root, options.realm_id).manifest_path.exists():
+    paths = (RealmPaths.for_realm(options.state_root, options.realm_id)
+             if options.realm_id is not None and options.state_root is not None else None)
+    # A realm without its manifest but with stored sessions is no absent realm: its manifest
+    # was deleted, and opening it says so (meerkat.realm) rather than showing it empty.
+    if paths is not None and options.backend != "memory" and not paths.manifest_path.exists() \
+            and not stored_backends(paths):
         if read_only:
             return _read_only(dataclasses.replace(options, backend="memory"), options)
         if explicit_state_root(ctx) is None:
