@@ -52,6 +52,22 @@ def test_cancel_notification_interrupts_a_turn_and_keeps_the_partial_answer(rpc)
     assert rows[-1]["stop_reason"] == "cancelled" and rows[-1]["blocks"][0]["data"]["text"].startswith("lorem")
 
 
+def test_cancel_notification_interrupts_a_session_create(rpc):
+    known = {s["session_id"] for s in rpc.result("session/list", {})["sessions"]}
+    request_id = rpc.request("session/create", {"prompt": "long", "provider_params": SLOW, "session_events": False})
+    session_id = None
+    while session_id is None:  # the session exists (and its turn runs) once it is listed as active
+        active = [s for s in rpc.result("session/list", {})["sessions"]
+                  if s["is_active"] and s["session_id"] not in known]
+        session_id = active[0]["session_id"] if active else None
+    rpc.send({"jsonrpc": "2.0", "method": "cancel", "params": {"id": request_id}})
+    _, response = rpc.until_response(request_id)
+    assert response["error"]["code"] == -32005, response
+    rows = rpc.result("session/history", {"session_id": session_id})["messages"]
+    assert rows, (rpc.result("session/read", {"session_id": session_id}), response)
+    assert rows[0]["content"] == "long" and rows[-1]["stop_reason"] == "cancelled"
+
+
 def test_cancel_of_an_unknown_request_is_ignored(rpc):
     rpc.send({"jsonrpc": "2.0", "method": "cancel", "params": {"id": 999999}})
     rpc.send({"jsonrpc": "2.0", "method": "cancel", "params": "junk"})

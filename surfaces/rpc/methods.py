@@ -26,6 +26,7 @@ from surfaces.session_params import config_write, create_options, require_object
 
 from .callbacks import ClientCalls, callback_tool, tool_specs_from_params
 from .methods_history import HISTORY_METHOD_NAMES, HistoryMethods
+from .inflight import note_session
 from .methods_live import LIVE_METHOD_NAMES, LiveMethods
 from .wire import encode_event
 
@@ -183,9 +184,13 @@ class Methods:
                 body["session_ref"] = result.session_ref
             return body
         prompt = require_prompt(params)
+        stream = await self._service.create_session_streaming(prompt, **options)
+        if note_session(stream.session_id):  # a `cancel` of this request interrupts the new session's turn
+            await self._service.interrupt(stream.session_id)
         if not _streams(params):
-            return run_result_wire(await self._service.create_session(prompt, **options))
-        return await self._forward(await self._service.create_session_streaming(prompt, **options))
+            await stream.aclose()  # the events are not wanted: only the result
+            return run_result_wire(await stream.result())
+        return await self._forward(stream)
 
     async def start_turn(self, params: dict[str, Any]) -> dict[str, Any]:
         _note_unsupported("turn/start", params, _UNSUPPORTED_TURN)

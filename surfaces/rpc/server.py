@@ -8,7 +8,7 @@ they reach the client first. The writer hands whatever is queued to one write,
 which is what makes a burst of text deltas cheap.
 
 Notifications: ``initialized`` is accepted silently; ``cancel`` ``{"id": <request id>}``
-cancels a request in flight: a ``turn/start`` is interrupted (its answer is the
+cancels a request in flight: a ``turn/start`` or ``session/create`` is interrupted (its answer is the
 -32005 error, the partial answer is kept, as for ``turn/interrupt``), any other
 request is abandoned and answered with -32005 at once.
 
@@ -35,6 +35,7 @@ from surfaces.observability import note_meta_trace_context
 
 from .callbacks import ClientCalls
 from .framing import DEFAULT_MAX_LINE_BYTES, LineReader, Oversized
+from .inflight import CURRENT, InFlight
 from .methods import Methods
 from .wire import Invalid, Notification, Request, Response, classify, encode_error, encode_result, protocol_error
 
@@ -62,7 +63,7 @@ class RpcConnection:
         self._methods = Methods(service, self._calls, self._send_event)
         self._service = service
         #: Requests being answered, by id: the request and the scope that cancels it.
-        self._inflight: dict[object, tuple[Request, trio.CancelScope]] = {}
+        self._inflight: dict[object, tuple[Request, trio.CancelScope, InFlight]] = {}
         #: True while the writer is handing a batch to stdout.
         self._writing = False
 
@@ -85,10 +86,11 @@ class RpcConnection:
         """SIGTERM: answer every request in flight (running turns are interrupted and committed,
         the rest cancelled: each gets REQUEST_CANCELLED, as REST answers 499), and write the answers."""
         async with trio.open_nursery() as interrupts:
-            for request, scope in list(self._inflight.values()):
-                session_id = request.params.get("session_id") if isinstance(request.params, dict) else None
-                if request.method == "turn/start" and isinstance(session_id, str):
-                    interrupts.start_soon(self._interrupt_quietly, session_id)
+            for request, scope, inflight in list(self._inflight.values()):
+                if inflight.session_id is not None:  # a turn/start, or a session/create whose session exists
+                    interrupts.start_soon(self._interrupt_quietly, inflight.session_id)
+                elif request.method == "session/create":
+                    inflight.cancel_requested = True  # interrupted as soon as its session exists
                 else:
                     scope.cancel()
         with trio.move_on_after(grace):
@@ -137,11 +139,12 @@ class RpcConnection:
         if entry is None:
             log.debug("cancel: no request %r in flight", request_id)
             return
-        request, scope = entry
-        session_id = request.params.get("session_id") if isinstance(request.params, dict) else None
-        if request.method == "turn/start" and isinstance(session_id, str):
+        request, scope, inflight = entry
+        if inflight.session_id is not None:
             # Interrupt the turn: it commits what was said so far and the request fails with -32005.
-            requests.start_soon(self._interrupt_quietly, session_id)
+            requests.start_soon(self._interrupt_quietly, inflight.session_id)
+        elif request.method == "session/create":
+            inflight.cancel_requested = True  # its session is being made: interrupted once it exists
         else:
             scope.cancel()
 
@@ -155,9 +158,14 @@ class RpcConnection:
         if isinstance(request.params, dict):  # this task's turns get the caller's trace context
             note_meta_trace_context(request.params.get("_meta"))
         scope = trio.CancelScope()
+        inflight = InFlight(request.method)
+        if request.method == "turn/start" and isinstance(request.params, dict) \
+                and isinstance(request.params.get("session_id"), str):
+            inflight.session_id = request.params["session_id"]
+        CURRENT.set(inflight)  # this task's own context: methods note the session their turn runs on
         tracked = request.id is not None and request.id not in self._inflight
         if tracked:
-            self._inflight[request.id] = (request, scope)
+            self._inflight[request.id] = (request, scope, inflight)
         try:
             with scope:
                 result = await self._methods.call(request.method, request.params)
