@@ -134,6 +134,21 @@ def test_errors_carry_the_shared_table_codes(rpc):
     assert bare["config"]["agent"]["max_turns"] == 9 and bare["generation"] == generation + 2
 
 
+@pytest.mark.parametrize("params", [None, {}, {"expected_generation": 0}])
+def test_config_set_without_a_document_is_refused_and_keeps_the_config(rpc, params):
+    before = rpc.result("config/patch", {"patch": {"agent": {"max_turns": 11}}})
+    if params:
+        params = {"expected_generation": before["generation"]}
+    error = rpc.error("config/set", params)  # a missing or null params object is not a reset
+    assert error["code"] == -32602 and error["data"]["error_code"] == "INVALID_PARAMS"
+    assert "config" in error["message"], error
+    after = rpc.result("config/get", {})
+    assert after["generation"] == before["generation"] and after["config"]["agent"]["max_turns"] == 11
+    null_document = rpc.error("config/set", {"config": None})
+    assert null_document["data"]["error_code"] == "INVALID_PARAMS" and "config" in null_document["message"]
+    assert rpc.result("config/get", {})["generation"] == before["generation"]
+
+
 def test_busy_interrupt_and_the_cancelled_turn_keeps_its_partial_answer(rpc):
     session_id = rpc.result("session/create", {"prompt": "hi", "session_events": False})["session_id"]
     long_turn = rpc.request("turn/start", {"session_id": session_id, "prompt": "go on", "provider_params": SLOW})

@@ -232,6 +232,8 @@ class Methods:
         return (await self._service.get_config()).to_wire()
 
     async def set_config(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not params.keys() - {"expected_generation"}:  # no params is a mistake, not a request to reset
+            raise InvalidParams("missing field `config` (send {\"config\": {}} to reset the config)")
         document, expected = config_write(params, "config", allow_bare=True)
         return (await self._service.set_config(document, expected_generation=expected)).to_wire()
 
