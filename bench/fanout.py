@@ -2,7 +2,7 @@
 
 One session (memory backend, so the store is out of the picture), one turn whose
 mock reply is ``reply_words`` filler words with no delay: one ``text_delta``
-event per word (200,000 with one subscriber; 50,000 with ten, which is already
+event per word (100,000, the mock's limit, with one subscriber; 50,000 with ten, which is already
 500,000 deliveries, to stay within a few seconds). K subscribers (1, then 10), each from ``service.subscribe``
 before the turn starts, count ``text_delta`` envelopes until ``run_completed``.
 Rate = text deltas a subscriber received / wall time from ``start_turn`` to the
@@ -53,12 +53,16 @@ import trio
 from actors import HostOptions, open_service
 from actors import bus as bus_module
 from meerkat.providers import mock as mock_module
+from meerkat.providers.catalog import MOCK_PARAMS_SCHEMA
 
 TARGETS = {1: 100_000.0, 10: 30_000.0}
 DEFAULT_CAPACITY = HostOptions().subscriber_capacity
 # The host's pacing, read from the host so the "bus shape" baseline follows it.
 WORDS_PER_READ = getattr(mock_module, "_WORDS_PER_READ", 1)
 YIELD_EVERY = getattr(bus_module, "_YIELD_EVERY", 1)
+# The mock refuses longer replies (one request must not freeze the host), so this is
+# the longest turn the bench can ask for.
+MAX_WORDS = int(MOCK_PARAMS_SCHEMA["reply_words"]["maximum"])
 
 
 async def host_fanout(words: int, k: int, capacity: int) -> dict:
@@ -249,7 +253,7 @@ async def main(words_by_k: dict[int, int], ablate: bool) -> None:
     uuid_us = per_call_us(new_uuid7)
     delta = TextDelta(delta="lorem ", assistant_message_id=None)
     env_us = per_call_us(lambda: make_envelope("s", 1, delta))
-    words1 = words_by_k.get(1, 200_000)
+    words1 = words_by_k.get(1, MAX_WORDS)
     filler = mock_module._FILLER
     t0 = now()  # what the mock does before its first word: build the reply, split it into words
     mock_module._split_words(" ".join(filler[i % len(filler)] for i in range(words1)))
@@ -285,12 +289,15 @@ async def main(words_by_k: dict[int, int], ablate: bool) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--words", type=int, default=200_000,
-                        help="deltas in the turn with 1 subscriber (default 200000)")
+    parser.add_argument("--words", type=int, default=MAX_WORDS,
+                        help=f"deltas in the turn with 1 subscriber (default and most: {MAX_WORDS}, the mock's limit)")
     parser.add_argument("--words10", type=int, default=50_000,
                         help="deltas in the turn with 10 subscribers (default 50000; 10x the deliveries)")
     parser.add_argument("--ablate", action="store_true",
                         help="also run the lossless turns with the mock yielding every word and/or event ids from "
                              "new_uuid7, to size each change (not a target figure)")
     args = parser.parse_args()
+    for flag, value in (("--words", args.words), ("--words10", args.words10)):
+        if not 0 < value <= MAX_WORDS:
+            parser.error(f"{flag} must be between 1 and {MAX_WORDS} (the mock's reply_words limit), got {value}")
     trio.run(main, {1: args.words, 10: args.words10}, args.ablate)
