@@ -107,11 +107,6 @@ def config_write(body: Any, key: str, *, allow_bare: bool) -> tuple[dict[str, An
     elif allow_bare:
         document = {k: v for k, v in body.items() if k != "expected_generation"}
         expected = body.get("expected_generation")
-        if not document and key == "config":
-            # An absent body must not replace the whole config with defaults by accident;
-            # a reset is asked for explicitly, as `{"config": {}}`.
-            raise InvalidParams("missing field `config` (the whole document; `{\"config\": {}}` resets to "
-                                "the defaults)", details={"field": "config"})
     else:
         raise InvalidParams(f"missing field `{key}`")
     if not isinstance(document, dict):
