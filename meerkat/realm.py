@@ -340,9 +340,9 @@ def _read_or_create_manifest(
         return manifest
 
 
-def stored_backends(paths: RealmPaths) -> list[str]:
+def stored_backends(paths: RealmPaths) -> list[Backend]:
     """The disk backends whose session files hold something in the realm directory."""
-    found = []
+    found: list[Backend] = []
     database = paths.sessions_sqlite_path
     if database.exists() and database.stat().st_size > 0:
         found.append("sqlite")

@@ -165,7 +165,11 @@ class Connection:
     def follow_stream(self, stream_id: str, sink: MemoryObjectSendStream[Any]) -> Callable[[], None]:
         """Send a subscription's envelopes (and its end) to ``sink`` until the returned function is called."""
         self._stream_routes[stream_id] = sink
-        return lambda: self._stream_routes.pop(stream_id, None) and None
+
+        def unfollow() -> None:
+            self._stream_routes.pop(stream_id, None)
+
+        return unfollow
 
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Run ``fn`` in the connection's background group (ended by :meth:`close`)."""

@@ -17,7 +17,7 @@ the budget so thinking never starves the answer) and ``reasoning: "off"``
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, cast
 
 import anthropic
 import httpx2
@@ -191,8 +191,10 @@ class AnthropicProvider:
         streamed = False
         try:
             # The body is already in wire form: the SDK sends it as is (pooling, auth, SSE, typed errors).
-            stream = await self._client.post("/v1/messages", content=content, cast_to=object, stream=True,
-                                             stream_cls=AsyncStream[object])
+            # Each event is a plain JSON object (cast_to=object: no typed model is built).
+            stream = cast("AsyncStream[dict[str, Any]]",
+                          await self._client.post("/v1/messages", content=content, cast_to=object, stream=True,
+                                                  stream_cls=AsyncStream[object]))
         except (anthropic.APIError, httpx2.HTTPError) as exc:
             raise self._failure(exc, request.model, False) from None
         counters: dict[str, int] = {}

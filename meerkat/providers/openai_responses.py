@@ -16,7 +16,7 @@ provider_params: ``reasoning_effort`` (``none`` ... ``xhigh``), ``reasoning_summ
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, cast
 
 import httpx2
 import openai
@@ -194,9 +194,11 @@ class OpenAIResponsesProvider:
         streamed = False
         try:
             # The body is already in wire form: the SDK sends it as is (pooling, auth, SSE, typed errors).
-            stream = await self._client.post("/responses", content=content, cast_to=object, stream=True,
-                                             stream_cls=AsyncStream[object],
-                                             options={"security": {"bearer_auth": True}})
+            # Each event is a plain JSON object (cast_to=object: no typed model is built).
+            stream = cast("AsyncStream[dict[str, Any]]",
+                          await self._client.post("/responses", content=content, cast_to=object, stream=True,
+                                                  stream_cls=AsyncStream[object],
+                                                  options={"security": {"bearer_auth": True}}))
         except (openai.APIError, httpx2.HTTPError) as exc:
             raise classify(self.name, exc, key=self._key, model=request.model, streamed=False) from None
         stop = None

@@ -149,7 +149,9 @@ class RowTally:
     __slots__ = ("_seen", "_anchor", "_first", "_total")
 
     def __init__(self) -> None:
-        self._seen, self._anchor, self._first, self._total = 0, None, None, 0
+        self._seen, self._total = 0, 0
+        self._anchor: Message | None = None
+        self._first: Message | None = None
 
     def pending_rows(self, messages: Sequence[Message]) -> int:
         """How many rows :meth:`total` would measure."""
