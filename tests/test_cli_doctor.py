@@ -37,3 +37,17 @@ def test_doctor_reports_without_creating_or_revealing_anything(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_doctor_store_check_is_the_health_check_and_reports_an_emptied_database(tmp_path):
+    """One store check for every surface (actors.store_health, deep): an emptied database is
+    a failure naming the file, where a bare quick_check of the empty file says "ok"."""
+    rkat = Cli(tmp_path / "state", tmp_path)
+    rkat("run", "--model", "mock", "hello")
+    realm_id = rkat("doctor", "--no-probe", "--format", "json").json()["realm"]["realm_id"]
+    database = tmp_path / "state" / realm_id / "sessions.sqlite3"
+    healthy = rkat("doctor", "--no-probe", "--format", "json").json()["realm"]["store"]
+    assert healthy == f"ok ({database})", healthy
+    database.write_bytes(b"")
+    damaged = rkat("doctor", "--no-probe", "--format", "json", expect=None).json()["realm"]["store"]
+    assert damaged.startswith("FAILED: ") and f"{database}" in damaged and "empty (zero bytes)" in damaged, damaged

@@ -8,9 +8,9 @@ answers, and versions. It only reads: a missing realm is reported, not created.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
-import sqlite3
 import time
 import tomllib
 from importlib import metadata
@@ -54,21 +54,40 @@ def _read_config(paths: RealmPaths) -> tuple[dict[str, Any], list[str], str | No
     return raw, [path for path, _ in unknown_keys(raw, Config)], None
 
 
-def _store_check(backend: str, paths: RealmPaths) -> str:
-    """A read-only integrity check of the realm's session store."""
-    if backend != "sqlite":
-        return f"{backend} store at {paths.sessions_jsonl_dir if backend == 'jsonl' else '(memory)'}"
-    if not paths.sessions_sqlite_path.exists():
-        return "no session database yet"
+class _Collect(logging.Handler):
+    """Keeps what opening the realm warns about (an emptied database, a deleted manifest...)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+async def _store_check(ctx: click.Context) -> str:
+    """The realm's store, checked as ``GET /health`` checks it plus SQLite's quick_check (deep).
+
+    Opening a damaged realm reports what it found (and may then serve it empty), so
+    what the open warned about is part of the answer too.
+    """
+    from actors.store_health import check_store
+
+    from .context import service_for
+
+    collected, realm_log = _Collect(), logging.getLogger("rkat.realm")
+    realm_log.addHandler(collected)
     try:
-        connection = sqlite3.connect(f"file:{paths.sessions_sqlite_path}?mode=ro", uri=True, timeout=5)
-        try:
-            result = connection.execute("PRAGMA quick_check").fetchone()[0]
-        finally:
-            connection.close()
-    except sqlite3.Error as exc:
-        return f"FAILED: {exc}"
-    return f"ok ({paths.sessions_sqlite_path}, PRAGMA quick_check)" if result == "ok" else f"FAILED: {result}"
+        async with service_for(ctx, read_only=True) as service:
+            problems = await check_store(service, deep=True)
+            where = {"sqlite": service.realm.paths.sessions_sqlite_path,
+                     "jsonl": service.realm.paths.sessions_jsonl_dir}.get(service.realm.backend, "(memory)")
+    except Exception as exc:  # noqa: BLE001 - a doctor reports every failure: a realm that will not open
+        problems = [str(getattr(exc, "message", None) or exc)]
+    finally:
+        realm_log.removeHandler(collected)
+    problems = [*collected.messages, *problems]
+    return "FAILED: " + "; ".join(problems) if problems else f"ok ({where})"
 
 
 async def _probe(url: str) -> str:
@@ -86,7 +105,7 @@ async def _probe(url: str) -> str:
     return f"answers (HTTP {reply.status_code} in {time.monotonic() - started:.2f} s)"
 
 
-async def _report(options: Any, probe: bool) -> dict[str, Any]:
+async def _report(ctx: click.Context, options: Any, probe: bool) -> dict[str, Any]:
     from meerkat.providers.credentials import KEY_VARIABLES, base_url_for, find_api_key
 
     report: dict[str, Any] = {"versions": {name: _version(name) for name in _VERSIONS}}
@@ -104,7 +123,7 @@ async def _report(options: Any, probe: bool) -> dict[str, Any]:
         realm["exists"] = manifest is not None
         if manifest is not None:
             realm["backend"], realm["origin"] = manifest.backend, manifest.origin
-            realm["store"] = await trio.to_thread.run_sync(_store_check, manifest.backend, paths)
+            realm["store"] = await _store_check(ctx)
             config, unknown, problem = await trio.to_thread.run_sync(_read_config, paths)
             realm["config_file"] = str(paths.config_path)
             if unknown:
@@ -157,7 +176,7 @@ async def doctor_command(ctx: click.Context, output_format: str, no_probe: bool)
       rkat doctor
       rkat doctor --no-probe --format json
     """
-    report = await _report(chosen_options(ctx), probe=not no_probe)
+    report = await _report(ctx, chosen_options(ctx), probe=not no_probe)
     if output_format == "json":
         print_json(report)
         return
