@@ -141,6 +141,9 @@ class HistoryAPI:
         source = await self._record(session_id)
         sid = source.session_id
         self._check_idle_here(sid)
+        if replacement is not None and message_index is None:
+            raise InvalidParams("missing field `message_index`: a fork with a replacement replaces the message "
+                                "at message_index")
         upto = source.message_count if message_index is None else require_int(message_index, "message_index")
         if upto > source.message_count or (replacement is not None and upto >= source.message_count):
             raise InvalidParams(f"message_index {upto} is outside the transcript of session {sid} "

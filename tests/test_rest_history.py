@@ -60,6 +60,15 @@ async def test_fork_rewrite_restore_over_rest(server):
         await api("POST", f"/sessions/{sid}/fork", 400, json={"message_index": 99})
         await api("POST", f"/sessions/{sid}/fork", 400, json={"mesage_index": 1})
         await api("POST", "/sessions/01936f8a-7b2c-7000-8000-000000000099/fork", 404, json={})
+        # A replacement needs the index of the message it replaces: the error names the missing field.
+        missing = await api("POST", f"/sessions/{sid}/fork", 400, json={
+            "replacement": {"type": "message", "message": {"role": "user", "content": "instead"}}})
+        assert "missing field `message_index`" in missing.text, missing.text
+        # A fork at 0 is an empty session of the same model that takes turns of its own.
+        empty = (await api("POST", f"/sessions/{sid}/fork", 201, json={"message_index": 0})).json()
+        assert empty["message_count"] == 0 and await rows(api, empty["session_id"]) == []
+        await api("POST", f"/sessions/{empty['session_id']}/messages", json={"prompt": "from scratch"})
+        assert [r["role"] for r in await rows(api, empty["session_id"])] == ["user", "block_assistant"]
 
         rewrite = (await api("POST", f"/sessions/{sid}/revisions", json={
             "selection": {"type": "message_range", "start": 2, "end": 4}, "replacement": [],
