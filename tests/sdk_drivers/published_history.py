@@ -93,6 +93,10 @@ async def h1_fork_at_is_exactly_the_prefix():
         assert {s.id, fork.session_id} <= listed
         info = await c.read_session(fork.session_id)
         assert info["labels"] == {"team": "a"} if isinstance(info, dict) else True
+        empty = await c.fork_session_at(s.id, 0)
+        assert empty.message_count == 0 and empty.cache_inheritance.message_count == 0
+        assert raw(await c.read_session_history(empty.session_id)) == []
+        assert "fresh start" in (await turn_on(c, empty.session_id, "fresh start")).text
         whole = await c.fork_session_at(s.id, 4)
         assert raw(await c.read_session_history(whole.session_id)) == before
         await raises("-32602", c.fork_session_at(s.id, 5))
@@ -172,6 +176,16 @@ async def h3_rewrite_then_restore_gives_back_the_rows():
                                                     {"kind": "x"}))
         await raises("-32602", s.rewrite_transcript({"type": "message_range", "start": 0, "end": 0},
                                                     [{"role": "robot", "content": "?"}], {"kind": "x"}))
+        # An archived session's revisions stay readable; it cannot be rewritten or restored.
+        kept = raw(await s.history())
+        heads = await s.transcript_revisions()
+        await s.archive()
+        await raises("-32001", c.rewrite_session_transcript(s.id, {"type": "message_range", "start": 0, "end": 1},
+                                                            [], {"kind": "x"}))
+        await raises("-32001", c.restore_session_transcript_revision(s.id, "r0", {"kind": "undo"}))
+        assert raw(await c.read_session_history(s.id)) == kept
+        assert (await c.list_session_transcript_revisions(s.id)).head_revision == heads.head_revision
+        assert [m.raw for m in (await c.read_session_transcript_revision(s.id, "r0")).messages] == original
 
 
 async def h4_system_prompt_update_reaches_the_vendor():
