@@ -134,6 +134,21 @@ def test_errors_carry_the_shared_table_codes(rpc):
     assert bare["config"]["agent"]["max_turns"] == 9 and bare["generation"] == generation + 2
 
 
+def test_capabilities_name_exactly_the_session_and_stream_methods_the_host_answers(rpc):
+    """The sessions/streaming capabilities name every session, turn and event-log method (the
+    history API too), and each method they name is answered, not METHOD_NOT_FOUND."""
+    caps = {c["id"]: c for c in rpc.result("capabilities/get", {})["capabilities"]}
+    named = set()
+    for cap_id in ("sessions", "streaming"):
+        assert caps[cap_id]["status"] == "Available"
+        named |= set(caps[cap_id]["description"].split(": ", 1)[1].split(", "))  # "what: m1, m2, ..."
+    listed = {m for m in rpc.result("initialize", {})["methods"] if m.split("/")[0] in ("session", "turn", "events")}
+    assert named == listed, (sorted(listed - named), sorted(named - listed))
+    for method in sorted(named):
+        error = rpc.error(method, {"session_id": "not-a-session"}) if method != "session/list" else None
+        assert error is None or error["code"] != -32601, (method, error)
+
+
 @pytest.mark.parametrize("params", [None, {}, {"expected_generation": 0}])
 def test_config_set_without_a_document_is_refused_and_keeps_the_config(rpc, params):
     before = rpc.result("config/patch", {"patch": {"agent": {"max_turns": 11}}})

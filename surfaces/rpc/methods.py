@@ -41,13 +41,19 @@ log = logging.getLogger("rkat.rpc")
 CONTRACT_VERSION_STRING = "{major}.{minor}.{patch}".format(**CONTRACT_VERSION)
 
 #: What ``capabilities/get`` reports: what this host does, and what it does not.
+#: The session and history methods are named from the method tables, so the list stays exact.
+_SESSION_METHODS = ("session/create", "session/list", "session/read", "session/history", "session/archive",
+                    "turn/start", "turn/interrupt",
+                    *(name for name in LIVE_METHOD_NAMES if name.startswith(("session/", "turn/"))
+                      and "stream_" not in name),
+                    *HISTORY_METHOD_NAMES)
+_STREAM_METHODS = tuple(name for name in LIVE_METHOD_NAMES if "stream_" in name or name.startswith("events/"))
 CAPABILITIES: list[dict[str, Any]] = [
-    {"id": "sessions", "description": "Session lifecycle: create, turn, list, read, history, archive, interrupt, "
-                                      "stop_run, inject_context, external_event, input_status",
+    {"id": "sessions", "description": "Session lifecycle, live control and history: " + ", ".join(_SESSION_METHODS),
      "status": "Available"},
-    {"id": "streaming", "description": "session/event notifications during every turn; standalone "
-                                       "session/stream_open subscriptions; durable event log with cursors "
-                                       "(events/list_since)", "status": "Available"},
+    {"id": "streaming", "description": "session/event notifications during every turn; standalone subscriptions "
+                                       "and the durable event log with cursors: " + ", ".join(_STREAM_METHODS),
+     "status": "Available"},
     {"id": "session_store", "description": "Durable session store per realm (sqlite, jsonl or memory)",
      "status": "Available"},
     {"id": "builtins", "description": "Built-in tools (datetime)", "status": "Available"},
