@@ -279,7 +279,8 @@ async def test_keepalive_comments_then_done_when_archived(server):
 async def test_models_catalog_health_and_openapi(server):
     async with server.client() as client:
         document = (await client.get("/openapi.json")).json()
-        for path in ("/models/catalog", "/health", "/openapi.json", "/config", "/sessions"):
+        for path in ("/models/catalog", "/health", "/openapi.json", "/config", "/sessions", "/metrics", "/",
+                     "/console", "/console/assets/console.js", "/console/assets/no-such.js", "/console/api/providers"):
             assert_documented(document, "GET", path, await client.get(path))
         catalog = (await client.get("/models/catalog")).json()
         assert set(catalog["contract_version"]) == {"major", "minor", "patch"}
@@ -307,6 +308,9 @@ async def test_models_catalog_health_and_openapi(server):
         ("/sessions/{session_id}/inputs/{input_id}", "get"), ("/requests/{request_id}/cancel", "post"),
         ("/realms", "get"), ("/realms/{realm_id}", "get"), ("/runtime/host_info", "get"),
         ("/runtime/health", "get"), ("/runtime/capabilities", "get"),
+        # console and metrics (tests/test_rest_console.py, tests/test_metrics.py)
+        ("/", "get"), ("/console", "get"), ("/console/assets/{name}", "get"), ("/console/api/providers", "get"),
+        ("/metrics", "get"),
     }
 
 

@@ -19,6 +19,7 @@ from meerkat.store.base import MAX_LIST_LIMIT
 from meerkat.transcript import Message
 from meerkat.validation import MAX_OFFSET
 
+from .openapi_console import console_paths, console_schemas
 from .openapi_live import live_paths, live_schemas
 
 __all__ = ["openapi_document"]
@@ -315,6 +316,8 @@ _PATHS.update(history_paths(_op, _json, _body, _SESSION_ID, _OFFSET, _LIMIT))
 
 _SCHEMAS.update(live_schemas())
 _PATHS.update(live_paths(_op, _json, _body, _SESSION_ID))
+_SCHEMAS.update(console_schemas(_obj))
+_PATHS.update(console_paths(_op, _json))
 
 
 def openapi_document(*, auth: bool) -> dict[str, Any]:

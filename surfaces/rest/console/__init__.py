@@ -22,12 +22,14 @@ from meerkat.providers.credentials import KEY_VARIABLES, find_api_key
 
 from ..responses import json_response
 
-__all__ = ["add_console_routes", "is_public_console_path"]
+__all__ = ["ASSET_NAMES", "add_console_routes", "is_public_console_path"]
 
 _ASSETS = {
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
 }
+#: The files served under ``/console/assets/``.
+ASSET_NAMES = frozenset(_ASSETS)
 #: The page may only talk to this server and load its own files.
 _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
