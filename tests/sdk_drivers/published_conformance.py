@@ -15,8 +15,6 @@ Prints one JSON line per scenario: ``{"scenario": N, "ok": true}`` or with ``"er
 import asyncio
 import json
 import os
-import sys
-import traceback
 import uuid
 from pathlib import Path
 
@@ -36,11 +34,10 @@ from meerkat import (
     TurnStarted,
     UnknownEvent,
 )
+from published_common import LOGS, PROXY_BIN, REAL_BIN, WORK, raises, run_scenarios
 
-WORK = Path(os.environ["WORK"])
-REAL_BIN, PROXY_BIN, STUB_BIN = os.environ["REAL_BIN"], os.environ["PROXY_BIN"], os.environ["STUB_BIN"]
+STUB_BIN = os.environ["STUB_BIN"]
 SLOW = {"reply_words": 400, "token_delay_ms": 20}
-LOGS = []
 INVENTORY = set("""run_started run_completed extraction_succeeded extraction_failed run_failed hook_started
 hook_completed hook_failed hook_launch_refused hook_denied turn_started reasoning_delta reasoning_complete text_delta
 text_complete assistant_image_appended tool_call_requested tool_result_received server_tool_content turn_completed
@@ -89,15 +86,6 @@ def answers(log, request_id):
 
 def codes(exc):
     return str(exc.code)
-
-
-async def raises(code, awaitable):
-    try:
-        await awaitable
-    except MeerkatError as exc:
-        assert codes(exc) == code, (exc.code, exc)
-        return exc
-    raise AssertionError(f"expected MeerkatError {code}")
 
 
 async def wait_active(client, session_id):
@@ -712,18 +700,5 @@ SCENARIOS = [s1_discovery, s2_argv, s3_handshake, s4_version_gate, s5_create_ses
 ORIGINAL_PATH = os.environ.get("PATH", "")
 
 
-async def main():
-    for number, scenario in enumerate(SCENARIOS, start=1):
-        try:
-            await asyncio.wait_for(scenario(), timeout=60)
-        except BaseException as exc:  # report and go on: one line per scenario either way
-            detail = "".join(traceback.format_exception(exc))[-3000:]
-            print(json.dumps({"scenario": number, "name": scenario.__name__, "ok": False, "error": detail}),
-                  flush=True)
-        else:
-            print(json.dumps({"scenario": number, "name": scenario.__name__, "ok": True}), flush=True)
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
-    sys.exit(0)
+    run_scenarios(SCENARIOS)

@@ -13,46 +13,16 @@ import asyncio
 import hashlib
 import json
 import os
-import sys
-import traceback
 from pathlib import Path
 
-from meerkat import DeferredSession, MeerkatClient, MeerkatError
+from meerkat import DeferredSession
 from meerkat.types import (
     ForkCacheInheritanceUnavailable,
     InstructionActivationEffective,
     InstructionActivationRequest,
     InstructionRevisionRef,
 )
-
-WORK = Path(os.environ["WORK"])
-REAL_BIN, PROXY_BIN = os.environ["REAL_BIN"], os.environ["PROXY_BIN"]
-LOGS = []
-
-
-def realm(name, backend="sqlite"):
-    return {"realm_id": name, "realm_backend": backend, "state_root": str(WORK / "state")}
-
-
-def client():
-    return MeerkatClient(rkat_path=REAL_BIN)
-
-
-def proxied(name):
-    log = WORK / f"{name}.jsonl"
-    os.environ["PROXY_LOG"] = str(log)
-    LOGS.append(log)
-    return MeerkatClient(rkat_path=PROXY_BIN)
-
-
-async def raises(code, awaitable):
-    try:
-        await awaitable
-    except MeerkatError as exc:
-        assert str(exc.code) == code, (exc.code, exc)
-        return exc
-    raise AssertionError(f"expected MeerkatError {code}")
-
+from published_common import LOGS, client, proxied, raises, realm, run_scenarios
 
 def raw(history):
     return [m.raw for m in history.messages]
@@ -367,18 +337,5 @@ SCENARIOS = [h1_fork_at_is_exactly_the_prefix, h2_fork_replace, h3_rewrite_then_
              h7_other_processes_see_forks_and_rewrites, h8_busy_source_and_wire_log]
 
 
-async def main():
-    for number, scenario in enumerate(SCENARIOS, start=1):
-        try:
-            await asyncio.wait_for(scenario(), timeout=60)
-        except BaseException as exc:  # report and go on: one line per scenario either way
-            detail = "".join(traceback.format_exception(exc))[-3000:]
-            print(json.dumps({"scenario": number, "name": scenario.__name__, "ok": False, "error": detail}),
-                  flush=True)
-        else:
-            print(json.dumps({"scenario": number, "name": scenario.__name__, "ok": True}), flush=True)
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
-    sys.exit(0)
+    run_scenarios(SCENARIOS)

@@ -8,34 +8,12 @@ recording proxy named rkat-rpc), ``WORK`` (scratch). One JSON line per scenario.
 """
 
 import asyncio
-import json
-import os
-import sys
-import traceback
-from pathlib import Path
 
-from meerkat import MeerkatClient, MeerkatError, RunCompleted, RunFailed, RunStarted, TextDelta
+from meerkat import MeerkatError, RunCompleted, RunFailed, RunStarted, TextDelta
 from meerkat.generated.errors import StaleCursorError
+from published_common import client, proxied, raises, realm, run_scenarios
 
-WORK = Path(os.environ["WORK"])
-REAL_BIN, PROXY_BIN = os.environ["REAL_BIN"], os.environ["PROXY_BIN"]
 SLOW = {"reply_words": 300, "token_delay_ms": 20}
-LOGS = []
-
-
-def realm(name, backend="sqlite"):
-    return {"realm_id": name, "realm_backend": backend, "state_root": str(WORK / "state")}
-
-
-def client():
-    return MeerkatClient(rkat_path=REAL_BIN)
-
-
-def proxied(name):
-    log = WORK / f"{name}.jsonl"
-    os.environ["PROXY_LOG"] = str(log)
-    LOGS.append(log)
-    return MeerkatClient(rkat_path=PROXY_BIN)
 
 
 def scope(session_id):
@@ -47,15 +25,6 @@ def since(session_id, sequence, limit=None):
     if limit is not None:
         params["limit"] = limit
     return params
-
-
-async def raises(code, awaitable):
-    try:
-        await awaitable
-    except MeerkatError as exc:
-        assert str(exc.code) == code, (exc.code, exc)
-        return exc
-    raise AssertionError(f"expected MeerkatError {code}")
 
 
 async def collect_until_terminal(subscription, limit=2000):
@@ -340,18 +309,5 @@ SCENARIOS = [l1_subscription_sees_every_delta, l2_subscription_follows_another_p
              l7_inject_and_instructions, l8_external_events, l9_discovery, l10_archived_history]
 
 
-async def main():
-    for number, scenario in enumerate(SCENARIOS, start=1):
-        try:
-            await asyncio.wait_for(scenario(), timeout=60)
-        except BaseException as exc:  # report and go on: one line per scenario either way
-            detail = "".join(traceback.format_exception(exc))[-3000:]
-            print(json.dumps({"scenario": number, "name": scenario.__name__, "ok": False, "error": detail}),
-                  flush=True)
-        else:
-            print(json.dumps({"scenario": number, "name": scenario.__name__, "ok": True}), flush=True)
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
-    sys.exit(0)
+    run_scenarios(SCENARIOS)
