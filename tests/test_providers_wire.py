@@ -158,6 +158,14 @@ async def test_a_cache_that_does_not_match_the_history_is_rebuilt(name):
             request = _request(name, rows[:3], cache)
             await _call(provider, request)
             assert server.requests[-1].raw == await _reference(server, name, request)
+            # A longer one, reloaded after a rewrite in the middle (new row objects, as a reload makes).
+            await _call(provider, _request(name, rows[:7], cache))
+            rewritten = [*rows[:3], BlockAssistantMessage(blocks=[text_block("Rewritten")], stop_reason="end_turn",
+                                                          created_at=T), *rows[4:9]]
+            request = _request(name, decode_messages(msgspec.json.encode(rewritten)), cache)
+            await _call(provider, request)
+            assert b"Rewritten" in server.requests[-1].raw
+            assert server.requests[-1].raw == await _reference(server, name, request)
         finally:
             await provider.aclose()
 
@@ -263,6 +271,38 @@ async def test_cold_interrupted_and_failed_sessions_send_a_fresh_build(provider,
         committed = await _committed(service, session_id)
         assert list(seen[-1].messages) == committed[:-1]
         await _check_fresh(server, provider, seen[-1], server.requests[0].raw)
+
+
+@pytest.mark.parametrize("provider", REAL_PROVIDERS)
+async def test_a_rewrite_or_restore_in_this_process_sends_the_new_head_revision(provider, tmp_path, monkeypatch):
+    """A warm session (its wire cache holds the history) rewritten in the middle, its last row kept:
+    the next call sends the rewritten transcript, never the cached prefix; a restore, the original."""
+    case = CASES[provider]
+    seen = _spy(monkeypatch, provider)
+    async with provider_service(case, tmp_path, monkeypatch, backend="sqlite") as (service, server):
+        server.script(Reply(text="A cat."))
+        first = await service.create_session("Describe the original picture", model=case.model,
+                                             system_prompt="Be brief.")
+        session_id = first.session_id
+        server.script(Reply(text="Sure."))
+        await service.start_turn(session_id, "Say more")  # the cache now holds both turns
+        rows = (await service.read_history(session_id)).to_wire()["messages"]
+        index = next(i for i, row in enumerate(rows) if row.get("role") == "user")
+        edited = {**rows[index], "content": "Describe the EDITED picture"}
+        await service.rewrite_transcript(session_id, selection={"type": "message_range", "start": index,
+                                                                "end": index + 1},
+                                         replacement=[edited], reason="edit")
+        for after in ("After the rewrite", "After the restore"):
+            server.script(Reply(text="Noted."))
+            await service.start_turn(session_id, after)
+            committed = await _committed(service, session_id)
+            assert list(seen[-1].messages) == committed[:-1], after
+            raw = server.requests[-1].raw  # this turn's one call (the reference calls come after)
+            await _check_fresh(server, provider, seen[-1], raw)
+            edited_sent = b"EDITED picture" in raw
+            assert edited_sent == (after == "After the rewrite") and (b"original picture" in raw) != edited_sent
+            if after == "After the rewrite":
+                await service.restore_transcript_revision(session_id, "r0", reason="undo")
 
 
 # -- the cache itself --------------------------------------------------------------------------
