@@ -381,3 +381,26 @@ def test_transcript_rows_stay_out_of_the_cyclic_gc():
     blocks = [b for row in rows if isinstance(row, BlockAssistantMessage) for b in row.blocks]
     results = [r for row in rows if isinstance(row, ToolResultsMessage) for r in row.results]
     assert blocks and results and not any(gc.is_tracked(x) for x in blocks + results)
+
+
+def test_loading_a_provider_sdk_frees_garbage_cycles_instead_of_freezing_them(tmp_path):
+    """The registry freezes the GC's objects once a vendor SDK is imported: cycles that were
+    already garbage then must be collected, not pinned for the life of the process."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "freeze.py"
+    script.write_text(
+        "import gc, weakref\n"
+        "from meerkat.providers.registry import build_provider\n"
+        "class Node: pass\n"
+        "gc.disable()  # as if no full collection had happened to run since the cycle died\n"
+        "a, b = Node(), Node(); a.b, b.a = b, a\n"
+        "dead = weakref.ref(a); del a, b\n"
+        "build_provider('openai', {'api_key': 'sk-test', 'base_url': 'http://127.0.0.1:9/v1',\n"
+        "                          'connect_timeout_s': 5.0, 'read_timeout_s': 5.0})\n"
+        "gc.enable(); gc.collect()\n"
+        "print('freed' if dead() is None else 'pinned')\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "freed"

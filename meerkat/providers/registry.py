@@ -201,6 +201,10 @@ def _factory(name: str) -> ProviderFactory:
         # as long as the process. Left to the cyclic GC, every full collection walks them all:
         # 100-400 ms with the loop (or, from a worker thread, the GIL) held. Frozen, they are
         # never walked; they are still freed by reference counting should they ever die.
+        # Freezing takes every tracked object, garbage cycles not yet collected too (a retired
+        # session's tasks, tracebacks), and a frozen cycle is never freed: collect them first
+        # (once per provider and process, next to an SDK import that costs far more).
+        gc.collect()
         gc.freeze()
         _FACTORIES[name] = factory
     if factory is None:
