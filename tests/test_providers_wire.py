@@ -404,3 +404,18 @@ def test_loading_a_provider_sdk_frees_garbage_cycles_instead_of_freezing_them(tm
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "freed"
+
+
+@pytest.mark.parametrize("body", [b'{"model":"gpt-5.5","input":[{"role":"user","content":"hi"}', b'{"model":"m",}',
+                                  b'{"model":"m","input":[]}{"x":1}'])
+async def test_the_fake_vendor_refuses_a_broken_body_when_not_recording(body):
+    """Benchmarks run the fake vendor without recording (bodies are not parsed into objects): a body
+    that merely starts like JSON (truncated, badly spliced) is still a 400, not a reply."""
+    import httpx2
+
+    async with open_fake_provider_server(default=Reply(text="ok"), record=False) as server:
+        async with httpx2.AsyncClient(base_url=server.url) as client:
+            refused = await client.post("/v1/responses", content=body)
+            fine = await client.post("/v1/responses", content=b'{"model":"gpt-5.5","input":[],"stream":true}')
+    assert refused.status_code == 400 and "not JSON" in refused.text
+    assert fine.status_code == 200 and "gpt-5.5" in fine.text

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, AsyncIterator, Awaitable, Callable
 
+import msgspec
 import trio
 
 from .script import DropConnection, HttpError, Reply, ScriptItem, Stall
@@ -64,13 +65,17 @@ _MODEL = re.compile(rb'"model":\s*"((?:[^"\\]|\\.)*)"')
 
 
 def _glance(raw: bytes) -> dict[str, Any]:
-    """The few fields a reply needs (model, include), without parsing a body that may be megabytes long.
+    """The few fields a reply needs (model, include), without parsing a body that may be megabytes long
+    into objects.
 
     Benchmarks send thousands of long histories: a full parse here would time the
     fake vendor, not the host. Tests record requests, and those are parsed whole.
     """
     if not raw.lstrip().startswith(b"{"):
         raise ValueError("not a JSON object")
+    # Still the whole body is checked to be JSON (a truncated or badly spliced one must not pass):
+    # msgspec validates without building objects, ~1.5 GB/s, a tenth of a full parse.
+    msgspec.json.decode(raw, type=msgspec.Raw)
     found = _MODEL.search(raw)
     body: dict[str, Any] = {"model": json.loads(b'"' + found.group(1) + b'"')} if found else {}
     if b'"reasoning.encrypted_content"' in raw:
