@@ -123,3 +123,27 @@ async def test_a_failing_observer_never_breaks_a_turn_or_the_others(tmp_path, ca
     assert sample(metrics, "rkat_turns_ended_total", provider="mock", model="mock", status="completed") == 2
     assert sample(metrics, "rkat_model_calls_total", provider="mock", model="mock") == 2
     assert "probe bug" in caplog.text and "hook bug" in caplog.text
+
+
+def test_hibernated_sessions_are_remembered_up_to_a_bound(monkeypatch):
+    """A host that served many sessions keeps a bounded number of sleeping ids; the gauge stays exact within it."""
+    from meerkat.observability import metrics
+
+    monkeypatch.setattr(metrics, "MAX_ASLEEP_TRACKED", 3)
+    observer = PrometheusObserver()
+    ids = [f"s{i}" for i in range(5)]
+    for session_id in ids:
+        observer.actor_started(session_id)
+        observer.actor_stopped(session_id, hibernated=True)
+    assert len(observer._asleep) == 3  # s0 and s1 were forgotten
+    assert sample(observer, "rkat_session_actors", state="hibernated") == 3
+    assert sample(observer, "rkat_session_actor_hibernations_total") == 5
+    observer.actor_started("s0")  # forgotten: waking it does not count down
+    assert sample(observer, "rkat_session_actors", state="hibernated") == 3
+    observer.actor_started("s4")
+    assert sample(observer, "rkat_session_actors", state="hibernated") == 2
+    assert sample(observer, "rkat_session_actors", state="live") == 2
+    observer.actor_stopped("s4", hibernated=True)
+    observer.actor_stopped("s0", hibernated=True)
+    assert list(observer._asleep) == ["s3", "s4", "s0"]  # s2, asleep longest, is forgotten
+    assert sample(observer, "rkat_session_actors", state="hibernated") == 3

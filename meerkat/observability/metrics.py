@@ -11,6 +11,7 @@ operation; never a session or run id.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -18,10 +19,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from . import Observer, TurnInfo, TurnProbe
 
-__all__ = ["PrometheusObserver", "CONTENT_TYPE_LATEST", "MAX_MODELS"]
+__all__ = ["PrometheusObserver", "CONTENT_TYPE_LATEST", "MAX_MODELS", "MAX_ASLEEP_TRACKED"]
 
 #: Distinct model names kept as label values; later ones count as ``other`` (a bounded label set).
 MAX_MODELS = 64
+#: Hibernated sessions remembered for ``rkat_session_actors{state="hibernated"}`` (about 100 bytes
+#: each): past it the longest-asleep one is forgotten, so a long-lived host's memory stays bounded.
+MAX_ASLEEP_TRACKED = 10_000
 _TURN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 _STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
@@ -36,14 +40,15 @@ class PrometheusObserver(Observer):
         self.registry = registry = registry if registry is not None else CollectorRegistry()
         self._models: set[str] = set()
         self.actors = Gauge("rkat_session_actors", "Session actors of this process: live (in memory) or "
-                            "hibernated (served here, now asleep in the store until next use).", ["state"],
+                            "hibernated (served here, now asleep in the store until next use; the "
+                            f"{MAX_ASLEEP_TRACKED} most recent).", ["state"],
                             registry=registry)
         self._live = self.actors.labels("live")
         self._live.set(0)
         self._hibernated = self.actors.labels("hibernated")
         self._hibernated.set(0)
-        #: Sessions whose actor hibernated here and has not woken since (one short string each).
-        self._asleep: set[str] = set()
+        #: Sessions whose actor hibernated here and has not woken since, oldest first (bounded).
+        self._asleep: OrderedDict[str, None] = OrderedDict()
         self.hibernations = Counter("rkat_session_actor_hibernations", "Idle session actors that left memory "
                                     "(they wake from the store on next use).", registry=registry)
         self.actor_starts = Counter("rkat_session_actor_starts", "Session actors started (created or woken).",
@@ -100,16 +105,18 @@ class PrometheusObserver(Observer):
         self._live.inc()
         self.actor_starts.inc()
         if session_id in self._asleep:
-            self._asleep.discard(session_id)
-            self._hibernated.dec()
+            del self._asleep[session_id]
+            self._hibernated.set(len(self._asleep))
 
     def actor_stopped(self, session_id: str, hibernated: bool) -> None:
         self._live.dec()
         if hibernated:
             self.hibernations.inc()
-            if session_id not in self._asleep:
-                self._asleep.add(session_id)
-                self._hibernated.inc()
+            self._asleep[session_id] = None
+            self._asleep.move_to_end(session_id)
+            if len(self._asleep) > MAX_ASLEEP_TRACKED:
+                self._asleep.popitem(last=False)
+            self._hibernated.set(len(self._asleep))
 
     def store_operation(self, operation: str, seconds: float, ok: bool) -> None:
         self.store_latency.labels(operation, "ok" if ok else "error").observe(seconds)
