@@ -108,6 +108,18 @@ def test_whole_turn_is_bounded_by_max_turn_duration(tmp_path):
     assert "within 0.5 s (limits.max_turn_duration)" in failed.err, failed.err
 
 
+def test_max_turn_duration_bounds_the_whole_turn_not_one_model_call(tmp_path):
+    """Two model calls (one tool call between), each well inside the limit, together past it."""
+    rkat = Cli(tmp_path / "state", tmp_path)
+    rkat("config", "patch", "--json", '{"limits": {"max_turn_duration": "1500ms"}}')
+    failed = rkat("run", "--param", "first_token_latency_ms=1000", "What time is it? tool:datetime", expect=None)
+    assert failed.code != 0, failed.out
+    assert "within 1.5 s (limits.max_turn_duration); 1 model call(s) and 1 tool call(s)" in failed.err, failed.err
+    rkat("config", "patch", "--json", '{"limits": {"max_turn_duration": "10s"}}')
+    done = rkat("run", "--param", "first_token_latency_ms=1000", "What time is it? tool:datetime")
+    assert "Tool datetime returned" in done.out, done.out
+
+
 def test_spinner_shows_elapsed_time_and_the_next_retry_on_a_terminal(silent, tmp_path):
     rkat = Cli(tmp_path / "state", tmp_path, env={"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": silent.url})
     rkat("config", "patch", "--json",

@@ -80,7 +80,8 @@ class RunSettings:
     tool_timeout_secs: float = 600.0
     max_concurrent_tools: int = 10
     retry: RetryPolicy = RetryPolicy()
-    #: ``limits.max_turn_duration``: the longest one model call may take, retries included.
+    #: ``limits.max_turn_duration``: the longest the whole run may take (every model call,
+    #: retry and tool call of it).
     max_turn_duration_s: float | None = None
 
 
@@ -213,15 +214,7 @@ async def _stream_once(state: RunState, provider: Provider, request: ProviderReq
 async def _call_model(state: RunState, settings: RunSettings, provider: Provider, request: ProviderRequest,
                       emit: Emit) -> _Response:
     """One model call, retried with backoff while the failure is retryable and nothing was streamed yet."""
-    limit = settings.max_turn_duration_s
-    with trio.move_on_after(limit if limit is not None else float("inf")) as deadline:
-        return await _call_model_attempts(state, settings, provider, request, emit)
-    message = (f"{settings.provider} ({settings.model}) did not finish the turn within {limit:g} s "
-               f"(limits.max_turn_duration)")
-    reason = {"reason_type": "llm_network_timeout", "duration_ms": int((limit or 0) * 1000)}
-    assert deadline.cancelled_caught
-    raise RunFailure(ErrorReport(error_class="llm", message=message, reason=reason),
-                     ProviderError(message, details={"reason": reason}), "llm_failure")
+    return await _call_model_attempts(state, settings, provider, request, emit)
 
 
 async def _call_model_attempts(state: RunState, settings: RunSettings, provider: Provider,
@@ -287,7 +280,27 @@ def _warn_budget(state: RunState, settings: RunSettings, emit: Emit) -> None:
 async def run_loop(
     state: RunState, settings: RunSettings, provider: Provider, tools: ToolRegistry, emit: Emit
 ) -> None:
-    """Drive one run to its end, filling ``state``; raise :class:`RunFailure` on failure."""
+    """Drive one run to its end, filling ``state``; raise :class:`RunFailure` on failure.
+
+    ``settings.max_turn_duration_s`` bounds the whole run: a model that keeps calling
+    tools cannot outlast it any more than one slow call can.
+    """
+    limit = settings.max_turn_duration_s
+    with trio.move_on_after(limit if limit is not None else float("inf")) as deadline:
+        await _run_calls(state, settings, provider, tools, emit)
+        return
+    assert deadline.cancelled_caught and limit is not None
+    message = (f"{settings.provider} ({settings.model}) did not finish the turn within {limit:g} s "
+               f"(limits.max_turn_duration); {state.turns} model call(s) and {state.tool_calls} tool call(s) "
+               f"had finished")
+    reason = {"reason_type": "llm_network_timeout", "duration_ms": int(limit * 1000)}
+    raise RunFailure(ErrorReport(error_class="llm", message=message, reason=reason),
+                     ProviderError(message, details={"reason": reason}), "llm_failure")
+
+
+async def _run_calls(
+    state: RunState, settings: RunSettings, provider: Provider, tools: ToolRegistry, emit: Emit
+) -> None:
     while True:
         if state.turns >= settings.max_turns:
             message = f"turn limit reached ({settings.max_turns} model calls)"

@@ -40,8 +40,9 @@ EFFECTS: dict[str, str] = {
     "budget.max_tool_calls": "Accepted for compatibility (>= 0); not enforced yet.",
     "limits.budget": "Token budget of a session when `budget.max_tokens` is unset.",
     "limits.max_duration": "Accepted for compatibility (a duration, checked when written); not enforced yet.",
-    "limits.max_turn_duration": "Longest one model call may take, retries included (\"90s\", \"5m\", "
-                                "\"1h30m\"); past it the run fails naming this key.",
+    "limits.max_turn_duration": "Longest one whole turn may take: every model call, retry and tool call "
+                                "of one run (\"90s\", \"5m\", \"1h30m\"); past it the run fails naming "
+                                "this key.",
     "limits.max_sessions": "Accepted for compatibility (> 0); not enforced yet.",
     "limits.event_retention": "Events the durable log keeps per session (unset: 10,000); older ones are "
                               "pruned.",
