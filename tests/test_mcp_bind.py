@@ -3,10 +3,12 @@ and the Host/Origin guard (DNS rebinding) stays on, with configurable allowed ho
 
 from __future__ import annotations
 
+import json
 import queue
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx2
@@ -107,5 +109,55 @@ def test_one_client_cannot_hold_every_session(tmp_path):
                                                     "mcp-protocol-version": "2025-06-18"}, timeout=30)
         assert closed.status_code in (200, 204), closed.text
         assert post(server).status_code == 200  # a closed one frees its place
+    finally:
+        server.stop()
+
+
+def _ping(server: McpServer, session_id: str) -> httpx2.Response:
+    return httpx2.post(server.url, json={"jsonrpc": "2.0", "id": 2, "method": "ping"},
+                       headers={**ACCEPT, "mcp-session-id": session_id, "mcp-protocol-version": "2025-06-18"},
+                       timeout=30)
+
+
+def test_a_session_whose_client_never_comes_back_after_initialize_expires_soon(tmp_path):
+    server = McpServer(tmp_path, "--http", "127.0.0.1:0", "--handshake-timeout", "1", "--sessions-per-client", "2")
+    try:
+        abandoned = post(server).headers["mcp-session-id"]
+        used = post(server).headers["mcp-session-id"]
+        initialized = httpx2.post(server.url, json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+                                  headers={**ACCEPT, "mcp-session-id": used, "mcp-protocol-version": "2025-06-18"},
+                                  timeout=30)
+        assert initialized.status_code == 202, initialized.text
+        assert post(server).status_code == 429  # both places are taken
+        deadline = time.monotonic() + 30  # closed after the short handshake timeout (1 s; slack for a loaded machine)
+        while post(server).status_code == 429:  # (a request on the abandoned session would count as its use)
+            assert time.monotonic() < deadline, "the session never used after initialize was not closed"
+            time.sleep(0.2)
+        assert _ping(server, abandoned).status_code == 404  # its place was freed by closing it
+        assert _ping(server, used).status_code == 200  # a session in use keeps the long idle timeout
+    finally:
+        server.stop()
+
+
+async def test_one_client_cannot_hold_every_event_stream(tmp_path):
+    from mcp import Client
+
+    server = McpServer(tmp_path, "--http", "127.0.0.1:0", "--streams-per-client", "2")
+    try:
+        async with Client(server.url) as client:
+            async def call(name: str, arguments: dict) -> dict:
+                result = await client.call_tool(name, arguments)
+                return {"is_error": result.is_error, **json.loads(result.content[0].text)}
+
+            session_id = (await call("meerkat_run", {"prompt": "hi", "model": "mock"}))["session_id"]
+            streams = [await call("meerkat_event_stream_open", {"session_id": session_id}) for _ in range(2)]
+            assert not any(s["is_error"] for s in streams), streams
+            refused = await call("meerkat_event_stream_open", {"session_id": session_id})
+            assert refused["is_error"] and refused["code"] == "INVALID_PARAMS", refused
+            assert "too many open event streams for client 127.0.0.1" in refused["error"], refused
+            closed = await call("meerkat_event_stream_close", {"stream_id": streams[0]["stream_id"]})
+            assert not closed["is_error"], closed
+            reopened = await call("meerkat_event_stream_open", {"session_id": session_id})  # its place is free
+            assert not reopened["is_error"], reopened
     finally:
         server.stop()

@@ -88,12 +88,28 @@ def require_bearer(app: Asgi, token: str) -> Asgi:
 DEFAULT_SESSIONS_PER_CLIENT = 32
 DEFAULT_MAX_SESSIONS = 256
 DEFAULT_SESSION_IDLE_SECS = 600.0
+#: How long a session whose client never came back after ``initialize`` stays (it costs
+#: as much as a used one, and a client opening sessions in a loop never comes back).
+DEFAULT_HANDSHAKE_SECS = 30.0
 
 
-def limit_sessions_per_client(app: Asgi, manager: Any, per_client: int) -> Asgi:
+def limit_sessions_per_client(app: Asgi, manager: Any, per_client: int, *,
+                              handshake_secs: float = DEFAULT_HANDSHAKE_SECS,
+                              idle_secs: float = DEFAULT_SESSION_IDLE_SECS) -> Asgi:
     """``app`` refusing (429) a request that would open one more MCP session for a client
-    address already holding ``per_client`` open ones (``manager``: the SDK's session manager)."""
+    address already holding ``per_client`` open ones (``manager``: the SDK's session manager).
+
+    A new session gets ``handshake_secs`` as its idle timeout until its client sends a
+    second request on it (the ``notifications/initialized`` that completes the
+    handshake), then ``idle_secs``.
+    """
     by_client: dict[str, set[str]] = {}
+    unconfirmed: set[str] = set()
+
+    def set_idle_timeout(session_id: str, seconds: float) -> None:
+        transport = manager._server_instances.get(session_id)
+        if transport is not None:  # read when its requests end (pinned mcp version)
+            transport._idle_timeout = seconds
 
     def prune() -> None:
         live = manager._server_instances  # the SDK keeps its open sessions here (pinned mcp version)
@@ -105,10 +121,15 @@ def limit_sessions_per_client(app: Asgi, manager: Any, per_client: int) -> Asgi:
     async def limited(scope: dict, receive: Any, send: Any) -> None:
         headers = dict(scope.get("headers") or []) if scope.get("type") == "http" else {}
         if scope.get("type") != "http" or scope.get("method") != "POST" or b"mcp-session-id" in headers:
+            session_id = headers.get(b"mcp-session-id", b"").decode("latin-1")
+            if session_id in unconfirmed:
+                unconfirmed.discard(session_id)
+                set_idle_timeout(session_id, idle_secs)
             await app(scope, receive, send)
             return
         client = (scope.get("client") or ("?", 0))[0]
         prune()
+        unconfirmed.intersection_update(manager._server_instances)
         held = by_client.setdefault(client, set())
         if len(held) >= per_client:
             body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {
@@ -125,6 +146,8 @@ def limit_sessions_per_client(app: Asgi, manager: Any, per_client: int) -> Asgi:
                 session_id = dict(message.get("headers") or []).get(b"mcp-session-id")
                 if session_id:
                     held.add(session_id.decode("latin-1"))
+                    unconfirmed.add(session_id.decode("latin-1"))
+                    set_idle_timeout(session_id.decode("latin-1"), handshake_secs)
             await send(message)
 
         await app(scope, receive, noting_send)

@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --http: open MCP sessions in total (default: 256; past it new ones get 503)")
     parser.add_argument("--sessions-per-client", type=int, default=None, metavar="N",
                         help="with --http: open MCP sessions per client address (default: 32; past it 429)")
+    parser.add_argument("--streams-per-client", type=int, default=None, metavar="N",
+                        help="open event streams (meerkat_event_stream_open) per client address (default: 32)")
+    parser.add_argument("--handshake-timeout", type=float, default=None, metavar="SECS",
+                        help="with --http: close a session whose client sends nothing after initialize within "
+                             "SECS (default: 30; used sessions idle for 10 minutes)")
     parser.add_argument("--version", action="version", version=f"rkat-mcp {_version()}")
     add_realm_arguments(parser)
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
@@ -92,7 +97,8 @@ def _say(message: str) -> None:
 
 async def _serve(realm: RealmOptions, http: tuple[str, int] | None, bench_tool: bool,
                  token: str | None = None, allowed_hosts: list[str] | None = None,
-                 session_limits: tuple[int | None, int | None] = (None, None)) -> None:
+                 session_limits: tuple[int | None, int | None] = (None, None),
+                 streams_per_client: int | None = None, handshake_secs: float | None = None) -> None:
     # mcp is imported here, not at module top, so `rkat-mcp --help` stays quick.
     from .server import build_server, serve_http
     from .stdio import serve_stdio
@@ -100,7 +106,8 @@ async def _serve(realm: RealmOptions, http: tuple[str, int] | None, bench_tool: 
     from .turns import RunningTurns
 
     async with realm.open_service() as service, trio.open_nursery() as turn_watchers:
-        tools = MeerkatTools(service, RunningTurns(service, turn_watchers), bench_tool=bench_tool)
+        tools = MeerkatTools(service, RunningTurns(service, turn_watchers), bench_tool=bench_tool,
+                             streams_per_client=streams_per_client)
         server = build_server(tools, version=_version())
         _say(f"starting (realm={service.realm.realm_id}, backend={service.realm.backend}, "
              f"transport={'stdio' if http is None else 'http'})")
@@ -116,7 +123,8 @@ async def _serve(realm: RealmOptions, http: tuple[str, int] | None, bench_tool: 
                 else:
                     url = await nursery.start(partial(serve_http, server, *http, token=token,
                                                       allowed_hosts=allowed_hosts, max_sessions=session_limits[0],
-                                                      sessions_per_client=session_limits[1]))
+                                                      sessions_per_client=session_limits[1],
+                                                      handshake_secs=handshake_secs))
                     _say(f"listening on {url}")
         finally:
             tools.streams.close_all()
@@ -147,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         realm = realm_options_from_args(args)
         http = parse_http_address(args.http) if args.http else None
         token = args.auth_token or os.environ.get("RKAT_MCP_TOKEN") or None
-        for name in ("max_sessions", "sessions_per_client"):
-            if getattr(args, name) is not None and getattr(args, name) <= 0:
+        for name in ("max_sessions", "sessions_per_client", "streams_per_client", "handshake_timeout"):
+            if getattr(args, name) is not None and not 0 < getattr(args, name) < float("inf"):
                 raise InvalidParams(f"--{name.replace('_', '-')} must be a positive number")
         if http is not None and token is None and not _loopback(http[0]):
             raise InvalidParams(f"binding {http[0]} (not a loopback address) requires a token: pass --auth-token "
@@ -163,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         trio.run(_serve, realm, http, os.environ.get(BENCH_TOOL_ENV) == "1", token, args.allowed_host,
-                 (args.max_sessions, args.sessions_per_client))
+                 (args.max_sessions, args.sessions_per_client), args.streams_per_client, args.handshake_timeout)
     except BaseException as exc:  # noqa: BLE001 - unwrapped, then re-raised unless it is ours to report
         error = _single(exc)
         if isinstance(error, MeerkatError):

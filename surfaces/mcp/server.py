@@ -100,7 +100,7 @@ def _protocol_error(code: ErrorCode, message: str, tool: str) -> MCPError:
 
 async def serve_http(server: Server[Any], host: str, port: int, *, token: str | None = None,
                      allowed_hosts: list[str] | None = None, max_sessions: int | None = None,
-                     sessions_per_client: int | None = None,
+                     sessions_per_client: int | None = None, handshake_secs: float | None = None,
                      task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve streamable HTTP at ``http://host:port/mcp`` until cancelled; reports the bound URL when listening.
 
@@ -109,15 +109,18 @@ async def serve_http(server: Server[Any], host: str, port: int, *, token: str | 
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
-    from .http_guard import (DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_SECS, DEFAULT_SESSIONS_PER_CLIENT,
-                             check_bind, limit_sessions_per_client, require_bearer, security_settings)
+    from .http_guard import (DEFAULT_HANDSHAKE_SECS, DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_SECS,
+                             DEFAULT_SESSIONS_PER_CLIENT, check_bind, limit_sessions_per_client, require_bearer,
+                             security_settings)
 
     check_bind(host, token)
     app: Any = server.streamable_http_app(streamable_http_path="/mcp", host=host,
                                           transport_security=security_settings(host, allowed_hosts or []),
                                           max_sessions=max_sessions or DEFAULT_MAX_SESSIONS,
                                           session_idle_timeout=DEFAULT_SESSION_IDLE_SECS)
-    app = limit_sessions_per_client(app, server._session_manager, sessions_per_client or DEFAULT_SESSIONS_PER_CLIENT)
+    app = limit_sessions_per_client(app, server._session_manager, sessions_per_client or DEFAULT_SESSIONS_PER_CLIENT,
+                                    handshake_secs=handshake_secs or DEFAULT_HANDSHAKE_SECS,
+                                    idle_secs=DEFAULT_SESSION_IDLE_SECS)
     if token is not None:
         app = require_bearer(app, token)
     config = Config()

@@ -138,12 +138,19 @@ def _call(ctx: Ctx) -> CallKey | None:
     return call_key(ctx, request_id) if request_id is not None else None
 
 
+def _client(ctx: Ctx) -> str:
+    """Who is calling, for per-client limits: the HTTP client's address (stdio has one client)."""
+    peer = getattr(getattr(ctx, "request", None), "client", None)
+    return str(peer.host) if peer is not None and getattr(peer, "host", None) else "local"
+
+
 class MeerkatTools:
     """The tools of one server, bound to its service and its event streams."""
 
-    def __init__(self, service: SessionService, turns: RunningTurns, *, bench_tool: bool = False) -> None:
+    def __init__(self, service: SessionService, turns: RunningTurns, *, bench_tool: bool = False,
+                 streams_per_client: int | None = None) -> None:
         self._service = service
-        self.streams = EventStreams(service)
+        self.streams = EventStreams(service, per_client=streams_per_client)
         self.history = HistoryTools(service)
         self.live = LiveTools(service)
         self.turns = turns
@@ -287,7 +294,7 @@ class MeerkatTools:
 
     async def stream_open(self, ctx: Ctx, args: StreamOpenArguments) -> dict[str, Any]:
         """``meerkat_event_stream_open``."""
-        stream_id, session_id = await self.streams.open(args.session_id, args.after_seq)
+        stream_id, session_id = await self.streams.open(args.session_id, args.after_seq, client=_client(ctx))
         return {"stream_id": stream_id, "session_id": session_id}
 
     async def stream_read(self, ctx: Ctx, args: StreamReadArguments) -> dict[str, Any]:
