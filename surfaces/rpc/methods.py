@@ -85,6 +85,10 @@ _UNSUPPORTED_TURN = ("injected_context", "transient_turn_context", "skill_refs",
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
+async def _no_wait() -> None:
+    """No backlog limit (a connection that writes every line at once)."""
+
+
 def _session_id(params: dict[str, Any]) -> str:
     value = params.get("session_id")
     if value is None:
@@ -118,10 +122,13 @@ def run_result_wire(result: RunResult) -> dict[str, Any]:
 class Methods:
     """The method table of one connection."""
 
-    def __init__(self, service: "SessionService", calls: ClientCalls, send_event: Callable[[bytes], None]) -> None:
+    def __init__(self, service: "SessionService", calls: ClientCalls, send_event: Callable[[bytes], None],
+                 event_room: Callable[[], Awaitable[None]] | None = None) -> None:
         self._service = service
         self._calls = calls
         self._send_event = send_event
+        #: Awaited before each event line: waits while the client is not reading (bounded backlog).
+        self._event_room = event_room or _no_wait
         self.table: dict[str, Handler] = {
             "initialize": self.initialize,
             "capabilities/get": self.capabilities,
@@ -138,7 +145,7 @@ class Methods:
             "config/patch": self.patch_config,
             "models/catalog": self.models_catalog,
         }
-        self.live = LiveMethods(service, send_event)
+        self.live = LiveMethods(service, send_event, self._event_room)
         self.table.update(self.live.table)
         self.table.update(HistoryMethods(service).table)
 
@@ -171,6 +178,7 @@ class Methods:
         session_id = stream.session_id
         async with stream:
             async for envelope in stream:
+                await self._event_room()
                 self._send_event(encode_event(session_id, envelope))
         return run_result_wire(await stream.result())
 

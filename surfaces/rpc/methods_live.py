@@ -66,9 +66,12 @@ class _Stream:
 class LiveMethods:
     """The live-session method handlers of one connection, and its open streams."""
 
-    def __init__(self, service: "SessionService", send_line: Callable[[bytes], None]) -> None:
+    def __init__(self, service: "SessionService", send_line: Callable[[bytes], None],
+                 line_room: Callable[[], Awaitable[None]]) -> None:
         self._service = service
         self._send_line = send_line
+        #: Awaited before each event line, so a client that stops reading meets the subscription's bound.
+        self._line_room = line_room
         self._streams: dict[str, _Stream] = {}
         #: Set by the connection once it serves (streams forward their events in it).
         self.nursery: trio.Nursery | None = None
@@ -105,6 +108,7 @@ class LiveMethods:
         sequence = 0
         try:
             async for envelope in stream.subscription:
+                await self._line_room()
                 sequence += 1
                 self._send_line(_encoder.encode({
                     "jsonrpc": "2.0", "method": "session/stream_event",

@@ -48,19 +48,27 @@ log = logging.getLogger("rkat.rpc")
 
 #: Largest batch of queued lines written with one call.
 _MAX_BATCH_BYTES = 1 << 20
+#: Event lines queued for stdout past which event forwarders wait for the writer. While they
+#: wait, each subscription's own bounded buffer fills and reports the gap with a
+#: ``stream_truncated`` marker, so a client that stops reading costs bounded memory.
+MAX_QUEUED_EVENT_LINES = 4096
 
 
 class RpcConnection:
     """Serves one client over a pair of byte streams."""
 
     def __init__(self, service: "SessionService", output: trio.abc.SendStream, *,
-                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, eof_grace: float = math.inf) -> None:
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, eof_grace: float = math.inf,
+                 max_queued_event_lines: int = MAX_QUEUED_EVENT_LINES) -> None:
         self._output = output
         self._eof_grace = eof_grace
         self._max_line_bytes = max_line_bytes
         self._outbox_send, self._outbox = trio.open_memory_channel[bytes](math.inf)
+        self._max_queued_event_lines = max_queued_event_lines
+        #: Set (and replaced) each time the writer has handed a batch to stdout.
+        self._written = trio.Event()
         self._calls = ClientCalls(self._send)
-        self._methods = Methods(service, self._calls, self._send_event)
+        self._methods = Methods(service, self._calls, self._send_event, self._event_room)
         self._service = service
         #: Requests being answered, by id: the request and the scope that cancels it.
         self._inflight: dict[object, tuple[Request, trio.CancelScope, InFlight]] = {}
@@ -104,9 +112,13 @@ class RpcConnection:
 
     def _send_event(self, line: bytes) -> None:
         # Events are queued without a scheduler trip each (a burst of deltas costs one wake-up of
-        # the writer). The outbox is unbounded for them: the turn's own subscription already
-        # bounds what a slow client can pile up, with a stream_truncated marker past its capacity.
+        # the writer). Forwarders call _event_room first, which bounds what piles up here.
         self._outbox_send.send_nowait(line)
+
+    async def _event_room(self) -> None:
+        """Wait while the outbox holds ``max_queued_event_lines`` or more (the client reads slowly)."""
+        while self._outbox.statistics().current_buffer_used >= self._max_queued_event_lines:
+            await self._written.wait()
 
     def _accept(self, line: bytes | Oversized, requests: trio.Nursery) -> None:
         if isinstance(line, Oversized):
@@ -200,6 +212,8 @@ class RpcConnection:
                     await self._output.send_all(b"".join(batch))
                 finally:
                     self._writing = False
+                self._written.set()
+                self._written = trio.Event()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             log.info("stdout closed (%s); stopping", exc)
             connection_scope.cancel()
