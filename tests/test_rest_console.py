@@ -137,6 +137,12 @@ def test_list_search_open_send_and_watch_it_stream(server, page):
     transcript.get_by_text(f"Mock reply to: {prompt}").wait_for()
     page.locator("#interrupt").wait_for(state="hidden")
     assert "stop: end_turn" in transcript.inner_text()
+    # each past model call shows its usage (from the event log's turn_completed), the new turn's too
+    usage = transcript.locator(".message.assistant .usage")
+    expect(usage).to_have_count(2)
+    assert re.fullmatch(r"usage: in \d+, out \d+", usage.last.inner_text().strip())
+    page.reload()
+    expect(transcript.locator(".message.assistant .usage")).to_have_count(2)
     shot(page, "session")
 
 

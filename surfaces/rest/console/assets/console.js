@@ -327,6 +327,7 @@ function renderMessage(message) {
   }
   if (role === "block_assistant" || role === "assistant") {
     const item = el("li", { class: "message assistant" }, el("div", { class: "who", text: "assistant" }));
+    if (message.assistant_message_id) item.dataset.assistantId = message.assistant_message_id;
     for (const block of message.blocks || []) {
       const data = block.data || {};
       if (block.block_type === "text") item.append(el("div", { class: "text", text: data.text || "" }));
@@ -368,6 +369,46 @@ async function loadTranscript(sessionId) {
   }
   if (state.sessionId !== sessionId) return;
   $("transcript").replaceChildren(...messages.map(renderMessage));
+  showPastUsage(sessionId).catch(() => {});  // usage is a detail: the transcript stands without it
+}
+
+/** Each past model call's usage, from the session's event log (`turn_completed`), under its message. */
+async function showPastUsage(sessionId) {
+  // Kept per session, so a session's next turn reads only the events after the last one read.
+  if (!state.pastUsage || state.pastUsage.sessionId !== sessionId) {
+    state.pastUsage = { sessionId, after: 0, usage: new Map() };
+  }
+  const known = state.pastUsage;
+  const usage = known.usage;
+  const base = `/events?session_id=${encodeURIComponent(sessionId)}&limit=1000`;
+  for (let after = known.after; ; ) {
+    let page;
+    try {
+      page = await api("GET", `${base}&after=${after}`);
+    } catch (error) {  // older events were pruned: read what the log still keeps
+      const watermark = error.body.details && error.body.details.watermark;
+      if (error.status !== 410 || typeof watermark !== "number" || watermark <= after) throw error;
+      after = watermark;
+      continue;
+    }
+    for (const envelope of page.events) {
+      const payload = envelope.payload;
+      if (payload.type === "turn_completed" && payload.usage && payload.assistant_message_id) {
+        usage.set(payload.assistant_message_id, payload.usage);
+      }
+    }
+    const last = page.events.length ? page.events[page.events.length - 1].seq : after;
+    known.after = last;
+    if (!page.has_more || last <= after) break;
+    after = last;
+  }
+  if (state.sessionId !== sessionId) return;
+  for (const item of $("transcript").querySelectorAll("li[data-assistant-id]")) {
+    const turnUsage = usage.get(item.dataset.assistantId);
+    if (turnUsage && !item.querySelector(".usage")) {
+      item.append(el("div", { class: "stop usage", text: usageText(turnUsage) }));
+    }
+  }
 }
 
 async function loadFacts(sessionId) {
