@@ -133,8 +133,10 @@ async def test_metrics_names_follow_prometheus_conventions(server):
         for sample in family.samples:
             # Bounded label sets: never a session or run id.
             assert not {"session_id", "run_id", "session"} & set(sample.labels), sample
+            # One series per label set: no *_created timestamps doubling them.
+            assert not sample.name.endswith("_created"), sample
         if family.type == "counter":
-            assert all(s.name.endswith(("_total", "_created")) for s in family.samples), family.name
+            assert all(s.name.endswith("_total") for s in family.samples), family.name
 
 
 async def test_metrics_need_the_token_like_the_api(tmp_path):

@@ -14,12 +14,16 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from . import Observer, TurnInfo, TurnProbe
 
 __all__ = ["PrometheusObserver", "CONTENT_TYPE_LATEST", "MAX_MODELS", "MAX_ASLEEP_TRACKED"]
+
+# No ``*_created`` gauge beside every counter and histogram series: in the text format it is
+# a second time series per label set that Prometheus stores and nobody queries.
+disable_created_metrics()
 
 #: Distinct model names kept as label values; later ones count as ``other`` (a bounded label set).
 MAX_MODELS = 64
