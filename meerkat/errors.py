@@ -85,6 +85,7 @@ class ErrorCode(str, enum.Enum):
     STALE_CURSOR = "STALE_CURSOR"
     INBOX_FULL = "INBOX_FULL"
     INPUT_IDEMPOTENCY_CONFLICT = "INPUT_IDEMPOTENCY_CONFLICT"
+    DUPLICATE_REQUEST_ID = "DUPLICATE_REQUEST_ID"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,8 @@ ERROR_TABLE: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.STALE_CURSOR: ErrorSpec(-32027, 410, 16),
     ErrorCode.INBOX_FULL: ErrorSpec(-32002, 429, 17),
     ErrorCode.INPUT_IDEMPOTENCY_CONFLICT: ErrorSpec(-32004, 409, 13),
+    # REST: an X-Meerkat-Request-Id already in flight (upstream's code for it).
+    ErrorCode.DUPLICATE_REQUEST_ID: ErrorSpec(-32004, 409, 13),
 }
 
 

@@ -49,7 +49,7 @@ class CancellableRequests:
         if not request_id or len(request_id) > _MAX_ID:
             raise InvalidParams(f"{HEADER} must be a non-empty id of at most {_MAX_ID} characters")
         if request_id in self._inflight:
-            raise error_from_code(ErrorCode.DUPLICATE_INPUT, f"request id {request_id!r} is already in flight",
+            raise error_from_code(ErrorCode.DUPLICATE_REQUEST_ID, f"request id {request_id!r} is already in flight",
                                   {"request_id": request_id})
         entry = self._inflight[request_id] = TrackedRequest(request_id)
         try:
