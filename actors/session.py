@@ -736,6 +736,11 @@ class SessionActor(SessionInputs):
         status: RunStatus = ("completed" if outcome is None
                              else "interrupted" if isinstance(outcome, RequestCancelled) else "failed")
         if outcome is not None:
+            # The vendor charges an interrupted call's input (and what it streamed): count what it
+            # reported so far (Anthropic reports the input as the stream starts).
+            in_flight = state.partial_usage
+            if in_flight is not None:
+                state.usage = state.usage.add(in_flight)
             # An interrupt or a failure mid-stream keeps what the user already saw.
             partial = state.partial_row("cancelled")
             if partial is not None:
@@ -744,8 +749,10 @@ class SessionActor(SessionInputs):
                 # The vendor reports usage only when a reply ends; an interrupted one would count
                 # 0 output tokens for text the user saw. Estimate it (about 4 characters a token).
                 shown = sum(len(part) for part in (*state.partial_text, *state.partial_reasoning))
+                reported = in_flight.output_tokens if in_flight is not None else 0
                 state.usage = msgspec.structs.replace(
-                    state.usage, output_tokens=state.usage.output_tokens + -(-shown // _CHARS_PER_TOKEN))
+                    state.usage, output_tokens=state.usage.output_tokens
+                    + max(0, -(-shown // _CHARS_PER_TOKEN) - reported))
             elif status == "interrupted":
                 rows.append(BlockAssistantMessage(blocks=[], stop_reason="cancelled", created_at=now_rfc3339(),
                                                   run_id=turn.run_id))

@@ -120,6 +120,9 @@ async def test_interrupt_mid_stream_keeps_partial_text(service):
     assert partial_text == streamed and len(seen) >= 5
     view = await service.read_session(created.session_id)
     assert view.is_active is False and view.message_count == 2
+    # The interrupted call is charged: its input as reported when the stream started (the
+    # mock, like Anthropic, reports it then: 5 words), its output estimated from the text shown.
+    assert view.usage.input_tokens == 5 and view.usage.output_tokens >= len(streamed) // 4 > 0, view.usage
     # the session stays usable
     after = await service.start_turn(created.session_id, "go on", provider_params={"reply": "done"})
     assert after.text == "done"

@@ -107,6 +107,8 @@ class RunState:
     partial_signature: str | None = None
     #: Reasoning items of the in-flight call to hand back (OpenAI), stored with its block.
     partial_response_items: list[dict[str, Any]] = field(default_factory=list)
+    #: The in-flight call's usage as last reported (None: nothing reported yet).
+    partial_usage: TurnUsage | None = None
     #: The session's wire cache (:class:`meerkat.providers.wire_cache.WireCache`), passed to each call.
     wire_cache: Any = None
     #: System context added after the system prompt on every model call: injected
@@ -126,6 +128,7 @@ class RunState:
         self.partial_reasoning.clear()
         self.partial_signature = None
         self.partial_response_items = []
+        self.partial_usage = None
 
     def reasoning_block(self, text: str) -> AssistantBlock | None:
         """The in-flight call's reasoning as a block (None when there is none)."""
@@ -206,7 +209,7 @@ async def _stream_once(state: RunState, provider: Provider, request: ProviderReq
             elif isinstance(item, ToolCallChunk):
                 response.tool_calls.append(item)
             elif isinstance(item, UsageReport):
-                response.usage = item.usage
+                response.usage = state.partial_usage = item.usage
             elif isinstance(item, StopChunk):
                 response.stop_reason = item.stop_reason
 
@@ -324,6 +327,7 @@ async def _run_calls(
         )
         response = await _call_model(state, settings, provider, request, emit)
         message_id = state.partial_message_id
+        state.partial_usage = None  # counted below: no longer in flight
         if response.usage is not None:
             state.usage = state.usage.add(response.usage)
         else:

@@ -234,6 +234,8 @@ class AnthropicProvider:
                             tool = None
                     elif kind == "message_start":
                         _take_usage(counters, event["message"].get("usage"))
+                        if counters:  # the input side now: an interrupted call is still charged for it
+                            yield UsageReport(_usage(request.model, counters))
                     elif kind == "message_delta":
                         _take_usage(counters, event.get("usage"))
                         reason = (event.get("delta") or {}).get("stop_reason")

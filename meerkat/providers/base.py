@@ -87,7 +87,12 @@ class ToolCallChunk(msgspec.Struct, frozen=True):
 
 
 class UsageReport(msgspec.Struct, frozen=True):
-    """The call's usage, when the provider reports it."""
+    """The call's usage, when the provider reports it.
+
+    A provider may report more than once in a call (the input side as the stream
+    starts, as Anthropic does, then the whole at its end): the last report is the
+    call's, and an interrupted call is charged what was reported so far.
+    """
 
     usage: TurnUsage
 

@@ -19,7 +19,8 @@ one. Both come from ``provider_params`` or the ``[mock]`` config section, and
 
 ``max_tokens`` is honoured (a word is a token): a longer reply stops with
 ``max_tokens``. ``{"fail": "message"}`` makes the call fail as a provider error.
-Usage counts words: input is every word of the transcript, output the words sent.
+Usage counts words: input is every word of the transcript (reported as the stream starts, as
+Anthropic does), output the words sent.
 """
 
 from __future__ import annotations
@@ -110,6 +111,13 @@ async def _input_words(request: ProviderRequest) -> int:
     return tally.total(request.messages, _message_words)
 
 
+def _usage(model: str, input_words: int, output_words: int) -> TurnUsage:
+    return TurnUsage(input_tokens=input_words, output_tokens=output_words,
+                     accounting=UsageAccounting(provider="other", model=model, presented_tokens=input_words,
+                                                convention="host_declared_inclusive_input_total",
+                                                aggregation="provider_inclusive_input_total"))
+
+
 def _parse_tool_calls(prompt: str) -> list[tuple[str, dict[str, Any]]]:
     calls = []
     decoder = json.JSONDecoder()
@@ -181,6 +189,11 @@ class MockProvider:
         delay = float(params.get("token_delay_ms", self.token_delay_ms)) / 1000.0
         latency = float(params.get("first_token_latency_ms", self.first_token_latency_ms)) / 1000.0
         text, calls = self._reply_for(request)
+        input_words = await _input_words(request)
+        if request.system_prompt:
+            input_words += _words(request.system_prompt)
+        # The input side first, as Anthropic reports it when the stream starts.
+        yield UsageReport(_usage(request.model, input_words, 0))
         if latency > 0:
             await trio.sleep(latency)
         sent = 0
@@ -201,20 +214,5 @@ class MockProvider:
             for name, args in calls:
                 yield ToolCallChunk(id=f"toolu_{new_uuid7().replace('-', '')[-16:]}", name=name, args=args)
             stop = "tool_use"
-        input_words = await _input_words(request)
-        if request.system_prompt:
-            input_words += _words(request.system_prompt)
-        yield UsageReport(
-            TurnUsage(
-                input_tokens=input_words,
-                output_tokens=sent,
-                accounting=UsageAccounting(
-                    provider="other",
-                    model=request.model,
-                    presented_tokens=input_words,
-                    convention="host_declared_inclusive_input_total",
-                    aggregation="provider_inclusive_input_total",
-                ),
-            )
-        )
+        yield UsageReport(_usage(request.model, input_words, sent))
         yield StopChunk(stop)  # type: ignore[arg-type]
