@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx2
@@ -40,7 +41,11 @@ WAIT_MS = 30_000
 
 
 def chromium_path() -> str | None:
-    for candidate in (os.environ.get("RKAT_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+    """``$RKAT_CHROMIUM`` when set (that one or none), else the first Chromium found."""
+    chosen = os.environ.get("RKAT_CHROMIUM")
+    if chosen:
+        return chosen if os.access(chosen, os.X_OK) else None
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"),
                       shutil.which("chromium-browser"), shutil.which("google-chrome")):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
@@ -52,7 +57,9 @@ def browser():
     path = chromium_path()
     missing = None
     if path is None:
-        missing = "no Chromium found (apt-get install chromium chromium-driver, or set RKAT_CHROMIUM)"
+        missing = ("no Chromium found (apt-get install chromium chromium-driver, or set RKAT_CHROMIUM)"
+                   if not os.environ.get("RKAT_CHROMIUM") else
+                   f"RKAT_CHROMIUM={os.environ['RKAT_CHROMIUM']} is not an executable")
     else:
         try:
             import playwright.sync_api  # noqa: F401
@@ -295,3 +302,23 @@ def test_a_new_session_opens_at_once_and_streams_its_first_turn(server, page):
     post_turn = httpx2.post(f"{server.url}/sessions/{sid}/messages", json={"prompt": "from elsewhere"}, timeout=60)
     assert post_turn.status_code == 200
     page.locator("#transcript").get_by_text("Mock reply to: from elsewhere").wait_for()
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_without_a_browser_it_skips_saying_so_and_ci_fails(tmp_path, required):
+    """``make test`` on a machine without Chromium skips these tests, loudly; under .ci/run it fails."""
+    env = {**os.environ, "RKAT_CHROMIUM": str(tmp_path / "no-chromium")}
+    env.pop("RKAT_REQUIRE_BROWSER", None)
+    if required:
+        env["RKAT_REQUIRE_BROWSER"] = "1"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+         f"{__file__}::test_models_and_credentials_without_keys"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    output = run.stdout + run.stderr
+    if required:
+        assert run.returncode != 0, output
+        assert "browser tests required (RKAT_REQUIRE_BROWSER=1) but RKAT_CHROMIUM=" in output, output
+    else:
+        assert run.returncode == 0, output
+        assert "SKIPPED the console's browser tests: RKAT_CHROMIUM=" in output and "1 skipped" in output, output
