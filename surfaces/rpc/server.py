@@ -65,6 +65,8 @@ class RpcConnection:
         self._max_line_bytes = max_line_bytes
         self._outbox_send, self._outbox = trio.open_memory_channel[bytes](math.inf)
         self._max_queued_event_lines = max_queued_event_lines
+        #: Lines in the outbox (kept here: reading the channel's statistics per event costs ~1.4 us).
+        self._queued = 0
         #: Set (and replaced) each time the writer has handed a batch to stdout.
         self._written = trio.Event()
         self._calls = ClientCalls(self._send)
@@ -108,16 +110,18 @@ class RpcConnection:
                 await trio.sleep(0.01)
 
     async def _send(self, line: bytes) -> None:
+        self._queued += 1
         await self._outbox_send.send(line)
 
     def _send_event(self, line: bytes) -> None:
         # Events are queued without a scheduler trip each (a burst of deltas costs one wake-up of
         # the writer). Forwarders call _event_room first, which bounds what piles up here.
+        self._queued += 1
         self._outbox_send.send_nowait(line)
 
     async def _event_room(self) -> None:
         """Wait while the outbox holds ``max_queued_event_lines`` or more (the client reads slowly)."""
-        while self._outbox.statistics().current_buffer_used >= self._max_queued_event_lines:
+        while self._queued >= self._max_queued_event_lines:
             await self._written.wait()
 
     def _accept(self, line: bytes | Oversized, requests: trio.Nursery) -> None:
@@ -200,6 +204,7 @@ class RpcConnection:
             async for line in self._outbox:
                 batch = [line]
                 size = len(line)
+                self._queued -= 1
                 while size < _MAX_BATCH_BYTES:
                     try:
                         more = self._outbox.receive_nowait()
@@ -207,6 +212,7 @@ class RpcConnection:
                         break
                     batch.append(more)
                     size += len(more)
+                    self._queued -= 1
                 self._writing = True
                 try:
                     await self._output.send_all(b"".join(batch))
