@@ -111,8 +111,9 @@ def test_ctrl_c_interrupts_a_reply_then_a_second_leaves(tmp_path):
     term.type("tell me about the sea")
     term.expect("Mock")
     term.ctrl_c()
-    term.expect("Interrupted.")
-    term.expect("> ")  # still chatting, in the same session
+    interrupted = term.expect("> ")  # still chatting, in the same session
+    assert "Interrupted. The partial answer is kept; the next line continues this session." in interrupted
+    assert "rkat run --resume" not in interrupted  # no command to type: the next line continues
     term.type("/history")
     assert "ASSISTANT (cancelled):" in term.expect("> ")
     term.ctrl_c()  # at the prompt: leave

@@ -127,17 +127,21 @@ class _Chat:
 
             async def start() -> Any:
                 return await self.service.start_turn_streaming(session_id, prompt, **options)
+        started: list[str] = []
+
+        def continue_here(session_id: str) -> str:
+            started.append(session_id)
+            return "The partial answer is kept; the next line continues this session."
+
         try:
-            result = await run_turn(self.service, start, presentation, resumed=self.session_id is not None)
+            result = await run_turn(self.service, start, presentation, resumed=self.session_id is not None,
+                                    continue_hint=continue_here)
         except click.exceptions.Exit:
-            # Interrupted (Ctrl-C): the partial answer is kept; carry on in the same session.
-            self.session_id = self.session_id or await self._latest()
+            # Interrupted (Ctrl-C): the partial answer is kept; carry on in the same session
+            # (the one this turn ran in, not whichever the realm touched last).
+            self.session_id = started[0] if started else self.session_id
             return
         self.session_id = result.session_id
-
-    async def _latest(self) -> str | None:
-        sessions = await self.service.list_sessions(limit=1)
-        return sessions[0].session_id if sessions else None
 
     async def command(self, line: str) -> bool:
         """Run a /command; False when it asks to leave."""

@@ -62,8 +62,13 @@ class _Interrupt:
 
 
 async def run_turn(service: "SessionService", start: Callable[[], Awaitable["TurnStream"]],
-                   presentation: Presentation, *, resumed: bool) -> "RunResult":
-    """Start the turn with ``start()``, show it, and print its result."""
+                   presentation: Presentation, *, resumed: bool,
+                   continue_hint: Callable[[str], str] | None = None) -> "RunResult":
+    """Start the turn with ``start()``, show it, and print its result.
+
+    ``continue_hint(session_id)`` says how to go on after an interrupt (default: the
+    ``rkat run --resume`` command); ``rkat chat`` just takes the next line.
+    """
     json_output = presentation.output_format == "json"
     # With JSON on stdout, streamed text goes to stderr so stdout stays one JSON document.
     renderer = StreamRenderer(presentation.view, sys.stderr if json_output else sys.stdout, sys.stderr,
@@ -94,7 +99,8 @@ async def run_turn(service: "SessionService", start: Callable[[], Awaitable["Tur
         try:
             result = await stream.result()
         except RequestCancelled as cancelled:
-            kept = (f"The partial answer is kept in session {stream.session_id} "
+            kept = (continue_hint(stream.session_id) if continue_hint else
+                    f"The partial answer is kept in session {stream.session_id} "
                     f"(continue with: rkat run --resume {short_handle(stream.session_id)} \"...\")")
             if not interrupt.requested:  # `rkat session interrupt`, REST, an SDK... from another process
                 click.echo(f"Interrupted from elsewhere (an interrupt of this session by another command "
