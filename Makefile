@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-ts bench typecheck clean constraints
+.PHONY: demo test test-fast test-ts bench typecheck clean constraints
 
 # pyproject.toml declares compatible ranges; constraints.txt pins the exact, tested set,
 # which is what make test (and so CI) installs.
@@ -59,6 +59,13 @@ $(SDK_STAMP):
 test: $(STAMP) $(SDK_STAMP)
 	$(BIN)/python -m pytest -q -rs
 	$(MAKE) --no-print-directory test-ts
+
+# For daily work: the Python suite without the crash loops, stress runs, multi-process
+# scenarios, browser tests and the deep fuzz run (each still runs in `make test` and CI).
+FAST_SKIP := test_crash_turns test_store_crash test_store_history_crash test_actor_stress \
+             test_multiprocess test_rest_console test_rest_fuzz
+test-fast: $(STAMP) $(SDK_STAMP)
+	$(BIN)/python -m pytest -q -x $(foreach t,$(FAST_SKIP),--ignore=tests/$(t).py)
 
 # The TypeScript SDK (sdks/typescript): its pinned toolchain from the npm registry
 # (npm ci, package-lock.json), a tsc build, then node's test runner against this
