@@ -39,6 +39,7 @@ def test_list_show_interrupt_delete(rkat):
     idle = rkat("session", "interrupt", newer)
     assert idle.out == f"Session {newer}: no turn running; nothing to interrupt.\n"
 
+    assert "still read it" in rkat("session", "delete", "--help").out  # the help says what archiving keeps
     deleted = rkat("session", "delete", older)
     assert deleted.out.startswith(f"Deleted session: {older}\nSession Ref: ws-")
     archived = rkat("session", "show", older)  # an archived session's transcript stays readable

@@ -212,7 +212,7 @@ def _indented(text: str) -> Iterable[str]:
 @realm_options
 @click.pass_context
 async def delete_command(ctx: click.Context, session: str) -> None:
-    """Archive a session: gone from list, show and new turns; its history stays on disk.
+    """Archive a session: gone from list and new turns; `show ID` and `events ID` (full id) still read it.
 
     \b
     Examples:
