@@ -125,3 +125,19 @@ async def test_missing_key_fails_the_turn_naming_the_variables_and_mock(provider
     assert "mock" in message
     if provider == "gemini":
         assert "GOOGLE_API_KEY" in message
+
+
+async def test_interrupted_anthropic_turn_is_charged_its_input(tmp_path, monkeypatch):
+    """Anthropic reports the input in message_start: an interrupted turn keeps that count."""
+    case = CASES["anthropic"]
+    async with provider_service(case, tmp_path, monkeypatch, tokens_per_second=50) as (service, server):
+        server.script(Reply(text=" ".join(f"word{i}" for i in range(500)), input_tokens=1234))
+        stream = await service.create_session_streaming("talk a lot", model=case.model)
+        async for envelope in stream:
+            if envelope.type == "text_delta":
+                break
+        await service.interrupt(stream.session_id)
+        with pytest.raises(RequestCancelled):
+            await stream.result()
+        usage = (await service.read_session(stream.session_id)).usage
+        assert usage.input_tokens == 1234 and usage.output_tokens >= 1, usage
