@@ -66,3 +66,24 @@ def test_session_show_on_a_terminal_is_stripped(rkat, tmp_path):
     text = shown.decode()
     assert "safe text\tand" in text and "more" in text, text
     assert "\x1b]" not in text and "\x1b[2J" not in text and "\x9b" not in text, repr(text)
+
+
+@pytest.mark.parametrize("args, what", [
+    (["--param", "reply=\udc9b2J"], "--param"),  # a raw C1 byte (not UTF-8) in an argument
+    (["--param", 'reply="\\udcff"'], "--param"),  # a JSON escape that decodes to a lone surrogate
+    (["--label", "team=\udcff"], "--label"),
+    (["hi \udcff"], "the prompt"),
+])
+def test_arguments_that_are_not_utf8_are_a_clear_error(rkat, args, what):
+    if not args[-1].startswith("hi"):
+        args = [*args, "hi"]
+    refused = rkat("run", "--model", "mock", *args, expect=2)  # arguments reach Python as lone surrogates
+    assert f"Error: {what} is not valid UTF-8 text" in refused.err and "Traceback" not in refused.err, refused.err
+    assert rkat("session", "list", "--format", "json").json() == {"sessions": []}  # nothing half-made
+
+
+def test_a_prompt_on_stdin_that_is_not_utf8_is_a_clear_error(rkat):
+    proc = subprocess.run(rkat.argv("run", "--model", "mock"), cwd=rkat.cwd, env=rkat.env, input=b"hi \xff\xfe",
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert b"Error: the prompt on stdin is not valid UTF-8 text (byte 0xff" in proc.stderr, proc.stderr

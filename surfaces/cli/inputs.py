@@ -29,11 +29,35 @@ from typing import Any, Iterable
 
 from meerkat.errors import InvalidParams
 
-__all__ = ["parse_params", "parse_labels", "read_prompt", "STDIN_MODES"]
+__all__ = ["parse_params", "parse_labels", "read_prompt", "require_text", "STDIN_MODES"]
 
 STDIN_MODES = ("auto", "on", "off")
 #: How long ``--stdin auto`` waits for a pipe to show data or EOF when a prompt argument was given.
 STDIN_GRACE_S = 0.5
+
+
+def require_text(value: Any, what: str) -> Any:
+    """``value`` unchanged if every string in it is valid Unicode; else INVALID_PARAMS naming ``what``.
+
+    Python hands over bytes that are not UTF-8 (in arguments and stdin) as lone
+    surrogates, and a JSON ``"\\udcff"`` decodes to one; neither can be stored or sent.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = value[exc.start]
+            shown = f"byte 0x{ord(bad) - 0xDC00:02x}" if 0xDC80 <= ord(bad) <= 0xDCFF else f"U+{ord(bad):04X}"
+            raise InvalidParams(f"{what} is not valid UTF-8 text ({shown} at character {exc.start})",
+                                details={"option": what}) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            require_text(key, what)
+            require_text(item, what)
+    elif isinstance(value, list):
+        for item in value:
+            require_text(item, what)
+    return value
 
 
 def _split_pair(raw: str, flag: str) -> tuple[str, str]:
@@ -52,18 +76,20 @@ def parse_params(pairs: Iterable[str]) -> dict[str, Any] | None:
             params[key] = json.loads(value)
         except ValueError:
             params[key] = value
-    return params or None
+    return require_text(params, "--param") or None
 
 
 def parse_labels(pairs: Iterable[str]) -> dict[str, str] | None:
     """``--label`` values as a labels object (None when there are none)."""
     labels = dict(_split_pair(raw, "--label") for raw in pairs)
-    return labels or None
+    return require_text(labels, "--label") or None
 
 
 def read_prompt(prompt: str | None, stdin_mode: str) -> str:
     """The prompt to send: the argument, stdin, or both (see the module docstring)."""
-    piped = _read_stdin(wait=stdin_mode == "on" or prompt is None) if stdin_mode != "off" else ""
+    require_text(prompt, "the prompt")
+    piped = require_text(_read_stdin(wait=stdin_mode == "on" or prompt is None) if stdin_mode != "off" else "",
+                         "the prompt on stdin")
     if prompt is not None and piped:
         return f"<stdin>\n{piped}\n</stdin>\n\n{prompt}"
     if prompt is not None:
