@@ -73,6 +73,9 @@ def test_list_and_prune_crash_leftovers_but_never_a_realm_in_use(tmp_path):
         remaining = {r["realm_id"] for r in rkat("realm", "list", "--format", "json").json()}
         assert remaining == set(listed) - {leftover}
         assert "--older-than" in rkat("realm", "prune", "--older-than", "soon", expect=2).err
+        # Options that choose one realm mean nothing to commands about all of them: refused, not ignored.
+        assert "No such option '--realm'" in rkat("realm", "prune", "--realm", "team", expect=2).err
+        assert "--isolated" not in rkat("realm", "list", "--help").out
     finally:
         serving.stdin.close()
         serving.wait(timeout=30)

@@ -31,7 +31,7 @@ from .terminal_text import set_raw
 if TYPE_CHECKING:
     from actors import SessionService
 
-__all__ = ["realm_options", "service_for", "explicit_state_root"]
+__all__ = ["realm_options", "state_root_option", "service_for", "explicit_state_root"]
 
 _META_KEY = "rkat.realm"
 _BACKENDS = ("sqlite", "jsonl", "memory")
@@ -50,12 +50,16 @@ def _raw_text(ctx: click.Context, param: click.Parameter, value: bool) -> None:
         set_raw(True)
 
 
+def state_root_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add only ``--state-root`` (commands about many realms, such as ``rkat realm list``)."""
+    return click.option("--state-root", type=click.Path(file_okay=False), metavar="DIR", expose_value=False,
+                        callback=_remember, help="Directory holding realms [default: <project>/.rkat/realms, "
+                                                 "or $RKAT_STATE_ROOT].")(command)
+
+
 def realm_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add the realm options to a command (the root group and every leaf command)."""
     options = [
-        click.option("--state-root", type=click.Path(file_okay=False), metavar="DIR", expose_value=False,
-                     callback=_remember, help="Directory holding realms [default: <project>/.rkat/realms, "
-                                              "or $RKAT_STATE_ROOT]."),
         click.option("--realm-backend", "backend", type=click.Choice(_BACKENDS), expose_value=False,
                      callback=_remember, help="Storage for a new realm [default: sqlite]; must match an existing one."),
         click.option("--instance", "instance_id", metavar="ID", expose_value=False, callback=_remember,
@@ -68,6 +72,7 @@ def realm_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Print model and tool text as received, terminal control sequences included "
                           "[default: they are removed]."),
     ]
+    command = state_root_option(command)  # first: listed last in --help, as always
     for option in options:
         command = option(command)
     return command

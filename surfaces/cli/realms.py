@@ -19,7 +19,7 @@ from meerkat.errors import InvalidParams
 from meerkat.realm import default_state_root, project_state_root
 from meerkat.realm_admin import RealmInfo, list_realms, prune_realms
 
-from .context import explicit_state_root, realm_options
+from .context import explicit_state_root, state_root_option
 from .output import print_json
 
 __all__ = ["realm_group"]
@@ -67,7 +67,7 @@ def realm_group() -> None:
 
 @realm_group.command("list")
 @_FORMAT
-@realm_options
+@state_root_option
 @click.pass_context
 async def list_command(ctx: click.Context, output_format: str) -> None:
     """List realms: id, origin, backend, last activity, size, and whether a process serves it."""
@@ -92,7 +92,7 @@ async def list_command(ctx: click.Context, output_format: str) -> None:
 @click.option("--older-than", default="7d", show_default=True, metavar="DURATION",
               help="Only realms idle at least this long (90s, 12h, 7d...); 0 for any age.")
 @click.option("--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
-@realm_options
+@state_root_option
 @click.pass_context
 async def prune_command(ctx: click.Context, older_than: str, dry_run: bool) -> None:
     """Remove throw-away realms (origin "generated") that no process is serving.
