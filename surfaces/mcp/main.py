@@ -23,6 +23,7 @@ from meerkat.errors import InvalidParams, MeerkatError
 from surfaces.observability import add_observability_arguments, start_observability
 from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
 from surfaces.server_args import ServerArgumentParser
+from surfaces.startup_errors import single_error
 
 if TYPE_CHECKING:  # imported for real inside _serve, keeping `rkat-mcp --help` light
     from .turns import RunningTurns
@@ -173,12 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         trio.run(_serve, realm, http, os.environ.get(BENCH_TOOL_ENV) == "1", token, args.allowed_host,
                  (args.max_sessions, args.sessions_per_client), args.streams_per_client, args.handshake_timeout)
     except BaseException as exc:  # noqa: BLE001 - unwrapped, then re-raised unless it is ours to report
-        error = _single(exc)
+        error = single_error(exc)
         if isinstance(error, MeerkatError):
             _say(f"error: {error.message}")
             return error.spec.exit_code
         if isinstance(error, OSError):  # e.g. the HTTP port is taken
-            _say(f"error: {error}")
+            where = f" on {http[0]}:{http[1]}" if http is not None else ""
+            _say(f"error: cannot serve{where}: {error.strerror or error}")
             return 1
         if isinstance(error, KeyboardInterrupt):
             return 130
@@ -194,13 +196,6 @@ def _loopback(host: str) -> bool:
         return host.lower() == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _single(exc: BaseException) -> BaseException:
-    """The one error inside (nested) one-member exception groups, else ``exc`` itself."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
 
 
 if __name__ == "__main__":

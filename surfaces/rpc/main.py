@@ -21,6 +21,7 @@ from meerkat.errors import MeerkatError
 from surfaces.observability import add_observability_arguments, start_observability
 from surfaces.realm_options import RealmOptions, add_realm_arguments, realm_options_from_args
 from surfaces.server_args import ServerArgumentParser
+from surfaces.startup_errors import single_error
 
 from .framing import DEFAULT_MAX_LINE_BYTES
 
@@ -145,11 +146,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     input_fd = os.dup(0)
     try:
         trio.run(_serve, options, input_fd, output_fd, args.max_line_bytes, args.eof_grace)
-    except MeerkatError as exc:  # the realm could not be opened (bad backend for it, unreadable root...)
-        print(f"rkat-rpc: error: {exc.message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    except BaseException as caught:  # noqa: BLE001 - nurseries wrap the one error an operator can fix
+        exc = single_error(caught)
+        if isinstance(exc, MeerkatError):  # the realm could not be opened (corrupt config.toml, bad backend...)
+            print(f"rkat-rpc: error: {exc.message}", file=sys.stderr)
+            return 2
+        if isinstance(exc, KeyboardInterrupt):
+            return 130
+        raise
     return 0
 
 
