@@ -18,14 +18,27 @@ def token_server(tmp_path_factory):
 
 async def test_token_is_required_everywhere_but_health(token_server):
     document = token_server.openapi()
-    operations = [(method.upper(), path.replace("{session_id}", "01936f8a-7b2c-7000-8000-000000000001"))
-                  for path, item in document["paths"].items() for method in item if method != "parameters"]
+    sample = {"{session_id}": "01936f8a-7b2c-7000-8000-000000000001", "{name}": "console.css"}
+    operations = []
+    public = set()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            if operation.get("security") == []:
+                public.add((method.upper(), path))
+            for placeholder, value in sample.items():
+                path = path.replace(placeholder, value)
+            operations.append((method.upper(), path, operation.get("security") == []))
+    # Only health and the console's page shell are public (the page asks for the token).
+    assert public == {("GET", "/health"), ("GET", "/"), ("GET", "/console"), ("GET", "/console/assets/{name}")}
     async with token_server.client() as anonymous:
         assert (await anonymous.get("/health")).text == "ok"
-        for method, path in operations:
-            if path == "/health":
-                continue
+        for method, path, is_public in operations:
             reply = await anonymous.request(method, path, json={"prompt": "hi"} if method == "POST" else None)
+            if is_public:
+                assert reply.status_code in (200, 302), (method, path, reply.status_code)
+                continue
             assert reply.status_code == 401, (method, path)
             assert_documented(document, method, path, reply)
             assert reply.json()["code"] == "UNAUTHORIZED" and "bearer token" in reply.json()["error"]
