@@ -25,8 +25,20 @@ if TYPE_CHECKING:
 __all__ = ["check_store"]
 
 
-async def check_store(service: "SessionService", *, deep: bool = False) -> list[str]:
-    """The problems found with ``service``'s store (empty: healthy). Never raises for a damaged store."""
+async def check_store(service: "SessionService", *, deep: bool = False, full_paths: bool = True) -> list[str]:
+    """The problems found with ``service``'s store (empty: healthy). Never raises for a damaged store.
+
+    ``full_paths=False`` names files relative to the realm directory (``<realm>/...``),
+    for answers that may reach a client on the network (``GET /health`` needs no token).
+    """
+    problems = await _problems(service, deep)
+    if full_paths or not problems:
+        return problems
+    root = str(service.realm.paths.root)
+    return [problem.replace(root, "<realm>") for problem in problems]
+
+
+async def _problems(service: "SessionService", deep: bool) -> list[str]:
     realm = service.realm
     if realm.backend == "memory":
         return []

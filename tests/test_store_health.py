@@ -49,6 +49,8 @@ async def test_health_reports_a_damaged_store(tmp_path, damage, named):
             assert sick.status_code == 503, sick.text
             body = sick.json()
             assert body["status"] == "unhealthy" and any(named in problem for problem in body["problems"]), body
+            # /health needs no token: it names files inside the realm, never where the realm lives.
+            assert str(tmp_path) not in sick.text and "<realm>/" in sick.text, body
 
 
 def test_deep_check_finds_a_corrupt_page(tmp_path):
