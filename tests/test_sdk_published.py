@@ -44,31 +44,42 @@ def ensure_sdk_venv() -> Path:
     return SDK_PYTHON
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory) -> dict[int, dict]:
+def run_published_driver(driver: str, work: Path, scenarios: int, extra_env: dict[str, str] | None = None
+                         ) -> dict[int, dict]:
+    """Run ``sdk_drivers/<driver>`` with the published SDK against our rkat-rpc; its report by scenario.
+
+    The driver sees no provider keys or base URLs of ours, an empty HOME and a fresh
+    state root, and finds rkat-rpc through ``REAL_BIN`` / ``PROXY_BIN`` (a recording proxy).
+    """
     python = ensure_sdk_venv()
-    work = tmp_path_factory.mktemp("published")
-    bins = work / "bin"
     env = {k: v for k, v in os.environ.items()
            if not k.endswith("_API_KEY") and not k.endswith("_BASE_URL") and k != "MEERKAT_BIN_PATH"}
     env.update({
         "WORK": str(work),
         "REAL_BIN": RKAT_RPC,
         "PROXY_TARGET": RKAT_RPC,
-        "PROXY_BIN": str(write_wrapper(bins / "proxy", DRIVERS / "recording_proxy.py")),
-        "STUB_BIN": str(write_wrapper(bins / "stub", DRIVERS / "stub_rpc.py")),
+        "PROXY_BIN": str(write_wrapper(work / "bin" / "proxy", DRIVERS / "recording_proxy.py")),
         "RKAT_STATE_ROOT": str(work / "fresh-realms"),
         "HOME": str(work / "home"),  # an empty home: nothing cached, so a download attempt would show
-        "PATH": "/usr/local/bin:/usr/bin:/bin",  # our venv is not on PATH unless a scenario puts it there
     })
-    done = subprocess.run([str(python), str(DRIVERS / "published_conformance.py")], capture_output=True,
+    env.update(extra_env or {})
+    done = subprocess.run([str(python), str(DRIVERS / driver)], capture_output=True,
                           text=True, env=env, cwd=work, timeout=540)
     results = {}
     for line in done.stdout.splitlines():
         entry = json.loads(line)
         results[entry["scenario"]] = entry
-    assert len(results) == SCENARIOS, f"driver exit {done.returncode}\n{done.stdout}\n{done.stderr[-4000:]}"
+    assert len(results) == scenarios, f"driver exit {done.returncode}\n{done.stdout}\n{done.stderr[-4000:]}"
     return results
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict[int, dict]:
+    work = tmp_path_factory.mktemp("published")
+    return run_published_driver("published_conformance.py", work, SCENARIOS, {
+        "STUB_BIN": str(write_wrapper(work / "bin" / "stub", DRIVERS / "stub_rpc.py")),
+        "PATH": "/usr/local/bin:/usr/bin:/bin",  # our venv is not on PATH unless a scenario puts it there
+    })
 
 
 @pytest.mark.parametrize("scenario", range(1, SCENARIOS + 1))
