@@ -78,6 +78,15 @@ class SessionInputs:
     async def _stop_foreign(self, expected_run_id: str | None) -> tuple[RunRecord | None, bool]:
         raise NotImplementedError  # provided by SessionActor
 
+    async def _admit_input(self, record: InputRecord, row: SystemMessage | None) -> InputRecord | None:
+        """Store an input under the realm's inbox capacity; the earlier record if its key was seen."""
+        sup = self._supervisor
+        capacity = sup.current_config().limits.inbox_capacity or DEFAULT_INBOX_CAPACITY
+        try:
+            return await sup.store_call(partial(sup.store.admit_input, record, row, inbox_capacity=capacity))
+        except KeyError:
+            raise SessionNotFound(self.session_id) from None
+
     # -- injected context ------------------------------------------------------
 
     def _inject(self, message: InjectContext) -> None:
@@ -88,16 +97,11 @@ class SessionInputs:
         self._nursery.start_soon(self._apply_inject, message)
 
     async def _apply_inject(self, message: InjectContext) -> None:
-        sup = self._supervisor
         record = msgspec.structs.replace(message.record, boundary_seq=self._bus.last_seq if self._bus else None)
         row = SystemMessage(content=record.text or "", created_at=rfc3339_from_ms(record.created_at_ms),
                             source=record.source or "inject_context")
-        capacity = sup.current_config().limits.inbox_capacity or DEFAULT_INBOX_CAPACITY
         try:
-            existing = await sup.store_call(partial(sup.store.admit_input, record, row, inbox_capacity=capacity))
-        except KeyError:
-            message.reply.fail(SessionNotFound(self.session_id))
-            return
+            existing = await self._admit_input(record, row)
         except MeerkatError as exc:
             message.reply.fail(exc)
             return
@@ -119,14 +123,8 @@ class SessionInputs:
         self._nursery.start_soon(self._admit_external, message)
 
     async def _admit_external(self, message: QueueExternalEvent) -> None:
-        sup = self._supervisor
-        capacity = sup.current_config().limits.inbox_capacity or DEFAULT_INBOX_CAPACITY
         try:
-            existing = await sup.store_call(partial(sup.store.admit_input, message.record, None,
-                                                    inbox_capacity=capacity))
-        except KeyError:
-            message.reply.fail(SessionNotFound(self.session_id))
-            return
+            existing = await self._admit_input(message.record, None)
         except MeerkatError as exc:
             message.reply.fail(exc)
             return
