@@ -11,6 +11,7 @@ from .base import (
     SessionRecord as SessionRecord,
     SessionStore as SessionStore,
     current_owner as current_owner,
+    host_id as host_id,
     owner_is_alive as owner_is_alive,
 )
 from .memory import MemoryStore as MemoryStore
@@ -26,6 +27,7 @@ __all__ = [
     "SessionStore",
     "MemoryStore",
     "current_owner",
+    "host_id",
     "owner_is_alive",
     "open_store",
 ]

@@ -36,6 +36,7 @@ __all__ = [
     "RunCommit",
     "SessionStore",
     "current_owner",
+    "host_id",
     "owner_is_alive",
     "apply_begin",
     "apply_commit",
@@ -372,19 +373,29 @@ def interrupted_commit(run: RunRecord, record: SessionRecord, *, now_ms: int, re
         finished_at_ms=now_ms, model=record.model, provider=record.provider, error=f"interrupted: {reason}")
 
 
+def host_id() -> str:
+    """The name of this host among the processes sharing a realm: ``RKAT_HOST_ID``, else the hostname.
+
+    Process ids mean something only within one host id: two machines (or two
+    containers with their own pid namespaces) serving one database realm must
+    have different host ids, or one could take the other's live runs for dead.
+    """
+    return os.environ.get("RKAT_HOST_ID", "").strip() or socket.gethostname()
+
+
 def current_owner() -> str:
-    """This process as a run owner: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process as a run owner: ``host_id:pid`` (see :func:`host_id`)."""
+    return f"{host_id()}:{os.getpid()}"
 
 
 def owner_is_alive(owner: str) -> bool:
     """Whether the process that owns a run may still be running.
 
-    An owner on another host can't be checked and counts as alive; its runs are
-    left for that host (or a lease expiry) to close.
+    An owner with another host id can't be checked and counts as alive; its runs
+    are left for that host (or a lease expiry) to close.
     """
     host, _, pid_text = owner.rpartition(":")
-    if host != socket.gethostname():
+    if host != host_id():
         return True
     try:
         pid = int(pid_text)
