@@ -56,7 +56,21 @@ $(SDK_STAMP):
 	$(SDK_VENV)/bin/pip install --quiet meerkat-sdk==0.9.6
 	touch $(SDK_STAMP)
 
-test: $(STAMP) $(SDK_STAMP)
+# The tests' real PostgreSQL server (meerkat/testing/postgres.py) runs the machine's binaries
+# (PATH or /usr/lib/postgresql/*/bin); a machine without them gets the server from PyPI's
+# pgserver wheel, installed into the venv (only its binaries are used, so --no-deps).
+PG_WHEEL := pgserver==0.1.4
+PG_STAMP := $(VENV)/.postgres
+
+$(PG_STAMP): $(STAMP)
+	@if ! $(BIN)/python -m meerkat.testing.postgres --check >/dev/null 2>&1; then \
+	    echo "no PostgreSQL server binaries on this machine: installing $(PG_WHEEL) into $(VENV)"; \
+	    $(BIN)/pip install --quiet --no-deps $(PG_WHEEL); \
+	fi
+	@found=$$($(BIN)/python -m meerkat.testing.postgres --check) && echo "PostgreSQL for the tests: $$found"
+	touch $(PG_STAMP)
+
+test: $(STAMP) $(SDK_STAMP) $(PG_STAMP)
 	$(BIN)/python -m pytest -q -rs
 	$(MAKE) --no-print-directory test-ts
 
@@ -64,7 +78,7 @@ test: $(STAMP) $(SDK_STAMP)
 # scenarios, browser tests and the deep fuzz run (each still runs in `make test` and CI).
 FAST_SKIP := test_crash_turns test_store_crash test_store_history_crash test_actor_stress \
              test_multiprocess test_rest_console test_rest_fuzz
-test-fast: $(STAMP) $(SDK_STAMP)
+test-fast: $(STAMP) $(SDK_STAMP) $(PG_STAMP)
 	$(BIN)/python -m pytest -q -x $(foreach t,$(FAST_SKIP),--ignore=tests/$(t).py)
 
 # The TypeScript SDK (sdks/typescript): its pinned toolchain from the npm registry
