@@ -50,10 +50,14 @@ class Host:
 
     async def open_realm(self, realm_id: str | None = None, *, state_root: str | Path | None = None,
                          backend: str | None = None, isolated: bool = False,
-                         instance_id: str | None = None) -> SessionService:
-        """Serve a realm (created if new) and return its service; the same realm twice is one service."""
+                         instance_id: str | None = None, database_url: str | None = None) -> SessionService:
+        """Serve a realm (created if new) and return its service; the same realm twice is one service.
+
+        ``database_url`` (else ``$RKAT_DATABASE_URL``) is the database of a ``postgres`` realm.
+        """
         realm = await trio.to_thread.run_sync(partial(open_realm, realm_id, state_root=state_root, backend=backend,
-                                                      isolated=isolated, instance_id=instance_id))
+                                                      isolated=isolated, instance_id=instance_id,
+                                                      database_url=database_url))
         key = (str(realm.paths.root), realm.realm_id)
         existing = self._services.get(key)
         if existing is not None:
@@ -136,13 +140,15 @@ async def open_host(options: HostOptions | None = None) -> AsyncIterator[Host]:
 @asynccontextmanager
 async def open_service(realm_id: str | None = None, *, state_root: str | Path | None = None,
                        backend: str | None = None, isolated: bool = False, instance_id: str | None = None,
+                       database_url: str | None = None,
                        options: HostOptions | None = None) -> AsyncIterator[SessionService]:
     """Serve one realm (created if new) until the block exits; the usual way in.
 
     Without ``realm_id`` (or with ``isolated``) a fresh throw-away realm ``realm-<uuidv7>``
     is made, and removed again on exit. On exit, running turns are interrupted and
-    committed as interrupted, and the store is closed.
+    committed as interrupted, and the store is closed. ``backend="postgres"`` needs a
+    named realm and ``database_url`` (or ``$RKAT_DATABASE_URL``); see docs/deployment.md.
     """
     async with open_host(options) as host:
         yield await host.open_realm(realm_id, state_root=state_root, backend=backend, isolated=isolated,
-                                    instance_id=instance_id)
+                                    instance_id=instance_id, database_url=database_url)

@@ -3,6 +3,7 @@
 A realm is a folder under a state root, ``<state_root>/<sanitised realm id>/``::
 
     realm_manifest.json   the backend pin: {"realm_id", "backend", "origin", "created_at"}
+                          (+ "database" for postgres; see meerkat.realm_manifest)
     config.toml           the realm's config document (see ``meerkat.config.store``)
     config_state.json     its generation
     sessions.sqlite3      sessions, for the sqlite backend
@@ -10,7 +11,9 @@ A realm is a folder under a state root, ``<state_root>/<sanitised realm id>/``::
 
 Realm ids are validated before any path is built from them, so a realm can never
 reach outside its state root (``../x``, ``a/b`` and ``.`` are refused). The
-``memory`` backend touches no disk at all: no directory, no manifest.
+``memory`` backend touches no disk at all: no directory, no manifest. A
+``postgres`` realm lives in its database, which says which realms exist; its
+folder holds only a cache of the manifest (see :mod:`meerkat.realm_database`).
 
 :func:`open_realm` blocks (mkdir, flock, fsync); call it from a worker thread
 under trio.
@@ -24,14 +27,16 @@ import os
 import re
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
 
 from meerkat.config.store import LOCK_TIMEOUT_SECS
+from meerkat.dburl import DatabaseIdentity, database_url as resolve_database_url
 from meerkat.fsutil import atomic_write_bytes, exclusive_file_lock, make_private_dir
 from meerkat.errors import InvalidParams, StoreError
 from meerkat.ids import canonical_uuid, new_uuid7
+from meerkat.realm_manifest import (BACKENDS, DEFAULT_BACKEND, MANIFEST_FILE, MANIFEST_LOCK_FILE, Backend, Origin,
+                                    RealmManifest, parse_backend, parse_origin, read_manifest)
 
 log = logging.getLogger("rkat.realm")
 
@@ -59,18 +64,6 @@ __all__ = [
     "git_work_tree_root",
     "workspace_context",
 ]
-
-Backend = Literal["sqlite", "jsonl", "memory"]
-#: How a realm came to exist. ``legacy_unknown`` is only ever read, never written.
-Origin = Literal["generated", "workspace", "explicit", "legacy_unknown"]
-
-BACKENDS: tuple[Backend, ...] = get_args(Backend)
-DEFAULT_BACKEND: Backend = "sqlite"
-MANIFEST_FILE = "realm_manifest.json"
-_MANIFEST_LOCK_FILE = ".realm_manifest.lock"
-#: Upstream's format 2 only adds fields we ignore; anything newer we refuse to guess at.
-_MAX_MANIFEST_FORMAT = 2
-_ORIGINS: tuple[str, ...] = get_args(Origin)
 
 _REALM_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _UNSAFE_DIR_CHARS_RE = re.compile(r"[^A-Za-z0-9_-]")
@@ -140,14 +133,6 @@ def default_state_root() -> Path:
     return base / "meerkat" / "realms"
 
 
-def parse_backend(value: str) -> Backend:
-    """``value`` as a :data:`Backend`, or :class:`InvalidParams` listing the allowed values."""
-    if value not in BACKENDS:
-        allowed = ", ".join(BACKENDS)
-        raise InvalidParams(f"invalid realm backend {value!r}: expected one of {allowed}")
-    return cast(Backend, value)
-
-
 def realm_dir_name(realm_id: str) -> str:
     """The realm's folder name: every character outside ``[A-Za-z0-9_-]`` becomes ``_``."""
     return _UNSAFE_DIR_CHARS_RE.sub("_", realm_id)
@@ -187,56 +172,12 @@ class RealmPaths:
 
 
 @dataclass(frozen=True, slots=True)
-class RealmManifest:
-    """The contents of ``realm_manifest.json``: which backend the realm is pinned to."""
-
-    realm_id: str
-    backend: Backend
-    origin: Origin
-    #: Unix seconds as a decimal string, as upstream writes it.
-    created_at: str
-
-    def to_dict(self) -> dict[str, str]:
-        """The JSON object written to disk."""
-        return {
-            "realm_id": self.realm_id,
-            "backend": self.backend,
-            "origin": self.origin,
-            "created_at": self.created_at,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any) -> RealmManifest:
-        """Parse a manifest object; raises ``ValueError`` describing what is wrong."""
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        fmt = data.get("manifest_format", 1)
-        if type(fmt) is not int or fmt > _MAX_MANIFEST_FORMAT:
-            raise ValueError(f"unsupported manifest_format {fmt!r}")
-        fields = {}
-        for key in ("realm_id", "backend", "origin", "created_at"):
-            value = data.get(key)
-            if not isinstance(value, str):
-                raise ValueError(f"missing or non-string {key!r}")
-            fields[key] = value
-        # "memory" never has a manifest, so one claiming it is as corrupt as an unknown name.
-        if fields["backend"] not in ("sqlite", "jsonl"):
-            raise ValueError(f"unknown backend {fields['backend']!r}")
-        if fields["origin"] not in _ORIGINS:
-            raise ValueError(f"unknown origin {fields['origin']!r}")
-        return cls(
-            realm_id=fields["realm_id"],
-            backend=cast(Backend, fields["backend"]),
-            origin=cast(Origin, fields["origin"]),
-            created_at=fields["created_at"],
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class RealmHandle:
     """An opened realm: its id, pinned backend, and where its files are.
 
     ``paths`` is filled for ``memory`` realms too (for display); nothing exists there.
+    A ``postgres`` realm also carries its database: the identity (for display) and
+    the URL to connect with, which may hold a password and so is never in the repr.
     """
 
     realm_id: str
@@ -245,24 +186,8 @@ class RealmHandle:
     instance_id: str | None
     isolated: bool
     paths: RealmPaths
-
-
-def read_manifest(path: Path) -> RealmManifest | None:
-    """The manifest at ``path``, ``None`` if absent; unreadable or corrupt is a :class:`StoreError`.
-
-    Only "file not found" counts as absent: any other I/O error could hide an
-    existing realm, and guessing "absent" would fork it.
-    """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise StoreError(f"cannot read realm manifest {path}: {exc}") from None
-    try:
-        return RealmManifest.from_dict(json.loads(raw))
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise StoreError(f"corrupt realm manifest {path}: {exc}") from None
+    database: DatabaseIdentity | None = None
+    database_url: str | None = field(default=None, repr=False)
 
 
 def open_realm(
@@ -273,6 +198,7 @@ def open_realm(
     isolated: bool = False,
     instance_id: str | None = None,
     origin: str | None = None,
+    database_url: str | None = None,
 ) -> RealmHandle:
     """Open (creating on first use) a realm and return its handle. Blocking.
 
@@ -284,29 +210,66 @@ def open_realm(
       a :func:`workspace_realm_id`.
     * ``memory`` writes nothing to disk (but still refuses a realm already pinned
       on disk to another backend).
+    * ``postgres`` needs ``database_url`` (else ``$RKAT_DATABASE_URL``) and a named
+      realm. A realm the database holds opens as ``postgres`` without asking for
+      the backend, from any host; see :mod:`meerkat.realm_database`.
 
     Concurrent first opens, from threads or processes, agree on one manifest: it
-    is read-or-created under an exclusive lock in the realm directory.
+    is read-or-created under an exclusive lock in the realm directory (for
+    ``postgres``, in the database).
     """
     if isolated and realm_id is not None:
         raise InvalidParams("--realm and --isolated cannot be combined")
     requested = parse_backend(backend) if backend is not None else None
+    if database_url and requested not in (None, "postgres"):
+        raise InvalidParams(f"--database-url is only for --realm-backend postgres (not {requested!r})")
     default_origin: Origin
     if realm_id is None:
+        if requested == "postgres":
+            raise InvalidParams("a postgres realm must be named (pass --realm ID): a throw-away realm in a shared "
+                                "database would outlive the process that made it")
         realm_id, default_origin = generated_realm_id(), "generated"
     else:
         realm_id, default_origin = validate_realm_id(realm_id), "explicit"
-    wanted_origin = _parse_origin(origin) if origin is not None else default_origin
+    wanted_origin = parse_origin(origin) if origin is not None else default_origin
     paths = RealmPaths.for_realm(state_root if state_root is not None else default_state_root(), realm_id)
+    cached = read_manifest(paths.manifest_path)
 
     if requested == "memory":
-        existing = read_manifest(paths.manifest_path)
-        if existing is not None:
-            _check_manifest(existing, realm_id, requested, paths.manifest_path)
+        if cached is not None:
+            _check_manifest(cached, realm_id, requested, paths.manifest_path)
         return RealmHandle(realm_id, "memory", wanted_origin, instance_id, isolated, paths)
+
+    url = resolve_database_url(database_url)
+    if _in_database(realm_id, requested, cached, url, explicit_url=bool(database_url), path=paths.manifest_path):
+        from meerkat.realm_database import missing_url_error, open_database_manifest
+
+        if url is None:
+            raise missing_url_error(realm_id, cached)
+        manifest = open_database_manifest(paths.root, realm_id, wanted_origin, url, cached)
+        return RealmHandle(realm_id, "postgres", manifest.origin, instance_id, isolated, paths,
+                           database=manifest.database, database_url=url)
 
     manifest = _read_or_create_manifest(paths, realm_id, requested, wanted_origin)
     return RealmHandle(realm_id, manifest.backend, manifest.origin, instance_id, isolated, paths)
+
+
+def _in_database(realm_id: str, requested: Backend | None, cached: RealmManifest | None, url: str | None, *,
+                 explicit_url: bool, path: Path) -> bool:
+    """Whether the realm is (or is to be) a ``postgres`` realm; refuses a mismatch with the local manifest.
+
+    Without a requested backend or a local manifest, a database URL at hand
+    (``$RKAT_DATABASE_URL``) is asked whether it holds the realm: a host that never
+    served it before must not make a same-named empty file realm beside it.
+    """
+    if cached is not None:
+        _check_manifest(cached, realm_id, "postgres" if explicit_url and requested is None else requested, path)
+        return cached.backend == "postgres"
+    if requested is not None or url is None:
+        return requested == "postgres"
+    from meerkat.realm_database import database_realm_exists
+
+    return database_realm_exists(url, realm_id)
 
 
 def _read_or_create_manifest(
@@ -317,7 +280,7 @@ def _read_or_create_manifest(
         make_private_dir(paths.root)
     except OSError as exc:
         raise StoreError(f"cannot create realm directory {paths.root}: {exc}") from None
-    lock_path = paths.root / _MANIFEST_LOCK_FILE
+    lock_path = paths.root / MANIFEST_LOCK_FILE
     with exclusive_file_lock(lock_path, timeout=LOCK_TIMEOUT_SECS, what="realm manifest"):
         existing = read_manifest(paths.manifest_path)
         if existing is not None:
@@ -386,13 +349,6 @@ def _check_manifest(existing: RealmManifest, realm_id: str, requested: Backend |
         raise InvalidParams(
             f"realm backend mismatch for '{realm_id}': requested '{requested}', existing '{existing.backend}'"
         )
-
-
-def _parse_origin(value: str) -> Origin:
-    """A requested origin; ``legacy_unknown`` is read from old manifests, never requested."""
-    if value not in ("generated", "workspace", "explicit"):
-        raise InvalidParams(f"invalid realm origin {value!r}: expected one of generated, workspace, explicit")
-    return cast(Origin, value)
 
 
 def resolve_state_root(realm_id: str | None, state_root: str | None, *, context_root: str | Path | None,

@@ -1,7 +1,7 @@
 """The realm options every surface accepts, parsed once.
 
 ``--realm/-r``, ``--isolated``, ``--instance``, ``--realm-backend``,
-``--state-root`` and ``--context-root`` mean the same on ``rkat``, ``rkat-rpc``,
+``--database-url``, ``--state-root`` and ``--context-root`` mean the same on ``rkat``, ``rkat-rpc``,
 ``rkat-rest`` and ``rkat-mcp``. Only the defaults differ: the CLI uses the
 workspace realm of the current directory and keeps new realms in the project
 (``<project>/.rkat/realms``), while the servers start a fresh generated realm per
@@ -16,17 +16,24 @@ given ``--context-root`` finds the CLI's: surfaces that share a realm id share i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncContextManager
 
+from meerkat.dburl import DATABASE_URL_ENV, parse_database_url
 from meerkat.errors import InvalidParams
 from meerkat.realm import BACKENDS, resolve_state_root, validate_realm_id, workspace_context, workspace_realm_id
 
 if TYPE_CHECKING:  # keeps `import surfaces.realm_options` free of the actor runtime
     from actors import HostOptions, SessionService
 
-__all__ = ["RealmOptions", "add_realm_arguments", "realm_options_from_args"]
+__all__ = ["RealmOptions", "add_realm_arguments", "realm_options_from_args", "DATABASE_URL_HELP"]
+
+#: ``--database-url``'s help, the same on every surface.
+DATABASE_URL_HELP = (f"PostgreSQL URL of a postgres realm's database (default ${DATABASE_URL_ENV}), e.g. "
+                     "postgresql://rkat@db.internal:5432/rkat?sslmode=require; keep the password in PGPASSWORD "
+                     "or ~/.pgpass rather than here (command lines are visible to other users)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,8 @@ class RealmOptions:
     instance_id: str | None = None
     backend: str | None = None
     state_root: str | None = None
+    #: ``--database-url`` as given (``$RKAT_DATABASE_URL`` is read when the realm opens); may hold a password.
+    database_url: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.realm_id is not None:
@@ -46,20 +55,23 @@ class RealmOptions:
                 raise InvalidParams("--realm and --isolated cannot be used together")
         if self.backend is not None and self.backend not in BACKENDS:
             raise InvalidParams(f"unknown realm backend {self.backend!r}: expected one of {', '.join(BACKENDS)}")
+        if self.database_url is not None:
+            parse_database_url(self.database_url)  # malformed: refused here, with the URL redacted
 
     def with_workspace_default(self, cwd: str | None = None) -> "RealmOptions":
         """These options, with the current directory's workspace realm when none is named (the CLI default)."""
         if self.realm_id is not None or self.isolated:
             return self
         realm_id = workspace_realm_id(workspace_context(cwd or os.getcwd()))
-        return RealmOptions(realm_id, False, self.instance_id, self.backend, self.state_root)
+        return dataclasses.replace(self, realm_id=realm_id, isolated=False)
 
     def open_service(self, options: "HostOptions | None" = None) -> AsyncContextManager["SessionService"]:
         """Serve this realm until the block exits (see :func:`actors.open_service`)."""
         from actors import open_service
 
         return open_service(self.realm_id, state_root=self.state_root, backend=self.backend,
-                            isolated=self.isolated, instance_id=self.instance_id, options=options)
+                            isolated=self.isolated, instance_id=self.instance_id, database_url=self.database_url,
+                            options=options)
 
 
 def add_realm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +85,7 @@ def add_realm_arguments(parser: argparse.ArgumentParser) -> None:
                        help="instance id recorded on sessions this process creates")
     group.add_argument("--realm-backend", dest="backend", choices=BACKENDS,
                        help="storage backend for a new realm (default sqlite); must match an existing realm")
+    group.add_argument("--database-url", metavar="URL", help=DATABASE_URL_HELP)
     group.add_argument("--state-root", metavar="DIR",
                        help="directory holding realms (default $RKAT_STATE_ROOT, else where --realm already "
                             "exists, else the user data directory)")
@@ -91,8 +104,8 @@ def realm_options_from_args(args: argparse.Namespace | Any) -> RealmOptions:
     if context_root is not None and not os.path.isdir(context_root):  # a typo would silently hide the realm
         raise InvalidParams(f"--context-root {context_root!r} is not a directory")
     options = RealmOptions(realm_id=args.realm_id, isolated=bool(args.isolated), instance_id=args.instance_id,
-                           backend=args.backend, state_root=args.state_root)
+                           backend=args.backend, state_root=args.state_root,
+                           database_url=getattr(args, "database_url", None))
     state_root = resolve_state_root(options.realm_id, args.state_root, context_root=context_root,
                                     project_default=False)
-    return RealmOptions(options.realm_id, options.isolated, options.instance_id, options.backend,
-                        None if state_root is None else str(state_root))
+    return dataclasses.replace(options, state_root=None if state_root is None else str(state_root))

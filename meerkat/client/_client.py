@@ -21,6 +21,7 @@ import re
 import anyio
 from typing import Any, Callable
 
+from meerkat.dburl import DATABASE_URL_ENV
 from meerkat.errors import ErrorCode, InvalidParams, MeerkatError, error_from_code
 from meerkat.views import HistoryPage, RunResult
 
@@ -110,11 +111,15 @@ class MeerkatClient(HistoryCalls, LiveCalls):
                       realm_backend: str | None = None, isolated: bool = False,
                       state_root: str | os.PathLike[str] | None = None,
                       context_root: str | os.PathLike[str] | None = None,
-                      user_config_root: str | os.PathLike[str] | None = None) -> "MeerkatClient":
+                      user_config_root: str | os.PathLike[str] | None = None,
+                      database_url: str | None = None) -> "MeerkatClient":
         """Start ``rkat-rpc`` on a realm and shake hands.
 
         Without ``realm_id`` the server uses a fresh realm that ends with it.
-        ``realm_backend`` is ``sqlite`` (default), ``jsonl`` or ``memory``.
+        ``realm_backend`` is ``sqlite`` (default), ``jsonl``, ``memory`` or ``postgres``;
+        ``database_url`` is a postgres realm's database (else the child inherits
+        ``$RKAT_DATABASE_URL``). It reaches the child through its environment, not its
+        command line, which other users of the machine can read.
         ``context_root`` is a project directory: a ``realm_id`` the ``rkat`` CLI
         keeps there (``<project>/.rkat/realms``) is served from there when no
         state root is given. ``user_config_root`` is accepted as the published
@@ -126,9 +131,10 @@ class MeerkatClient(HistoryCalls, LiveCalls):
                             isolated=isolated, state_root=state_root, context_root=context_root,
                             user_config_root=user_config_root)
         argv = [find_rkat_rpc(self._rkat_path), *args]
+        env = None if database_url is None else {**os.environ, DATABASE_URL_ENV: database_url}
         try:
             with anyio.fail_after(self.connect_timeout):
-                await self._handshake(argv)
+                await self._handshake(argv, env)
         except TimeoutError:
             await self.close()
             raise ConnectTimeout(
@@ -137,8 +143,8 @@ class MeerkatClient(HistoryCalls, LiveCalls):
                 details={"binary": argv[0], "connect_timeout": self.connect_timeout}) from None
         return self
 
-    async def _handshake(self, argv: list[str]) -> None:
-        self._conn = await Connection.open(argv, self._on_server_request)
+    async def _handshake(self, argv: list[str], env: dict[str, str] | None) -> None:
+        self._conn = await Connection.open(argv, self._on_server_request, env=env)
         try:
             init = await self._conn.request("initialize", {})
             version = init.get("contract_version") if isinstance(init, dict) else None

@@ -18,7 +18,8 @@ from typing import Iterable
 __all__ = ["normalize_argv"]
 
 #: Root options that take a value (the next token, unless attached with ``=``).
-VALUE_OPTIONS = frozenset({"-r", "--realm", "--instance", "--realm-backend", "--state-root", "--log-level", "--log-format"})
+VALUE_OPTIONS = frozenset({"-r", "--realm", "--instance", "--realm-backend", "--database-url", "--state-root", "--log-level",
+                           "--log-format"})
 #: Root flags without a value.
 FLAG_OPTIONS = frozenset({"--isolated", "--raw"})
 #: How alike a word and a command name must be for the word to count as a typo (difflib ratio).

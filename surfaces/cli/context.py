@@ -1,7 +1,7 @@
 """Which realm one ``rkat`` invocation serves, and where it lives.
 
 The realm options (``--realm/-r``, ``--isolated``, ``--instance``,
-``--realm-backend``, ``--state-root``) are accepted before the command and after
+``--realm-backend``, ``--database-url``, ``--state-root``) are accepted before the command and after
 it (``rkat session list -r team``); a value given after the command wins.
 
 Defaults (as upstream's CLI): the realm is the workspace realm of the current
@@ -21,20 +21,21 @@ from typing import TYPE_CHECKING, Any, AsyncContextManager, AsyncIterator, Calla
 
 import asyncclick as click
 
+from meerkat.dburl import database_url
 from meerkat.errors import InvalidParams
-from meerkat.realm import RealmPaths, resolve_state_root, stored_backends
+from meerkat.realm import BACKENDS, RealmPaths, resolve_state_root, stored_backends
 
-from surfaces.realm_options import RealmOptions
+from surfaces.realm_options import DATABASE_URL_HELP, RealmOptions
 
 from .terminal_text import set_raw
 
 if TYPE_CHECKING:
     from actors import SessionService
 
-__all__ = ["realm_options", "state_root_option", "service_for", "explicit_state_root"]
+__all__ = ["realm_options", "state_root_option", "database_url_option", "service_for", "explicit_state_root",
+           "chosen_database_url"]
 
 _META_KEY = "rkat.realm"
-_BACKENDS = ("sqlite", "jsonl", "memory")
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -57,10 +58,16 @@ def state_root_option(command: Callable[..., Any]) -> Callable[..., Any]:
                                                  "or $RKAT_STATE_ROOT].")(command)
 
 
+def database_url_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add only ``--database-url`` (``rkat realm list`` lists that database's realms too)."""
+    return click.option("--database-url", "database_url", metavar="URL", expose_value=False, callback=_remember,
+                        help=DATABASE_URL_HELP[0].upper() + DATABASE_URL_HELP[1:] + ".")(command)
+
+
 def realm_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add the realm options to a command (the root group and every leaf command)."""
     options = [
-        click.option("--realm-backend", "backend", type=click.Choice(_BACKENDS), expose_value=False,
+        click.option("--realm-backend", "backend", type=click.Choice(BACKENDS), expose_value=False,
                      callback=_remember, help="Storage for a new realm [default: sqlite]; must match an existing one."),
         click.option("--instance", "instance_id", metavar="ID", expose_value=False, callback=_remember,
                      help="Instance id recorded on the sessions this invocation creates."),
@@ -73,6 +80,7 @@ def realm_options(command: Callable[..., Any]) -> Callable[..., Any]:
                           "[default: they are removed]."),
     ]
     command = state_root_option(command)  # first: listed last in --help, as always
+    command = database_url_option(command)
     for option in options:
         command = option(command)
     return command
@@ -82,7 +90,8 @@ def _chosen_options(ctx: click.Context) -> RealmOptions:
     chosen = ctx.find_root().meta.get(_META_KEY, {})
     options = RealmOptions(realm_id=chosen.get("realm_id"), isolated=bool(chosen.get("isolated")),
                            instance_id=chosen.get("instance_id"), backend=chosen.get("backend"),
-                           state_root=chosen.get("state_root")).with_workspace_default()
+                           state_root=chosen.get("state_root"),
+                           database_url=chosen.get("database_url")).with_workspace_default()
     # The realm where it already exists (the project's .rkat/realms or the user data
     # directory, where the servers keep theirs); a new one goes in the project.
     state_root = resolve_state_root(options.realm_id, options.state_root, context_root=os.getcwd(),
@@ -105,11 +114,27 @@ def service_for(ctx: click.Context, *, read_only: bool = False) -> AsyncContextM
     # was deleted, and opening it says so (meerkat.realm) rather than showing it empty.
     if paths is not None and options.backend != "memory" and not paths.manifest_path.exists() \
             and not stored_backends(paths):
-        if read_only:
-            return _read_only(dataclasses.replace(options, backend="memory"), options)
-        if explicit_state_root(ctx) is None:
+        if read_only and not _in_database(options):
+            return _read_only(dataclasses.replace(options, backend="memory", database_url=None), options)
+        if not read_only and explicit_state_root(ctx) is None:
             start_project_dir(Path(options.state_root))
     return options.open_service()
+
+
+def _in_database(options: RealmOptions) -> bool:
+    """Whether a realm this host has no manifest of is a postgres realm (so it is not absent here).
+
+    ``--realm-backend postgres`` without any URL counts as yes, so that opening it
+    says which flag to set instead of showing an empty realm.
+    """
+    url = database_url(options.database_url)
+    if options.backend not in (None, "postgres") or options.realm_id is None:
+        return False
+    if url is None:
+        return options.backend == "postgres"
+    from meerkat.realm_database import database_realm_exists
+
+    return database_realm_exists(url, options.realm_id)
 
 
 @asynccontextmanager
@@ -141,6 +166,11 @@ def explicit_state_root(ctx: click.Context) -> str | None:
     """``--state-root`` if given, else ``$RKAT_STATE_ROOT``, else None (the surfaces' defaults apply)."""
     chosen = ctx.find_root().meta.get(_META_KEY, {})
     return chosen.get("state_root") or os.environ.get("RKAT_STATE_ROOT") or None
+
+
+def chosen_database_url(ctx: click.Context) -> str | None:
+    """``--database-url`` if given, else ``$RKAT_DATABASE_URL``, else None."""
+    return database_url(ctx.find_root().meta.get(_META_KEY, {}).get("database_url"))
 
 
 def chosen_options(ctx: click.Context) -> RealmOptions:
