@@ -28,7 +28,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from typing import TYPE_CHECKING, AsyncGenerator, AsyncIterator, Literal
+from typing import AsyncGenerator, AsyncIterator, Literal
 
 import msgspec
 import trio
@@ -38,11 +38,9 @@ from meerkat.events import TERMINAL_EVENT_TYPES, EventEnvelope, decode_envelope,
 from meerkat.store import RunRecord
 
 from .bus import Subscription
+from .coordination import CoordinationHost
 from .messages import Interrupt
 from .watchers import Watcher
-
-if TYPE_CHECKING:
-    from .realm import RealmSupervisor
 
 __all__ = ["LiveServer", "follow_run", "interrupt_run", "push_events", "LIVE_HOST"]
 
@@ -82,7 +80,7 @@ _encode = msgspec.json.Encoder().encode
 class LiveServer:
     """Serves the link for one realm supervisor's running turns."""
 
-    def __init__(self, supervisor: "RealmSupervisor") -> None:
+    def __init__(self, supervisor: CoordinationHost) -> None:
         self._supervisor = supervisor
         self.token = secrets.token_urlsafe(24)
         #: ``host:port`` once listening.

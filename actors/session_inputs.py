@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Awaitable, Callable
 
 import msgspec
 import trio
@@ -31,9 +31,7 @@ from meerkat.store.eventlog import DEFAULT_INBOX_CAPACITY, InputRecord
 from meerkat.transcript import SystemMessage, rfc3339_from_ms
 
 from .messages import InjectContext, QueueExternalEvent, StartTurn, StopRun, TurnRequest
-
-if TYPE_CHECKING:
-    from .realm import RealmSupervisor
+from .session_host import SessionHost
 
 __all__ = ["SessionInputs", "external_event_prompt", "stop_receipt"]
 
@@ -61,7 +59,7 @@ class SessionInputs:
 
     # State the actor provides (see SessionActor.__init__).
     session_id: str
-    _supervisor: "RealmSupervisor"
+    _supervisor: SessionHost
     _archived: bool
     _retired: bool
     _nursery: "trio.Nursery | None"
@@ -72,11 +70,9 @@ class SessionInputs:
     _inbox_pending: bool = False
     _draining: bool = False
 
-    def _start_turn(self, message: StartTurn, inputs: list[InputRecord] | None = None) -> None:
-        raise NotImplementedError  # provided by SessionActor
-
-    async def _stop_foreign(self, expected_run_id: str | None) -> tuple[RunRecord | None, bool]:
-        raise NotImplementedError  # provided by SessionActor
+    # Provided by the sibling mixins (annotations only: a stub here could shadow them in the MRO).
+    _start_turn: Callable[..., None]  # TurnRunner
+    _stop_foreign: Callable[[str | None], Awaitable[tuple[RunRecord | None, bool]]]  # ForeignRuns
 
     async def _admit_input(self, record: InputRecord, row: SystemMessage | None) -> InputRecord | None:
         """Store an input under the realm's inbox capacity; the earlier record if its key was seen."""
