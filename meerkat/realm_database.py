@@ -1,6 +1,6 @@
 """Opening a realm that lives in PostgreSQL.
 
-The database is the source of truth: its ``rkat_realms`` table says which realms
+The database is the source of truth: its ``rkat.realms`` table says which realms
 exist (:mod:`meerkat.store.postgres_realms`), so every host that reaches the
 database agrees, whatever its state root holds. The ``realm_manifest.json`` under
 a host's state root is a cache of that row plus the database's identity (host,

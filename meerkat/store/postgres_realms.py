@@ -2,14 +2,16 @@
 
 Several hosts serve one database realm, each with its own state root (or none
 worth keeping), so a realm's existence, origin and creation time live in the
-database, in two small tables this module creates on first use::
+database, in two small tables of the ``rkat`` schema (where the store keeps
+everything else) this module creates on first use::
 
-    rkat_database  one row: the database's id (a UUID made once), shown in manifests
-    rkat_realms    one row per realm: realm_id, origin, created_at (Unix seconds)
+    rkat.database_identity  one row: the database's id (a UUID made once), shown in manifests
+    rkat.realms             one row per realm: realm_id, origin, created_at (Unix seconds)
 
 The realm manifest under a host's state root is only a cache of the row (see
 :mod:`meerkat.realm_database`). Creating the tables takes a transaction-scoped
-advisory lock, so hosts starting at once do not race on ``CREATE TABLE``.
+advisory lock (the store's migration lock), so hosts starting at once do not race
+on ``CREATE SCHEMA``/``CREATE TABLE``.
 
 Blocking (psycopg 3, synchronous): call from a worker thread under trio. Every
 error is a :class:`StoreError` naming the database by its redacted URL and never
@@ -35,19 +37,21 @@ __all__ = ["DatabaseRealm", "DatabaseProbe", "CONNECT_TIMEOUT_S", "connect", "fi
 
 #: How long opening a connection may take before the database counts as unreachable.
 CONNECT_TIMEOUT_S = 5
-#: pg_advisory_xact_lock key serialising the creation of these tables ("rkat" + 1).
-_SCHEMA_LOCK_KEY = 0x726B6174_0001
+#: pg_advisory_xact_lock key serialising DDL in the ``rkat`` schema: the same key the store's
+#: migrations take (the bytes of "rkat"), so the two never create the schema at once.
+_SCHEMA_LOCK_KEY = 0x726B6174
 _CREATE = (
-    "CREATE TABLE IF NOT EXISTS rkat_database (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), "
-    "database_id text NOT NULL, created_at bigint NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS rkat_realms (realm_id text PRIMARY KEY, origin text NOT NULL, "
+    "CREATE SCHEMA IF NOT EXISTS rkat",
+    "CREATE TABLE IF NOT EXISTS rkat.database_identity (singleton boolean PRIMARY KEY DEFAULT true "
+    "CHECK (singleton), database_id text NOT NULL, created_at bigint NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS rkat.realms (realm_id text PRIMARY KEY, origin text NOT NULL, "
     "created_at bigint NOT NULL)",
 )
 
 
 @dataclass(frozen=True, slots=True)
 class DatabaseRealm:
-    """One row of ``rkat_realms``."""
+    """One row of ``rkat.realms``."""
 
     realm_id: str
     origin: str
@@ -97,8 +101,8 @@ def connect(url: str, *, doing: str = "connect") -> Iterator["psycopg.Connection
 
 
 def _tables_exist(conn: "psycopg.Connection") -> bool:
-    row = conn.execute("SELECT to_regclass('rkat_realms') IS NOT NULL AND to_regclass('rkat_database') IS NOT NULL"
-                       ).fetchone()
+    row = conn.execute("SELECT to_regclass('rkat.realms') IS NOT NULL "
+                       "AND to_regclass('rkat.database_identity') IS NOT NULL").fetchone()
     return bool(row and row[0])
 
 
@@ -109,19 +113,19 @@ def _ensure_tables(conn: "psycopg.Connection") -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
         for statement in _CREATE:
             conn.execute(statement)
-        conn.execute("INSERT INTO rkat_database (database_id, created_at) VALUES (%s, %s) "
+        conn.execute("INSERT INTO rkat.database_identity (database_id, created_at) VALUES (%s, %s) "
                      "ON CONFLICT (singleton) DO NOTHING", (new_uuid7(), int(time.time())))
 
 
 def _database_id(conn: "psycopg.Connection") -> str:
-    row = conn.execute("SELECT database_id FROM rkat_database").fetchone()
+    row = conn.execute("SELECT database_id FROM rkat.database_identity").fetchone()
     if row is None:  # the tables exist but the row was deleted by hand
-        raise StoreError("table rkat_database has no row: it was emptied by hand; restore it from a backup")
+        raise StoreError("table rkat.database_identity has no row: it was emptied by hand; restore it from a backup")
     return str(row[0])
 
 
 def _realm_row(conn: "psycopg.Connection", realm_id: str) -> DatabaseRealm | None:
-    row = conn.execute("SELECT realm_id, origin, created_at FROM rkat_realms WHERE realm_id = %s",
+    row = conn.execute("SELECT realm_id, origin, created_at FROM rkat.realms WHERE realm_id = %s",
                        (realm_id,)).fetchone()
     return None if row is None else DatabaseRealm(str(row[0]), str(row[1]), int(row[2]))
 
@@ -138,7 +142,7 @@ def read_or_create_realm(url: str, realm_id: str, origin: str) -> tuple[Database
     """``realm_id``'s row (inserted now if the realm is new, with ``origin``) and the database id."""
     with connect(url, doing="open the realm") as conn:
         _ensure_tables(conn)
-        conn.execute("INSERT INTO rkat_realms (realm_id, origin, created_at) VALUES (%s, %s, %s) "
+        conn.execute("INSERT INTO rkat.realms (realm_id, origin, created_at) VALUES (%s, %s, %s) "
                      "ON CONFLICT (realm_id) DO NOTHING", (realm_id, origin, int(time.time())))
         row = _realm_row(conn, realm_id)
         assert row is not None  # inserted above, or there already; rows are never deleted here
@@ -150,7 +154,7 @@ def list_database_realms(url: str) -> tuple[list[DatabaseRealm], str | None]:
     with connect(url, doing="list its realms") as conn:
         if not _tables_exist(conn):
             return [], None
-        rows = conn.execute("SELECT realm_id, origin, created_at FROM rkat_realms ORDER BY created_at, realm_id"
+        rows = conn.execute("SELECT realm_id, origin, created_at FROM rkat.realms ORDER BY created_at, realm_id"
                             ).fetchall()
         return [DatabaseRealm(str(r[0]), str(r[1]), int(r[2])) for r in rows], _database_id(conn)
 
