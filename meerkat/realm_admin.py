@@ -23,7 +23,7 @@ from meerkat.errors import StoreError
 from meerkat.realm import MANIFEST_FILE, RealmManifest, read_manifest
 
 __all__ = ["IN_USE_FILE", "RealmInfo", "hold_in_use", "release_in_use", "realm_in_use", "list_realms",
-           "prune_realms", "remove_realm_dir"]
+           "list_database_realms", "prune_realms", "remove_realm_dir"]
 
 #: The lock file a serving process holds shared.
 IN_USE_FILE = ".realm_in_use.lock"
@@ -39,15 +39,21 @@ class RealmInfo:
     created_at: int
     #: Unix seconds of the newest change of any file directly in the realm directory.
     last_active: int
-    in_use: bool
-    path: Path
-    size_bytes: int
+    #: None for a realm listed from its database: other hosts may serve it, and this one cannot tell.
+    in_use: bool | None
+    #: The realm directory; for a realm listed from its database, None.
+    path: Path | None
+    #: None for a realm listed from its database.
+    size_bytes: int | None
+    #: The database of a ``postgres`` realm, as a redacted URL (never a password); else None.
+    database: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able form (``rkat realm list --format json``)."""
         return {"realm_id": self.realm_id, "origin": self.origin, "backend": self.backend,
                 "created_at": self.created_at, "last_active": self.last_active, "in_use": self.in_use,
-                "path": str(self.path), "size_bytes": self.size_bytes}
+                "path": None if self.path is None else str(self.path), "size_bytes": self.size_bytes,
+                "database": self.database}
 
 
 def hold_in_use(realm_root: Path) -> int:
@@ -123,9 +129,22 @@ def list_realms(state_root: Path) -> list[RealmInfo]:
             realm_id=manifest.realm_id, origin=manifest.origin, backend=manifest.backend,
             created_at=int(manifest.created_at) if manifest.created_at.isdigit() else 0,
             last_active=_last_active(path, manifest), in_use=realm_in_use(path), path=path,
-            size_bytes=_tree_size(path)))
+            size_bytes=_tree_size(path),
+            database=None if manifest.database is None else manifest.database.display()))
     found.sort(key=lambda info: (info.last_active, info.realm_id))
     return found
+
+
+def list_database_realms(database_url: str) -> list[RealmInfo]:
+    """Every realm the PostgreSQL database at ``database_url`` holds, oldest first (blocking)."""
+    from meerkat.dburl import parse_database_url
+    from meerkat.store.postgres_realms import list_database_realms as rows
+
+    shown = parse_database_url(database_url).display()  # as a cached manifest names it
+    realms, _database_id = rows(database_url)
+    return [RealmInfo(realm_id=r.realm_id, origin=r.origin, backend="postgres", created_at=r.created_at,
+                      last_active=r.created_at, in_use=None, path=None, size_bytes=None, database=shown)
+            for r in realms]
 
 
 def remove_realm_dir(realm_root: Path) -> None:
@@ -136,12 +155,17 @@ def remove_realm_dir(realm_root: Path) -> None:
 
 def prune_realms(state_root: Path, *, older_than_s: float, origins: tuple[str, ...] = ("generated",),
                  dry_run: bool = False, now: float | None = None) -> list[RealmInfo]:
-    """Remove realms of ``origins`` idle longer than ``older_than_s`` that no process serves; returns them."""
+    """Remove realms of ``origins`` idle longer than ``older_than_s`` that no process serves; returns them.
+
+    A ``postgres`` realm is never removed: its directory is only a cache, and its
+    sessions live in the database, which other hosts may be serving it from.
+    """
     cutoff = (time.time() if now is None else now) - older_than_s
     removed: list[RealmInfo] = []
     for info in list_realms(state_root):
-        if info.origin not in origins or info.in_use or info.last_active > cutoff:
+        if info.origin not in origins or info.in_use or info.last_active > cutoff or info.backend == "postgres":
             continue
+        assert info.path is not None and info.size_bytes is not None  # a realm directory was listed
         if not dry_run:
             if realm_in_use(info.path):  # started in the meantime
                 continue

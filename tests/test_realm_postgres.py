@@ -125,3 +125,28 @@ def test_hosts_opening_one_new_realm_at_once_agree(tmp_path, postgres_url):
     assert len({r.database for r in results}) == 1
     realms, _ = list_database_realms(postgres_url)
     assert [r.realm_id for r in realms] == ["race"]
+
+
+def test_realm_list_shows_the_databases_realms_and_prune_leaves_them(tmp_path, postgres_url, postgres_server):
+    from cli_process import Cli
+
+    open_realm("team", state_root=tmp_path / "host-a", backend="postgres", database_url=postgres_url)
+    open_realm("files", state_root=tmp_path / "host-b")
+    rkat = Cli(tmp_path / "host-b", tmp_path)
+    without = {r["realm_id"]: r for r in rkat("realm", "list", "--format", "json").json()}
+    assert set(without) == {"files"}
+    listed = rkat("realm", "list", "--format", "json", "--database-url", postgres_url)
+    by_id = {r["realm_id"]: r for r in listed.json()}
+    assert set(by_id) == {"files", "team"}
+    team = by_id["team"]
+    assert team["backend"] == "postgres" and team["origin"] == "explicit" and team["path"] is None
+    assert team["in_use"] is None and team["size_bytes"] is None
+    assert team["database"] == f"postgresql://{postgres_server.user}@127.0.0.1:{postgres_server.port}/" \
+                               f"{postgres_url.rsplit('/', 1)[1]}"
+    text = Cli(tmp_path / "host-a", tmp_path, env={"RKAT_DATABASE_URL": postgres_url})("realm", "list").out
+    assert text.count("team") == 1 and "postgres" in text  # the cache and the database row are one realm
+    for output in (listed.out, listed.err, text):
+        _assert_no_password(output, postgres_server)
+    pruned = Cli(tmp_path / "host-a", tmp_path)("realm", "prune", "--older-than", "0")
+    assert pruned.err == "0 realm(s) removed.\n"
+    assert RealmPaths.for_realm(tmp_path / "host-a", "team").manifest_path.exists()

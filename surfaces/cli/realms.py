@@ -1,8 +1,10 @@
-"""``rkat realm list|prune``: the realms on this machine, and removing throw-away leftovers.
+"""``rkat realm list|prune``: the realms on this machine (and in a database), and removing throw-away leftovers.
 
 Servers and SDK clients started without ``--realm`` (and ``rkat --isolated``) use a
 throw-away realm that is removed when the process exits; a crash or ``kill -9``
 leaves it behind. ``prune`` removes such leftovers that no process is serving.
+Realms in a PostgreSQL database are listed from the database when a URL is given
+(``--database-url`` or ``$RKAT_DATABASE_URL``) and are never pruned.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from pathlib import Path
 import asyncclick as click
 
 from meerkat.config.durations import parse_duration
+from meerkat.dburl import redact_url
 from meerkat.errors import InvalidParams
 from meerkat.realm import default_state_root, project_state_root
-from meerkat.realm_admin import RealmInfo, list_realms, prune_realms
+from meerkat.realm_admin import RealmInfo, list_database_realms, list_realms, prune_realms
 
-from .context import explicit_state_root, state_root_option
+from .context import chosen_database_url, database_url_option, explicit_state_root, state_root_option
 from .output import print_json
 
 __all__ = ["realm_group"]
@@ -39,7 +42,9 @@ def _roots(ctx: click.Context) -> list[Path]:
     return roots
 
 
-def _size(size: int) -> str:
+def _size(size: int | None) -> str:
+    if size is None:
+        return "-"
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -56,7 +61,8 @@ def realm_group() -> None:
     """List the realms on this machine and prune throw-away leftovers.
 
     Looks in --state-root (or $RKAT_STATE_ROOT) when given, else in the
-    project's .rkat/realms and in the user data directory.
+    project's .rkat/realms and in the user data directory; with --database-url
+    (or $RKAT_DATABASE_URL) also in that PostgreSQL database.
 
     \b
     Examples:
@@ -65,27 +71,50 @@ def realm_group() -> None:
     """
 
 
-@realm_group.command("list")
-@_FORMAT
-@state_root_option
-@click.pass_context
-async def list_command(ctx: click.Context, output_format: str) -> None:
-    """List realms: id, origin, backend, last activity, size, and whether a process serves it."""
+def _found(ctx: click.Context) -> list[RealmInfo]:
+    """The realms under the state roots, and those of the database when a URL is given.
+
+    A database realm replaces the state root's cache of it (same id, same database).
+    """
     found: list[RealmInfo] = []
     for root in _roots(ctx):
         found.extend(list_realms(root))
+    url = chosen_database_url(ctx)
+    if url is None:
+        return found
+    in_database = list_database_realms(url)
+    listed = {(info.realm_id, info.database) for info in in_database}
+    return [info for info in found if (info.realm_id, info.database) not in listed] + in_database
+
+
+@realm_group.command("list")
+@_FORMAT
+@database_url_option
+@state_root_option
+@click.pass_context
+async def list_command(ctx: click.Context, output_format: str) -> None:
+    """List realms: id, origin, backend, last activity, size, whether a process serves it, and where.
+
+    A realm listed from its database shows the database (its URL without the
+    password) and '-' for size and in use: other hosts may serve it.
+    """
+    found = _found(ctx)
     if output_format == "json":
         print_json([info.to_dict() for info in found])
         return
     if not found:
-        click.echo("No realms in " + " or ".join(str(r) for r in _roots(ctx)))
+        url = chosen_database_url(ctx)
+        places = [str(r) for r in _roots(ctx)] + ([redact_url(url)] if url else [])
+        click.echo("No realms in " + " or ".join(places))
         return
     width = max(len(info.realm_id) for info in found)
-    click.echo(f"{'REALM':<{width}}  {'ORIGIN':<9}  {'BACKEND':<7}  {'LAST ACTIVE (UTC)':<17}  {'SIZE':>9}  "
-               f"{'IN USE':<6}  PATH")
+    click.echo(f"{'REALM':<{width}}  {'ORIGIN':<9}  {'BACKEND':<8}  {'LAST ACTIVE (UTC)':<17}  {'SIZE':>9}  "
+               f"{'IN USE':<6}  WHERE")
     for info in found:
-        click.echo(f"{info.realm_id:<{width}}  {info.origin:<9}  {info.backend:<7}  {_when(info.last_active):<17}  "
-                   f"{_size(info.size_bytes):>9}  {'yes' if info.in_use else 'no':<6}  {info.path}")
+        in_use = "-" if info.in_use is None else "yes" if info.in_use else "no"
+        where = info.path if info.path is not None else info.database
+        click.echo(f"{info.realm_id:<{width}}  {info.origin:<9}  {info.backend:<8}  {_when(info.last_active):<17}  "
+                   f"{_size(info.size_bytes):>9}  {in_use:<6}  {where}")
 
 
 @realm_group.command("prune")
@@ -97,7 +126,9 @@ async def list_command(ctx: click.Context, output_format: str) -> None:
 async def prune_command(ctx: click.Context, older_than: str, dry_run: bool) -> None:
     """Remove throw-away realms (origin "generated") that no process is serving.
 
-    Workspace and named realms are never pruned: remove those by hand.
+    Workspace and named realms are never pruned: remove those by hand. Neither
+    are realms in a PostgreSQL database (backend postgres): their directory here
+    is only a cache, and other hosts may be serving them.
     """
     try:
         age = 0.0 if older_than.strip() == "0" else parse_duration(older_than, "--older-than")
