@@ -7,7 +7,7 @@ import json
 import os
 import threading
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -182,11 +182,21 @@ def test_merge_patch_does_not_mutate_its_inputs() -> None:
 # --- stores -------------------------------------------------------------------
 
 
-@pytest.fixture(params=["file", "memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> ConfigStore:
+@pytest.fixture(params=["file", "memory", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ConfigStore]:
     if request.param == "file":
-        return FileConfigStore(tmp_path / "realm")
-    return MemoryConfigStore()
+        yield FileConfigStore(tmp_path / "realm")
+    elif request.param == "memory":
+        yield MemoryConfigStore()
+    else:
+        from meerkat.config.postgres_store import PostgresConfigStore
+        from meerkat.store.postgres_db import PostgresDatabase
+
+        database = PostgresDatabase(request.getfixturevalue("postgres_url"))
+        try:
+            yield PostgresConfigStore(database, realm_id="test-realm")
+        finally:
+            database.close()
 
 
 def test_both_stores_satisfy_the_protocol(tmp_path: Path) -> None:

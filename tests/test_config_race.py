@@ -1,4 +1,4 @@
-"""Two OS processes patching one realm config: the generation CAS loses no update."""
+"""OS processes patching one realm config (files, or PostgreSQL as separate hosts): the generation CAS loses no update."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from meerkat.config import FileConfigStore
+from meerkat.config import ConfigEnvelope, FileConfigStore
 
 PATCHES_PER_PROCESS = 100
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +31,12 @@ WORKER = textwrap.dedent(
         if time.monotonic() > deadline:
             sys.exit("never got the go signal")
         time.sleep(0.001)
-    store = FileConfigStore(realm)
+    if str(sys.argv[1]).startswith("postgresql://"):  # a realm in PostgreSQL: each worker is a host
+        from meerkat.config.postgres_store import PostgresConfigStore
+        from meerkat.store.postgres_db import PostgresDatabase
+        store = PostgresConfigStore(PostgresDatabase(sys.argv[1]), realm_id="race")
+    else:
+        store = FileConfigStore(realm)
     conflicts = 0
     for i in range(count):
         while True:
@@ -47,28 +52,48 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_two_processes_lose_no_update(tmp_path: Path) -> None:
-    realm = tmp_path / "realm"
-    go = tmp_path / "go"
+def race(realm: str, go: Path, processes: int) -> None:
+    """Start ``processes`` workers on one realm at once and wait for them all."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(realm), str(proc), str(PATCHES_PER_PROCESS), str(go)],
+            [sys.executable, "-c", WORKER, realm, str(proc), str(PATCHES_PER_PROCESS), str(go)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=env,
         )
-        for proc in (0, 1)
+        for proc in range(processes)
     ]
-    time.sleep(0.3)  # let both interpreters finish importing before the start signal
+    time.sleep(0.3 * processes)  # let the interpreters finish importing before the start signal
     go.touch()
     for worker in workers:
-        out, err = worker.communicate(timeout=60)
+        out, err = worker.communicate(timeout=120)
         assert worker.returncode == 0, err
         assert int(out.strip()) >= 0
 
-    final = FileConfigStore(realm).get()
-    assert final.generation == 2 * PATCHES_PER_PROCESS
-    expected = {f"p{proc}_{i}": i for proc in (0, 1) for i in range(PATCHES_PER_PROCESS)}
+
+def check_final(final: ConfigEnvelope, processes: int) -> None:
+    assert final.generation == processes * PATCHES_PER_PROCESS
+    expected = {f"p{proc}_{i}": i for proc in range(processes) for i in range(PATCHES_PER_PROCESS)}
     assert final.config.agent.provider_params == expected
+
+
+def test_two_processes_lose_no_update(tmp_path: Path) -> None:
+    realm = tmp_path / "realm"
+    race(str(realm), tmp_path / "go", 2)
+    check_final(FileConfigStore(realm).get(), 2)
+
+
+def test_four_hosts_on_one_postgres_realm_lose_no_update(tmp_path: Path, postgres_url: str) -> None:
+    from meerkat.config.postgres_store import PostgresConfigStore
+    from meerkat.store.postgres_db import PostgresDatabase
+
+    race(postgres_url, tmp_path / "go", 4)
+    database = PostgresDatabase(postgres_url)
+    try:
+        check_final(PostgresConfigStore(database, realm_id="race").get(), 4)
+        # Another realm in the same database is untouched.
+        assert PostgresConfigStore(database, realm_id="other").get().generation == 0
+    finally:
+        database.close()

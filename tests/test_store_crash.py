@@ -1,7 +1,7 @@
 """Kill a writing process with SIGKILL at random instants; nothing committed may be lost.
 
 A child process (a fresh interpreter) creates sessions and commits runs in a loop
-against a disk store, printing each session and run right after the store call
+against a disk store (or a PostgreSQL database), printing each session and run right after the store call
 returned. The test kills it at a random instant, then opens the same path with a
 new store and checks that:
 
@@ -47,6 +47,9 @@ T0 = "2026-01-01T00:00:00.000+00:00"
 
 
 def open_test_store(backend, path):
+    if backend == "postgres":  # path: the database URL
+        from meerkat.store.postgres import PostgresStore
+        return PostgresStore(path, realm_id="crash")
     if backend == "sqlite":
         from meerkat.store.sqlite import SqliteStore
         return SqliteStore(path)
@@ -189,9 +192,12 @@ def reconcile_and_write(store: SessionStore, iteration: int) -> None:
     assert record.message_count == 3 and record.active_run_id is None
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "jsonl"])
-def test_sigkill_never_loses_a_commit(backend: str, tmp_path: Path) -> None:
-    path = tmp_path / ("realm.sqlite3" if backend == "sqlite" else "sessions")
+@pytest.mark.parametrize("backend", ["sqlite", "jsonl", "postgres"])
+def test_sigkill_never_loses_a_commit(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if backend == "postgres":  # a client killed mid-transaction: the server rolls it back
+        path: Path | str = request.getfixturevalue("postgres_url")
+    else:
+        path = tmp_path / ("realm.sqlite3" if backend == "sqlite" else "sessions")
     rng = random.Random(int.from_bytes(os.urandom(4), "big"))
     created: set[str] = set()
     committed: dict[str, str] = {}

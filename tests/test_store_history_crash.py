@@ -32,11 +32,15 @@ from meerkat.store.revisions import TranscriptRewrite
 from meerkat.transcript import UserMessage
 
 backend, path = sys.argv[1], sys.argv[2]
-if backend == "sqlite":
-    from meerkat.store.sqlite import SqliteStore as Store
+if backend == "postgres":
+    from meerkat.store.postgres import PostgresStore
+    store = PostgresStore(path, realm_id="crash")
+elif backend == "sqlite":
+    from meerkat.store.sqlite import SqliteStore
+    store = SqliteStore(path)
 else:
-    from meerkat.store.jsonl import JsonlStore as Store
-store = Store(path)
+    from meerkat.store.jsonl import JsonlStore
+    store = JsonlStore(path)
 T0 = "2026-01-01T00:00:00.000+00:00"
 
 def rows(label, n):
@@ -62,7 +66,10 @@ while True:
 '''
 
 
-def open_store(backend: str, path: Path):
+def open_store(backend: str, path: Path | str):
+    if backend == "postgres":
+        from meerkat.store.postgres import PostgresStore
+        return PostgresStore(str(path), realm_id="crash")
     if backend == "sqlite":
         from meerkat.store.sqlite import SqliteStore
         return SqliteStore(path)
@@ -105,9 +112,13 @@ def check(store, before: list[str], printed: list[str]) -> list[str]:
     return [c.revision for c in commits]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "jsonl"])
-def test_sigkill_during_rewrites_leaves_whole_revisions(backend: str, tmp_path: Path) -> None:
-    path = tmp_path / ("s.sqlite3" if backend == "sqlite" else "sessions")
+@pytest.mark.parametrize("backend", ["sqlite", "jsonl", "postgres"])
+def test_sigkill_during_rewrites_leaves_whole_revisions(backend: str, tmp_path: Path,
+                                                        request: pytest.FixtureRequest) -> None:
+    if backend == "postgres":
+        path: Path | str = request.getfixturevalue("postgres_url")
+    else:
+        path = tmp_path / ("s.sqlite3" if backend == "sqlite" else "sessions")
     rng = random.Random(16)
     reported: list[str] = []
     written = 0

@@ -14,6 +14,7 @@ import pytest
 from meerkat.errors import LeaseLost, SessionBusy, StoreError
 from meerkat.store import MemoryStore, RunCommit, RunRecord, SessionRecord, SessionStore, open_store
 from meerkat.store.jsonl import JsonlStore
+from meerkat.store.postgres import PostgresStore
 from meerkat.store.sqlite import SCHEMA_VERSION, SqliteStore
 from meerkat.transcript import (
     BlockAssistantMessage,
@@ -28,8 +29,9 @@ from meerkat.transcript import (
 )
 from meerkat.usage import Usage
 
-BACKENDS = ["memory", "sqlite", "jsonl"]
-DISK_BACKENDS = ["sqlite", "jsonl"]
+BACKENDS = ["memory", "sqlite", "jsonl", "postgres"]
+#: Backends whose data outlives a store instance and is shared by several (processes, hosts).
+DISK_BACKENDS = ["sqlite", "jsonl", "postgres"]
 T0 = "2026-01-02T03:04:05.678+00:00"
 
 
@@ -37,11 +39,12 @@ T0 = "2026-01-02T03:04:05.678+00:00"
 
 
 class Opener:
-    """Opens store instances of one backend on one path (a new one each call)."""
+    """Opens store instances of one backend on one path or database (a new one each call)."""
 
-    def __init__(self, backend: str, tmp_path: Path) -> None:
+    def __init__(self, backend: str, tmp_path: Path, database_url: str | None = None) -> None:
         self.backend = backend
         self.tmp_path = tmp_path
+        self.database_url = database_url
         self.opened: list[SessionStore] = []
         self._memory: MemoryStore | None = None
 
@@ -50,6 +53,9 @@ class Opener:
             store: SessionStore = MemoryStore()
         elif self.backend == "sqlite":
             store = SqliteStore(self.tmp_path / "realm" / "sessions.sqlite3")
+        elif self.backend == "postgres":
+            assert self.database_url is not None
+            store = PostgresStore(self.database_url, realm_id="test-realm")
         else:
             store = JsonlStore(self.tmp_path / "realm" / "sessions")
         self.opened.append(store)
@@ -60,16 +66,22 @@ class Opener:
             store.close()
 
 
+def _opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    # Only the postgres cases start the test server (and get a fresh database each).
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    return Opener(request.param, tmp_path, url)
+
+
 @pytest.fixture(params=BACKENDS)
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    op = Opener(request.param, tmp_path)
+    op = _opener(request, tmp_path)
     yield op
     op.close_all()
 
 
 @pytest.fixture(params=DISK_BACKENDS)
 def disk_opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    op = Opener(request.param, tmp_path)
+    op = _opener(request, tmp_path)
     yield op
     op.close_all()
 
@@ -527,7 +539,8 @@ def test_reopen_keeps_everything(disk_opener: Opener) -> None:
 
 def test_open_store_factory(disk_opener: Opener, tmp_path: Path) -> None:
     store = open_store(
-        disk_opener.backend, sqlite_path=tmp_path / "f" / "db.sqlite3", jsonl_dir=tmp_path / "f" / "jsonl"
+        disk_opener.backend, sqlite_path=tmp_path / "f" / "db.sqlite3", jsonl_dir=tmp_path / "f" / "jsonl",
+        database_url=disk_opener.database_url, realm_id="factory-realm",
     )
     disk_opener.opened.append(store)
     assert store.backend == disk_opener.backend
@@ -948,14 +961,22 @@ def test_change_stamp_moves_with_any_instances_write(disk_opener: Opener, monkey
 
     monkeypatch.setattr(base, "SETTLED_NS", 0)  # trust mtimes at once; the settling rule is tested below
     first, second = disk_opener(), disk_opener()
+
+    def stamp_of(store: SessionStore) -> object:
+        if isinstance(store, PostgresStore):
+            # No stamp without a round trip (callers then read in a worker thread); the version counter moves.
+            assert store.change_stamp("s1") is None
+            return store.session_version("s1")
+        return store.change_stamp("s1")
+
     first.create_session(make_record("s1"), [])
-    stamp = first.change_stamp("s1")
-    assert stamp is not None and first.change_stamp("s1") == stamp
+    stamp = stamp_of(first)
+    assert stamp is not None and stamp_of(first) == stamp
     second.begin_run(make_run("r1", "s1"))
-    after_begin = first.change_stamp("s1")
+    after_begin = stamp_of(first)
     assert after_begin != stamp
     second.commit_run(make_commit("r1", "s1", run_rows("r1", "x")))
-    assert first.change_stamp("s1") not in (stamp, after_begin)
+    assert stamp_of(first) not in (stamp, after_begin)
 
 
 def test_change_stamp_is_withheld_while_a_write_is_too_recent_to_tell(disk_opener: Opener) -> None:

@@ -1,4 +1,7 @@
-"""Session stores: ``sqlite`` (default), ``jsonl`` and ``memory`` behind one interface."""
+"""Session stores: ``sqlite`` (default), ``jsonl``, ``memory`` and ``postgres`` behind one interface.
+
+``postgres`` (:mod:`.postgres`) is imported only when opened: it pulls in psycopg.
+"""
 
 from __future__ import annotations
 

@@ -158,7 +158,7 @@ class SessionStore(Protocol):
 
     #: True when calls may block on I/O (run them in a worker thread).
     blocking: bool
-    #: The backend name: ``sqlite``, ``jsonl`` or ``memory``.
+    #: The backend name: ``sqlite``, ``jsonl``, ``memory`` or ``postgres``.
     backend: str
 
     def create_session(self, record: SessionRecord, messages: list[Message]) -> None:

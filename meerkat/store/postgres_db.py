@@ -1,0 +1,151 @@
+"""One PostgreSQL database as the store's worker threads use it: a connection pool and transactions.
+
+The driver is psycopg 3's synchronous API with a :class:`psycopg_pool.ConnectionPool`:
+no mature PostgreSQL driver runs natively under trio, and the store interface is
+synchronous anyway, so the actors call the store from worker threads
+(``actors/storeio.py``) and each call borrows one pooled connection for one
+transaction.
+
+Connections: the pool holds up to ``pool_size`` of them. A connection handed
+out is checked first (one empty round trip), so a connection the server dropped
+while it sat idle (a restart, ``pg_terminate_backend``) is replaced instead of
+failing the next call. A connection lost *during* a call fails that call with
+:class:`~meerkat.errors.StoreError` and its transaction is rolled back by the
+server: nothing half-written. Statements repeated on a connection are prepared
+by psycopg after :data:`PREPARE_THRESHOLD` uses.
+
+Secrets: the password may come from the URL, ``PGPASSWORD`` or ``~/.pgpass``
+(libpq reads both). Error messages name ``user@host:port/dbname`` and never the
+password; any text from the server or driver is scrubbed of it too.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import msgspec
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ..errors import StoreError
+
+__all__ = ["PostgresDatabase", "describe_target", "DEFAULT_POOL_SIZE", "PREPARE_THRESHOLD"]
+
+T = TypeVar("T")
+
+#: Connections per pool when the caller does not say (one per busy store worker thread).
+DEFAULT_POOL_SIZE = 4
+#: psycopg prepares a statement server-side after this many executions on a connection.
+PREPARE_THRESHOLD = 5
+#: How long a call waits for a free pooled connection (or a reconnect) before failing.
+DEFAULT_POOL_TIMEOUT = 10.0
+#: Transient conflicts PostgreSQL resolves by aborting one transaction: retried whole.
+_RETRIED = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+_RETRIES = 5
+#: Connection settings applied unless the URL sets them: fail fast, notice a dead peer.
+_CONNECT_DEFAULTS = {"connect_timeout": "10", "keepalives": "1", "keepalives_idle": "30",
+                     "keepalives_interval": "10", "keepalives_count": "3", "application_name": "rkat"}
+
+
+def describe_target(url: str) -> str:
+    """``user@host:port/dbname`` of a PostgreSQL URL or conninfo string, without the password."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "<unparsable database URL>"
+    user = params.get("user")
+    host = params.get("host") or "localhost (default socket)"
+    port = params.get("port") or "5432"
+    dbname = params.get("dbname") or user or "<default database>"
+    return f"{user + '@' if user else ''}{host}:{port}/{dbname}"
+
+
+def _url_password(url: str) -> str | None:
+    """The password of a URL that libpq could not parse (to keep it out of the error)."""
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+class PostgresDatabase:
+    """A pool of connections to one database, and the transaction helper every store method uses."""
+
+    def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE,
+                 timeout: float = DEFAULT_POOL_TIMEOUT) -> None:
+        if pool_size < 1:
+            raise ValueError(f"pool_size must be >= 1, got {pool_size}")
+        self.target = describe_target(url)
+        self._closed = threading.Event()
+        self._password: str | None = None
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise StoreError(f"postgres store: invalid database URL: {self._scrub(str(exc), _url_password(url))}"
+                             ) from None
+        self._password = params.get("password")
+        kwargs: dict[str, Any] = {key: value for key, value in _CONNECT_DEFAULTS.items() if key not in params}
+        kwargs["prepare_threshold"] = PREPARE_THRESHOLD
+        self._url = url
+        # One direct connection first: a refusal then says why (the pool would only time out).
+        try:
+            psycopg.connect(url, **kwargs).close()
+        except psycopg.Error as exc:
+            raise self.error(exc) from None
+        self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url, kwargs=kwargs, min_size=1, max_size=pool_size, open=False, timeout=timeout,
+            check=ConnectionPool.check_connection, name=f"rkat {self.target}", reconnect_timeout=timeout * 6)
+        try:
+            self.pool.open(wait=True, timeout=timeout)
+        except psycopg.Error as exc:
+            self.pool.close()
+            raise self.error(exc) from None
+
+    def _scrub(self, text: str, password: str | None) -> str:
+        return text.replace(password, "***") if password else text
+
+    def error(self, exc: BaseException, what: str = "") -> StoreError:
+        """A StoreError naming the database (never its password) and what failed."""
+        detail = str(exc).strip() or type(exc).__name__
+        if isinstance(exc, PoolTimeout):
+            detail = f"no database connection within the pool timeout ({detail})"
+        detail = self._scrub(detail, self._password)
+        return StoreError(f"postgres store {self.target}: {what + ': ' if what else ''}{detail}")
+
+    def run(self, body: Callable[[psycopg.Connection[Any]], T], *, what: str = "",
+            repeatable_read: bool = False) -> T:
+        """Run ``body`` in one transaction on a pooled connection; commit if it returns, roll back if it raises.
+
+        Database errors become :class:`StoreError`; a deadlock or serialization
+        failure (the server rolled the whole transaction back) is retried.
+        ``repeatable_read``: every statement of ``body`` sees one snapshot.
+        """
+        if self._closed.is_set():
+            raise StoreError(f"postgres store {self.target}: the store is closed")
+        for attempt in range(_RETRIES):
+            try:
+                with self.pool.connection() as conn:
+                    if repeatable_read:
+                        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    return body(conn)  # the pool's context commits on return, rolls back on raise
+            except _RETRIED as exc:
+                if attempt == _RETRIES - 1:
+                    raise self.error(exc, what) from None
+                time.sleep(0.005 * (attempt + 1))
+            except psycopg.Error as exc:
+                raise self.error(exc, what) from None
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise self.error(exc, f"{what + ': ' if what else ''}undecodable stored record") from None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close every pooled connection (idempotent)."""
+        if not self._closed.is_set():
+            self._closed.set()
+            self.pool.close()
