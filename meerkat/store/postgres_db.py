@@ -15,7 +15,8 @@ server: nothing half-written. Statements repeated on a connection are prepared
 by psycopg after :data:`PREPARE_THRESHOLD` uses.
 
 Secrets: the password may come from the URL, ``PGPASSWORD`` or ``~/.pgpass``
-(libpq reads both). Error messages name ``user@host:port/dbname`` and never the
+(libpq reads both). Error messages name the database by its redacted URL
+(:func:`meerkat.dburl.redact_url`: user, host, port, dbname) and never the
 password; any text from the server or driver is scrubbed of it too.
 """
 
@@ -25,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import msgspec
 import psycopg
@@ -33,9 +33,10 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ..dburl import redact_url, scrub_secrets
 from ..errors import StoreError
 
-__all__ = ["PostgresDatabase", "describe_target", "DEFAULT_POOL_SIZE", "PREPARE_THRESHOLD"]
+__all__ = ["PostgresDatabase", "DEFAULT_POOL_SIZE", "PREPARE_THRESHOLD"]
 
 T = TypeVar("T")
 
@@ -53,27 +54,6 @@ _CONNECT_DEFAULTS = {"connect_timeout": "10", "keepalives": "1", "keepalives_idl
                      "keepalives_interval": "10", "keepalives_count": "3", "application_name": "rkat"}
 
 
-def describe_target(url: str) -> str:
-    """``user@host:port/dbname`` of a PostgreSQL URL or conninfo string, without the password."""
-    try:
-        params = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "<unparsable database URL>"
-    user = params.get("user")
-    host = params.get("host") or "localhost (default socket)"
-    port = params.get("port") or "5432"
-    dbname = params.get("dbname") or user or "<default database>"
-    return f"{user + '@' if user else ''}{host}:{port}/{dbname}"
-
-
-def _url_password(url: str) -> str | None:
-    """The password of a URL that libpq could not parse (to keep it out of the error)."""
-    try:
-        return urlsplit(url).password
-    except ValueError:
-        return None
-
-
 class PostgresDatabase:
     """A pool of connections to one database, and the transaction helper every store method uses."""
 
@@ -81,18 +61,15 @@ class PostgresDatabase:
                  timeout: float = DEFAULT_POOL_TIMEOUT) -> None:
         if pool_size < 1:
             raise ValueError(f"pool_size must be >= 1, got {pool_size}")
-        self.target = describe_target(url)
+        self.target = redact_url(url)
+        self._url = url
         self._closed = threading.Event()
-        self._password: str | None = None
         try:
             params = conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
-            raise StoreError(f"postgres store: invalid database URL: {self._scrub(str(exc), _url_password(url))}"
-                             ) from None
-        self._password = params.get("password")
+            raise self.error(exc, "invalid database URL") from None
         kwargs: dict[str, Any] = {key: value for key, value in _CONNECT_DEFAULTS.items() if key not in params}
         kwargs["prepare_threshold"] = PREPARE_THRESHOLD
-        self._url = url
         # One direct connection first: a refusal then says why (the pool would only time out).
         try:
             psycopg.connect(url, **kwargs).close()
@@ -107,15 +84,12 @@ class PostgresDatabase:
             self.pool.close()
             raise self.error(exc) from None
 
-    def _scrub(self, text: str, password: str | None) -> str:
-        return text.replace(password, "***") if password else text
-
     def error(self, exc: BaseException, what: str = "") -> StoreError:
         """A StoreError naming the database (never its password) and what failed."""
         detail = str(exc).strip() or type(exc).__name__
         if isinstance(exc, PoolTimeout):
             detail = f"no database connection within the pool timeout ({detail})"
-        detail = self._scrub(detail, self._password)
+        detail = scrub_secrets(detail, self._url)
         return StoreError(f"postgres store {self.target}: {what + ': ' if what else ''}{detail}")
 
     def run(self, body: Callable[[psycopg.Connection[Any]], T], *, what: str = "",
