@@ -305,3 +305,24 @@ def test_commits_write_the_event_log_in_one_transaction_with_the_rows(hosts: Any
         thread.join(timeout=30)
     assert torn == []
     assert reader.read_events("s1", after_seq=0, limit=1000).latest == 90
+
+
+def test_a_row_held_by_a_hung_host_fails_the_call_instead_of_hanging(hosts: Any, postgres_url: str) -> None:
+    from meerkat.store.postgres_db import PostgresDatabase
+
+    store = hosts()
+    store.create_session(make_record("s1"), [])
+    impatient = hosts(database=PostgresDatabase(postgres_url, lock_timeout=0.5))
+    hung = psycopg.connect(postgres_url)  # a host that took the session's row and stopped talking
+    try:
+        hung.execute("SELECT 1 FROM rkat.sessions WHERE session_id = 's1' FOR UPDATE")
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="lock timeout"):
+            impatient.begin_run(make_run("r1", "s1"))
+        assert time.monotonic() - started < 10
+    finally:
+        hung.rollback()
+        hung.close()
+    impatient.begin_run(make_run("r1", "s1"))
+    assert store.get_session("s1").active_run_id == "r1"
+    impatient.database.close()

@@ -49,6 +49,11 @@ DEFAULT_POOL_TIMEOUT = 10.0
 #: Transient conflicts PostgreSQL resolves by aborting one transaction: retried whole.
 _RETRIED = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _RETRIES = 5
+#: How long a statement waits for a row another transaction holds before the call fails.
+DEFAULT_LOCK_TIMEOUT = 30.0
+#: A transaction left open this long by a host that stopped talking (hung, partitioned)
+#: is ended by the server, releasing its row locks; the store's own never idle that long.
+IDLE_IN_TRANSACTION_TIMEOUT = 60.0
 #: Connection settings applied unless the URL sets them: fail fast, notice a dead peer.
 _CONNECT_DEFAULTS = {"connect_timeout": "10", "keepalives": "1", "keepalives_idle": "30",
                      "keepalives_interval": "10", "keepalives_count": "3", "application_name": "rkat"}
@@ -57,8 +62,14 @@ _CONNECT_DEFAULTS = {"connect_timeout": "10", "keepalives": "1", "keepalives_idl
 class PostgresDatabase:
     """A pool of connections to one database, and the transaction helper every store method uses."""
 
-    def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE,
-                 timeout: float = DEFAULT_POOL_TIMEOUT) -> None:
+    def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE, timeout: float = DEFAULT_POOL_TIMEOUT,
+                 lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+        """Open the pool (StoreError naming the database if it cannot connect).
+
+        ``timeout``: how long a call waits for a pooled connection;
+        ``lock_timeout``: how long a statement waits for a row lock (a call
+        never waits forever on a host that hung mid-transaction).
+        """
         if pool_size < 1:
             raise ValueError(f"pool_size must be >= 1, got {pool_size}")
         self.target = redact_url(url)
@@ -70,6 +81,9 @@ class PostgresDatabase:
             raise self.error(exc, "invalid database URL") from None
         kwargs: dict[str, Any] = {key: value for key, value in _CONNECT_DEFAULTS.items() if key not in params}
         kwargs["prepare_threshold"] = PREPARE_THRESHOLD
+        settings = (f"-c lock_timeout={int(lock_timeout * 1000)} "
+                    f"-c idle_in_transaction_session_timeout={int(IDLE_IN_TRANSACTION_TIMEOUT * 1000)}")
+        kwargs["options"] = f"{params['options']} {settings}" if params.get("options") else settings
         # One direct connection first: a refusal then says why (the pool would only time out).
         try:
             psycopg.connect(url, **kwargs).close()
