@@ -17,7 +17,8 @@ a :class:`Coordinator` does everything else that crosses process boundaries:
 The realm supervisor and the session actors use this interface only. The
 implementations: :class:`ProcessLocalCoordinator` (memory realms: nobody else),
 :class:`actors.loopback.LoopbackCoordinator` (file realms: pid liveness and a
-loopback TCP link).
+loopback TCP link), :class:`actors.postgres_coordination.PostgresCoordinator`
+(postgres realms: leases, live rows in the database, LISTEN/NOTIFY pings).
 
 Two protocols say what a coordinator may use of the actors above it:
 :class:`CoordinationHost` (the realm supervisor) and :class:`LocalSession` (a
@@ -134,9 +135,9 @@ class Coordinator(ABC):
         """Someone here subscribed to ``session_id``: returns once a turn begun anywhere after
         it will reach this process, and looks for a turn already running elsewhere."""
 
-    async def broadcast_turn(self, session_id: str, subscribe: Callable[[], Subscription]) -> None:
-        """A turn of this process began numbering the session's events: send them to the
-        processes that follow the session (each sender takes its own ``subscribe()``)."""
+    async def broadcast_turn(self, session_id: str, run_id: str, subscribe: Callable[[], Subscription]) -> None:
+        """A turn (``run_id``) of this process began numbering the session's events: send them to
+        the processes that follow the session (each sender takes its own ``subscribe()``)."""
 
 
 class ProcessLocalCoordinator(Coordinator):

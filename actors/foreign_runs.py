@@ -27,8 +27,11 @@ log = logging.getLogger("rkat.realm")
 class ForeignRunWatch:
     """The followed sessions of one realm in this process, and the loop that mirrors foreign turns."""
 
-    def __init__(self, host: CoordinationHost, publish: Callable[[], Awaitable[None]] | None = None) -> None:
+    def __init__(self, host: CoordinationHost, publish: Callable[[], Awaitable[None]] | None = None, *,
+                 interval: float | None = None) -> None:
         self._host = host
+        #: Seconds between looks when nothing pokes (default: ``HostOptions.foreign_poll_interval``).
+        self._interval = interval if interval is not None else host.options.foreign_poll_interval
         #: Called each round before looking (a coordinator telling others what is followed here).
         self._publish = publish
         #: Sessions that gained a reader here since they were last seen without one.
@@ -57,7 +60,7 @@ class ForeignRunWatch:
     async def run(self) -> None:
         """Mirror other processes' turns into the buses of sessions followed here, until cancelled."""
         while True:
-            with trio.move_on_after(self._host.options.foreign_poll_interval):
+            with trio.move_on_after(self._interval):
                 await self._poke.wait()
             self._poke = trio.Event()
             if self._publish is not None:

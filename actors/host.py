@@ -112,6 +112,12 @@ async def _remove_throwaway(realm: RealmHandle) -> None:
 async def _open_stores(realm: RealmHandle) -> tuple[SessionStore, Any]:
     if realm.backend == "memory":
         return open_store("memory"), MemoryConfigStore()
+    if realm.backend == "postgres":
+        from meerkat.config.postgres_store import PostgresConfigStore  # psycopg: only for postgres realms
+
+        store = await trio.to_thread.run_sync(partial(open_store, "postgres", database_url=realm.database_url,
+                                                      realm_id=realm.realm_id))
+        return store, PostgresConfigStore(store.database, realm_id=realm.realm_id)  # type: ignore[attr-defined]
     store = await trio.to_thread.run_sync(partial(open_store, realm.backend,
                                                   sqlite_path=realm.paths.sessions_sqlite_path,
                                                   jsonl_dir=realm.paths.sessions_jsonl_dir))

@@ -109,7 +109,7 @@ class LoopbackCoordinator(Coordinator):
                 return
             await self._host.io.call(self.watch.publish, endpoint, token, self.foreign.followed())
 
-    async def broadcast_turn(self, session_id: str, subscribe: Callable[[], Subscription]) -> None:
+    async def broadcast_turn(self, session_id: str, run_id: str, subscribe: Callable[[], Subscription]) -> None:
         """Push the turn's events to every process that follows the session."""
         for watcher in await self._watchers_of(session_id):
             self._host.nursery.start_soon(self._push, watcher, session_id, subscribe())

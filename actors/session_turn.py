@@ -224,7 +224,7 @@ class TurnRunner:
                 settings = turn.settings = dataclasses.replace(settings, system_prompt=fresh.system_prompt)
             self._record = record = fresh
             bus = self._bus  # processes that follow this session get its events as we publish them
-            await sup.coordinator.broadcast_turn(self.session_id, lambda: bus.subscribe(
+            await sup.coordinator.broadcast_turn(self.session_id, turn.run_id, lambda: bus.subscribe(
                 capacity=sup.options.turn_stream_capacity, until_terminal=True, relay=True))
         except BaseException as exc:
             if turn.began:  # release the run so the session is not left busy

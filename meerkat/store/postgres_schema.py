@@ -9,7 +9,7 @@ stores, as ``bytea``; the columns beside them are what queries filter and
 order by.
 
 Migrations are an ordered list of steps, mirroring the ``sqlite`` backend's
-(base; event log and inputs; revisions); ``rkat.schema_migrations`` records the
+(base; event log and inputs; revisions; live events); ``rkat.schema_migrations`` records the
 ones applied. A host opening the store takes a transaction-scoped advisory
 lock, applies the missing steps and records them in that one transaction, so
 hosts starting at once apply each step exactly once (the others wait, then find
@@ -26,6 +26,7 @@ import psycopg
 
 from ..errors import StoreError
 from .postgres_db import PostgresDatabase
+from .postgres_live import LIVE_EVENTS_MIGRATION
 
 __all__ = ["SCHEMA", "MIGRATIONS", "SCHEMA_VERSION", "MIGRATION_LOCK_KEY", "migrate"]
 
@@ -115,6 +116,8 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (realm_id, session_id, revision, idx)
     );
     """,
+    # 4: running turns' events for other hosts, before their commit (see postgres_live).
+    LIVE_EVENTS_MIGRATION,
 )
 
 #: The schema version this build writes (``max(version)`` of ``rkat.schema_migrations``).

@@ -1,0 +1,356 @@
+"""PostgresCoordinator: hosts on different machines sharing a ``postgres`` realm.
+
+No shared pids, no loopback link: everything goes through the database
+(:mod:`meerkat.store.postgres_live` has the tables and channels).
+
+* Liveness: leases. A pid is checked only for an owner with this host's id
+  (``RKAT_HOST_ID``); any other owner is alive until its lease runs out.
+* A local turn's events: the owner subscribes to its own bus and appends the
+  events to ``rkat.live_events`` in small batches (every :data:`BATCH_WINDOW`
+  seconds or :data:`BATCH_ROWS` events, one short transaction each, in a worker
+  thread), pinging the realm's live channel with the session id; an ended
+  run's rows are deleted :data:`DELETE_GRACE` seconds after its terminal event.
+* Another host's turn: a session with readers here is mirrored
+  (:class:`actors.foreign_runs.ForeignRunWatch`, woken by the pings): its
+  events are read from ``live_events`` after the local cursor, waking on each
+  ping; once the run is no longer running, the rest comes from the committed log.
+* Interrupt / ``turn/stop_run``: the run's interrupt flag is set in the store
+  (the owner sees it when it renews its lease, at the latest) and the owner's
+  channel is pinged; the owner interrupts the run at once. The asking host
+  waits for the run to end (woken by the live pings), or for its lease to run out.
+
+One connection per realm and host LISTENs; this task waits for its socket to be
+readable and then drains the notifications without blocking. Every other
+database call runs in a worker thread, from a small pool of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any, AsyncIterator, Callable, TypeVar
+
+import psycopg
+import trio
+from psycopg_pool import ConnectionPool
+
+from meerkat import observability
+from meerkat.errors import StoreError
+from meerkat.events import TERMINAL_EVENT_TYPES, EventEnvelope, decode_envelope, encode_envelope
+from meerkat.store import RunRecord
+from meerkat.store.postgres_live import (
+    LiveRow,
+    OwnerRequest,
+    append_live,
+    decode_owner_request,
+    delete_live_runs,
+    live_channel,
+    owner_channel,
+    read_live,
+    send_owner_request,
+    sweep_live,
+)
+from meerkat.transcript import now_ms
+
+from .bus import Subscription
+from .coordination import CoordinationHost, Coordinator
+from .foreign_runs import ForeignRunWatch
+from .messages import Interrupt
+
+__all__ = ["PostgresCoordinator", "BATCH_WINDOW", "BATCH_ROWS"]
+
+log = logging.getLogger("rkat.realm")
+T = TypeVar("T")
+
+#: Longest a published event waits before it is written for other hosts (seconds).
+BATCH_WINDOW = 0.02
+#: Events that are written at once, without waiting for the window.
+BATCH_ROWS = 256
+#: Live rows read per query by a follower.
+FOLLOW_BATCH = 512
+#: Longest a follower waits without a ping before it looks again (seconds).
+FOLLOW_POLL = 0.5
+#: Seconds a finished run's live rows stay for followers still reading them (then: the log).
+DELETE_GRACE = 5.0
+#: Seconds between looks for sessions followed here whose turn started elsewhere (pings do it sooner).
+FOREIGN_POLL = 1.0
+#: Seconds between sweeps of rows left by owners that died, and their age before they go.
+SWEEP_INTERVAL = 60.0
+#: Seconds before reconnecting a lost notification connection.
+RECONNECT_DELAY = 1.0
+
+
+class PostgresCoordinator(Coordinator):
+    """See the module docstring."""
+
+    def __init__(self, host: CoordinationHost, realm_id: str, database_url: str) -> None:
+        self._host = host
+        self._realm_id = realm_id
+        self._url = database_url
+        self._live_channel = live_channel(realm_id)
+        self._owner_channel = owner_channel(realm_id, host.owner)
+        self.foreign = ForeignRunWatch(host, interval=FOREIGN_POLL)
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        #: Waiters for a session's next ping (followers, interrupters), set and dropped by the ping.
+        self._pings: dict[str, trio.Event] = {}
+        self._outbox: list[LiveRow] = []
+        self._outbox_ready = trio.Event()
+        self._outbox_full = trio.Event()
+        #: (due time, run_id): live rows to delete once followers had their chance.
+        self._ended: list[tuple[float, str]] = []
+        #: Set once the notification connection listens (tests and benches wait for it).
+        self.listening = trio.Event()
+
+    # -- running ---------------------------------------------------------------
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Open the pool, then listen, write live rows, sweep and mirror until cancelled."""
+        self._pool = await trio.to_thread.run_sync(self._open_pool)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._listen)
+                nursery.start_soon(self._write_loop)
+                nursery.start_soon(self._sweep_loop)
+                nursery.start_soon(self.foreign.run)
+                task_status.started()
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self._pool.close)
+
+    def _open_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            self._url, min_size=1, max_size=3, open=False, name=f"rkat live {self._realm_id}",
+            kwargs={"application_name": "rkat-live"}, check=ConnectionPool.check_connection)
+        try:
+            pool.open(wait=True, timeout=10)
+        except Exception as exc:
+            pool.close()
+            raise StoreError(f"postgres realm {self._realm_id}: cannot open the live connections: "
+                             f"{type(exc).__name__}") from None
+        return pool
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(connection, *args)`` in a worker thread, in one transaction of a pooled connection."""
+        pool = self._pool
+        if pool is None:
+            raise StoreError(f"postgres realm {self._realm_id}: the live connections are not open")
+
+        def call() -> T:
+            with pool.connection() as conn:
+                return fn(conn, *args)
+
+        try:
+            return await trio.to_thread.run_sync(call)
+        except psycopg.Error as exc:
+            raise StoreError(f"postgres realm {self._realm_id}: live events: {type(exc).__name__}") from None
+
+    # -- notifications -------------------------------------------------------------
+
+    def _connect_listener(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self._url, autocommit=True, application_name="rkat-listen")
+        conn.execute(f'LISTEN "{self._live_channel}"')
+        conn.execute(f'LISTEN "{self._owner_channel}"')
+        return conn
+
+    async def _listen(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep one connection listening on the realm's live channel and this owner's, reconnecting."""
+        started = False
+        while True:
+            try:
+                conn = await trio.to_thread.run_sync(self._connect_listener)
+            except psycopg.Error as exc:
+                if not started:
+                    raise StoreError(f"postgres realm {self._realm_id}: cannot listen for notifications: "
+                                     f"{type(exc).__name__}") from None
+                log.warning("postgres realm %s: cannot listen for notifications (%s); retrying",
+                            self._realm_id, type(exc).__name__)
+                await trio.sleep(RECONNECT_DELAY)
+                continue
+            if not started:
+                started = True
+                task_status.started()
+            self.listening.set()
+            self._wake_everyone()  # pings may have been missed while nobody listened
+            fd = conn.pgconn.socket
+            try:
+                await self._drain(conn, fd)
+            except psycopg.Error as exc:
+                log.warning("postgres realm %s: lost the notification connection (%s); reconnecting",
+                            self._realm_id, type(exc).__name__)
+            finally:
+                self.listening = trio.Event()
+                trio.lowlevel.notify_closing(fd)
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(conn.close)
+            await trio.sleep(RECONNECT_DELAY)
+
+    async def _drain(self, conn: psycopg.Connection[Any], fd: int) -> None:
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            # Reads only what already arrived on the socket (libpq never blocks here): no DB round trip.
+            conn.pgconn.consume_input()
+            while (notify := conn.pgconn.notifies()) is not None:
+                self._dispatch(notify.relname.decode(), notify.extra.decode())
+
+    def _dispatch(self, channel: str, payload: str) -> None:
+        if channel == self._live_channel:
+            self._ping(payload)
+        elif channel == self._owner_channel:
+            request = decode_owner_request(payload)
+            if request is not None and request.op == "interrupt":
+                self._host.nursery.start_soon(self._interrupt_here, request)
+
+    def _ping(self, session_id: str) -> None:
+        event = self._pings.pop(session_id, None)
+        if event is not None:
+            event.set()
+        actor = self._host.live_actor(session_id)
+        if actor is not None and actor.wants_foreign_events():
+            self.foreign.poke()
+
+    def _next_ping(self, session_id: str) -> trio.Event:
+        event = self._pings.get(session_id)
+        if event is None:
+            event = self._pings[session_id] = trio.Event()
+        return event
+
+    def _wake_everyone(self) -> None:
+        for event in self._pings.values():
+            event.set()
+        self._pings.clear()
+        self.foreign.poke()
+
+    async def _interrupt_here(self, request: OwnerRequest) -> None:
+        actor = self._host.live_actor(request.session_id)
+        if actor is None or actor.running_run_id != request.run_id:
+            return  # ended meanwhile, or never ours: the asker sees it in the store
+        observability.cross_process_interrupt("received")
+        await self._host.deliver(request.session_id, Interrupt())
+
+    # -- a local turn's events, for other hosts --------------------------------------
+
+    async def broadcast_turn(self, session_id: str, run_id: str, subscribe: Callable[[], Subscription]) -> None:
+        """Append the turn's events to ``live_events`` as it publishes them."""
+        self._host.nursery.start_soon(self._publish_turn, session_id, run_id, subscribe())
+
+    async def _publish_turn(self, session_id: str, run_id: str, subscription: Subscription) -> None:
+        async with subscription:
+            async for envelope in subscription:
+                if envelope.seq <= 0:
+                    continue  # a truncation marker of this subscription, not one of the session's events
+                self._outbox.append(LiveRow(session_id, envelope.seq, run_id, encode_envelope(envelope)))
+                self._outbox_ready.set()
+                if len(self._outbox) >= BATCH_ROWS:
+                    self._outbox_full.set()
+        self._ended.append((trio.current_time() + DELETE_GRACE, run_id))
+
+    async def _write_loop(self) -> None:
+        while True:
+            with trio.move_on_after(DELETE_GRACE):
+                await self._outbox_ready.wait()
+            if self._outbox and len(self._outbox) < BATCH_ROWS:
+                with trio.move_on_after(BATCH_WINDOW):  # let the burst gather: one transaction for all of it
+                    await self._outbox_full.wait()
+            rows, self._outbox = self._outbox, []
+            self._outbox_ready, self._outbox_full = trio.Event(), trio.Event()
+            now = trio.current_time()
+            due = [run_id for at, run_id in self._ended if at <= now]
+            self._ended = [(at, run_id) for at, run_id in self._ended if at > now]
+            if not rows and not due:
+                continue
+            try:
+                await self._db(_write, self._realm_id, rows, due)
+            except StoreError as exc:  # followers elsewhere catch up from the committed log
+                log.warning("could not write live events for other hosts: %s", exc)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await trio.sleep(SWEEP_INTERVAL)
+            try:
+                await self._db(sweep_live, self._realm_id, now_ms() - int(SWEEP_INTERVAL * 1000))
+            except StoreError as exc:
+                log.warning("could not sweep stale live events: %s", exc)
+
+    # -- another host's turn ---------------------------------------------------------
+
+    async def reader_added(self, session_id: str) -> None:
+        """Note the reader and look for a turn running elsewhere (every turn is on the table already)."""
+        self.foreign.note_reader(session_id)
+        self.foreign.poke()
+
+    async def follow(self, run: RunRecord, after_seq: int) -> AsyncIterator[EventEnvelope]:
+        """The run's events from ``live_events`` as they arrive, then from the log once it has ended."""
+        session_id, last = run.session_id, after_seq
+        while True:
+            ping = self._next_ping(session_id)
+            try:
+                bodies = await self._db(read_live, self._realm_id, session_id, last, FOLLOW_BATCH)
+            except StoreError as exc:
+                log.warning("stopped following run %s: %s", run.run_id, exc)
+                return
+            for body in bodies:
+                envelope = decode_envelope(body)
+                if envelope.seq <= last:
+                    continue
+                last = envelope.seq
+                yield envelope
+                if envelope.type in TERMINAL_EVENT_TYPES:
+                    return
+            if len(bodies) == FOLLOW_BATCH:
+                continue
+            if not bodies and not await self._still_running(run.run_id):
+                async for envelope in self._logged_after(session_id, last):
+                    yield envelope
+                return
+            with trio.move_on_after(FOLLOW_POLL):
+                await ping.wait()
+
+    async def _still_running(self, run_id: str) -> bool:
+        host = self._host
+        current = await host.store_call(host.store.get_run, run_id)
+        return current is not None and current.status == "running"
+
+    async def _logged_after(self, session_id: str, after_seq: int) -> AsyncIterator[EventEnvelope]:
+        """The committed log's events after ``after_seq`` up to the next terminal one."""
+        host = self._host
+        while True:
+            page = await host.store_call(partial(host.store.read_events, session_id, after_seq=after_seq,
+                                                 limit=FOLLOW_BATCH))
+            if page is None:
+                return
+            for envelope in page.events:
+                after_seq = envelope.seq
+                yield envelope
+                if envelope.type in TERMINAL_EVENT_TYPES:
+                    return
+            if not page.has_more or not page.events:
+                return
+
+    # -- interrupts ---------------------------------------------------------------
+
+    async def interrupt(self, run: RunRecord, timeout: float) -> bool | None:
+        """Flag the run, ping its owner, and wait for the run to end (None: its lease ran out first)."""
+        host = self._host
+        if not await host.store_call(host.store.request_interrupt, run.session_id, run.run_id):
+            return False  # it ended meanwhile
+        request = OwnerRequest(op="interrupt", session_id=run.session_id, run_id=run.run_id)
+        try:
+            await self._db(send_owner_request, self._realm_id, run.owner, request)
+        except StoreError as exc:  # the flag still reaches the owner with its next lease renewal
+            log.warning("could not ping the owner of run %s: %s", run.run_id, exc)
+        deadline = trio.current_time() + timeout
+        while True:
+            ping = self._next_ping(run.session_id)
+            current = await host.store_call(host.store.get_run, run.run_id)
+            if current is None or current.status != "running":
+                return current is not None and current.status == "interrupted"
+            if trio.current_time() >= deadline or 0 < current.lease_expires_at_ms <= now_ms():
+                return None  # the owner is gone: the caller closes the run once it is stale
+            with trio.move_on_after(0.25):
+                await ping.wait()
+
+
+def _write(conn: psycopg.Connection[Any], realm_id: str, rows: list[LiveRow], ended: list[str]) -> None:
+    append_live(conn, realm_id, rows, now_ms())
+    delete_live_runs(conn, realm_id, ended)
+

@@ -1,0 +1,182 @@
+"""Two hosts on one PostgreSQL realm: live events, interrupts and leases cross through the database.
+
+Each "host" is a service with its own ``RKAT_HOST_ID`` and its own state root,
+so neither can use the other's pid or files; a real process is SIGKILLed for
+the lease test. The server is the real PostgreSQL of the ``postgres_url`` fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+import psycopg
+import pytest
+import trio
+
+from actors import HostOptions, SessionService, open_service, postgres_coordination
+from meerkat.errors import RequestCancelled, SessionBusy
+from meerkat.events import TERMINAL_EVENT_TYPES
+
+REALM = "shared-realm"
+#: Slow enough that a turn is still running while another host reacts to it.
+SLOW = {"reply_words": 40, "token_delay_ms": 25}
+REPO = Path(__file__).resolve().parent.parent
+
+
+@asynccontextmanager
+async def host(tmp_path: Path, url: str, host_id: str, monkeypatch, **options) -> AsyncIterator[SessionService]:
+    """A service for ``REALM`` as host ``host_id`` would run it (its own state root)."""
+    monkeypatch.setenv("RKAT_HOST_ID", host_id)
+    async with open_service(REALM, state_root=tmp_path / host_id, backend="postgres", database_url=url,
+                            options=HostOptions(**options) if options else None) as service:
+        await service.supervisor.coordinator.listening.wait()
+        yield service
+
+
+async def _until_terminal(events) -> list:
+    seen = []
+    async for envelope in events:
+        seen.append(envelope)
+        if envelope.type in TERMINAL_EVENT_TYPES:
+            break
+    return seen
+
+
+async def test_a_turn_on_host_a_reaches_a_subscriber_on_host_b_live_with_the_owners_seq(tmp_path, postgres_url,
+                                                                                       monkeypatch):
+    async with host(tmp_path, postgres_url, "host-a", monkeypatch) as a, \
+            host(tmp_path, postgres_url, "host-b", monkeypatch) as b:
+        session_id = (await a.create_session("first", provider_params={"reply_words": 3})).session_id
+        on_b = await b.subscribe(session_id)
+        a_done = trio.Event()
+        live_on_b: list[bool] = []
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                async def follow_b() -> None:
+                    async for envelope in on_b:
+                        if envelope.type == "text_delta" and not live_on_b:
+                            live_on_b.append(not a_done.is_set())
+                        received_b.append(envelope)
+                        if envelope.type in TERMINAL_EVENT_TYPES:
+                            return
+
+                received_b: list = []
+                nursery.start_soon(follow_b)
+                stream = await a.start_turn_streaming(session_id, "second", provider_params=SLOW)
+                received_a = await _until_terminal(stream)
+                a_done.set()
+        assert received_a[-1].type == "run_completed"
+        assert [(e.seq, e.type) for e in received_b] == [(e.seq, e.type) for e in received_a]
+        assert [e.event_id for e in received_b] == [e.event_id for e in received_a]
+        assert live_on_b == [True]  # B saw the answer while A was still streaming it, not after the commit
+
+
+async def test_interrupt_and_stop_run_from_host_b_stop_the_turn_on_host_a(tmp_path, postgres_url, monkeypatch):
+    # Renewals far apart: only the NOTIFY to the owner can stop the turn within the time allowed.
+    slow_leases = {"lease_ttl": 60.0, "lease_renew_interval": 30.0}
+    async with host(tmp_path, postgres_url, "host-a", monkeypatch, **slow_leases) as a, \
+            host(tmp_path, postgres_url, "host-b", monkeypatch, **slow_leases) as b:
+        session_id = (await a.create_session("first", provider_params={"reply_words": 3})).session_id
+
+        stream = await a.start_turn_streaming(session_id, "long", provider_params=SLOW)
+        await stream.__anext__()  # run_started: the run is recorded
+        with trio.fail_after(5):
+            result = await b.interrupt(session_id)
+            with pytest.raises(RequestCancelled):
+                await stream.result()
+        assert result.interrupted and result.run_id == stream.run_id
+
+        stream = await a.start_turn_streaming(session_id, "long again", provider_params=SLOW)
+        await stream.__anext__()
+        with trio.fail_after(5):
+            receipt = await b.stop_run(session_id, stream.run_id)
+            with pytest.raises(RequestCancelled):
+                await stream.result()
+        assert receipt["outcome"] == "stopped" and receipt["run_id"] == stream.run_id
+
+        history = await b.read_history(session_id)
+        assert [getattr(m, "stop_reason", None) for m in history.messages[-4:]] == [
+            None, "cancelled", None, "cancelled"]
+        assert not (await b.read_session(session_id)).is_active
+
+
+async def test_a_subscriber_on_host_b_resumes_by_cursor_after_the_turn(tmp_path, postgres_url, monkeypatch):
+    monkeypatch.setattr(postgres_coordination, "DELETE_GRACE", 1.0)
+    async with host(tmp_path, postgres_url, "host-a", monkeypatch) as a, \
+            host(tmp_path, postgres_url, "host-b", monkeypatch) as b:
+        session_id = (await a.create_session("first", provider_params={"reply_words": 3})).session_id
+        stream = await a.start_turn_streaming(session_id, "second", provider_params={"reply_words": 5})
+        on_a = await _until_terminal(stream)
+        cursor = on_a[2].seq
+        with trio.fail_after(10):
+            resumed = await _until_terminal(await b.subscribe(session_id, after_seq=cursor))
+        assert [(e.seq, e.type, e.event_id) for e in resumed] == [(e.seq, e.type, e.event_id) for e in on_a[3:]]
+        # The run's live rows were written for other hosts, and go once its commit made them redundant.
+        with trio.fail_after(10):
+            while not await trio.to_thread.run_sync(_live_rows, postgres_url, session_id):
+                await trio.sleep(0.02)
+            while await trio.to_thread.run_sync(_live_rows, postgres_url, session_id):
+                await trio.sleep(0.05)
+
+
+def _live_rows(url: str, session_id: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM rkat.live_events WHERE session_id = %s",
+                            (session_id,)).fetchone()[0]
+
+
+OWNER = textwrap.dedent("""
+    import sys, trio
+    from actors import open_service
+
+    async def main(url, root):
+        async with open_service("shared-realm", state_root=root, backend="postgres", database_url=url) as service:
+            session_id = (await service.create_session("first", provider_params={"reply_words": 2})).session_id
+            stream = await service.start_turn_streaming(session_id, "never finished",
+                                                        provider_params={"reply_words": 10000, "token_delay_ms": 50})
+            await stream.__anext__()
+            print(session_id, flush=True)
+            await trio.sleep_forever()
+
+    trio.run(main, sys.argv[1], sys.argv[2])
+""")
+
+
+async def test_a_killed_owners_session_frees_after_its_lease_not_by_its_pid(tmp_path, postgres_url, monkeypatch):
+    lease = 2.0
+    env = {**os.environ, "RKAT_HOST_ID": "host-a", "RKAT_LEASE_SECS": str(lease)}
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, postgres_url, str(tmp_path / "host-a")], env=env,
+                             stdout=subprocess.PIPE, cwd=REPO)
+    try:
+        with trio.fail_after(30):
+            line = await trio.to_thread.run_sync(owner.stdout.readline)
+        session_id = line.decode().strip()
+        assert session_id, "the owner process did not start its turn"
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+        owner.stdout.close()
+    killed_at = trio.current_time()
+    async with host(tmp_path, postgres_url, "host-b", monkeypatch) as b:
+        # The owner's pid is gone, but it belongs to another host id: only the lease can free the session.
+        with pytest.raises(SessionBusy):
+            await b.start_turn(session_id, "too early")
+        while True:
+            try:
+                result = await b.start_turn(session_id, "after the lease")
+                break
+            except SessionBusy:
+                assert trio.current_time() - killed_at < lease + 5, "the session stayed busy past its lease"
+                await trio.sleep(0.1)
+        assert trio.current_time() - killed_at >= lease * 0.5
+        history = await b.read_history(session_id)
+        stops = [getattr(m, "stop_reason", None) for m in history.messages]
+        assert stops[-4:-2] == [None, "cancelled"]  # the killed run: the prompt kept, an empty cancelled answer
+        assert history.messages[-1].run_id == result.run_id
