@@ -24,11 +24,12 @@ _decode_input = msgspec.json.Decoder(InputRecord).decode
 def log_events(conn: Conn, realm: str, record: SessionRecord, commit: RunCommit) -> None:
     """Append the run's events and prune past the retention (in the commit's transaction)."""
     if commit.events:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO rkat.events (realm_id, session_id, seq, body) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (realm_id, session_id, seq) DO UPDATE SET body = excluded.body",
-                [(realm, commit.session_id, e.seq, encode_envelope(e)) for e in commit.events])
+        # One statement for the run's events; a seq given twice keeps its last event (as a replace would).
+        by_seq = {e.seq: encode_envelope(e) for e in commit.events}
+        conn.execute("INSERT INTO rkat.events (realm_id, session_id, seq, body)"
+                     " SELECT %s, %s, seq, body FROM unnest(%s::bigint[], %s::bytea[]) AS e (seq, body)"
+                     " ON CONFLICT (realm_id, session_id, seq) DO UPDATE SET body = excluded.body",
+                     (realm, commit.session_id, list(by_seq), list(by_seq.values())))
     prune = apply_event_log(record, commit)
     if prune:
         row = conn.execute("SELECT seq FROM rkat.events WHERE realm_id = %s AND session_id = %s"
