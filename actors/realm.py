@@ -28,7 +28,7 @@ from meerkat.providers.credentials import ensure_credentials
 from meerkat.realm import RealmHandle
 from meerkat.store import SessionRecord, SessionStore, current_owner
 from meerkat.transcript import Message, SystemMessage, now_ms, rfc3339_from_ms
-from meerkat.validation import known_session_id, validate_labels, validate_optional_positive_int
+from meerkat.validation import MAX_OUTPUT_TOKENS, known_session_id, validate_labels, validate_optional_positive_int
 from meerkat.views import SessionSummary
 
 from .coordination import Coordinator
@@ -256,7 +256,7 @@ class RealmSupervisor(LeaseKeeping, ConfigGenerations):
         record = SessionRecord(
             session_id=new_uuid7(), created_at_ms=now, updated_at_ms=now, model=model, provider=provider,
             system_prompt=system_prompt,
-            max_tokens=validate_optional_positive_int(params.max_tokens, "max_tokens"),
+            max_tokens=validate_optional_positive_int(params.max_tokens, "max_tokens", MAX_OUTPUT_TOKENS),
             provider_params=provider_params, labels=validate_labels(params.labels),
             instance_id=self.realm.instance_id,
             budget_max_tokens=validate_optional_positive_int(params.budget_max_tokens, "budget_max_tokens"),

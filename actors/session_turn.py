@@ -48,7 +48,7 @@ from meerkat.store import RunCommit, RunRecord, RunStatus, SessionRecord
 from meerkat.store.eventlog import DEFAULT_EVENT_RETENTION, InputRecord
 from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage, now_ms, now_rfc3339
 from meerkat.usage import Usage
-from meerkat.validation import validate_prompt
+from meerkat.validation import MAX_OUTPUT_TOKENS, validate_optional_positive_int, validate_prompt
 from meerkat.views import InterruptResult, RunResult, session_ref
 
 from .bus import EventBus, Subscription
@@ -165,8 +165,7 @@ class TurnRunner:
         params = effective_provider_params(provider, model, validate_provider_params(provider, params, model), config)
         max_tokens = (request.max_tokens if request.max_tokens is not None
                       else record.max_tokens or config.agent.max_tokens_per_turn)
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
-            raise InvalidParams("max_tokens must be a positive integer")
+        validate_optional_positive_int(max_tokens, "max_tokens", MAX_OUTPUT_TOKENS)
         budget = record.budget_max_tokens
         if budget is None:
             budget = config.budget.max_tokens or config.limits.budget

@@ -10,8 +10,14 @@ from .store.base import MAX_LIST_LIMIT
 
 __all__ = ["validate_prompt", "validate_labels", "validate_optional_positive_int", "validate_page",
            "validate_cursor", "known_session_id", "json_kind", "MAX_OFFSET", "DEFAULT_LIMIT",
+           "MAX_OUTPUT_TOKENS", "MAX_STORED_INT",
            "MAX_PROMPT_CHARS", "MAX_PROMPT_BLOCKS", "MAX_LABELS", "MAX_LABEL_KEY_CHARS", "MAX_LABEL_VALUE_CHARS"]
 
+#: Largest ``max_tokens`` (output tokens per model call): the wire type is u32.
+MAX_OUTPUT_TOKENS = 2**32 - 1
+#: Largest count or seq a request may carry (token budgets, event cursors): the stores keep these as
+#: signed 64-bit integers (SQLite's INTEGER), so a larger one would fail deep inside a store call.
+MAX_STORED_INT = 2**63 - 1
 #: Largest accepted ``offset`` (upstream's bound).
 MAX_OFFSET = 1_000_000
 #: Page size when none is given.
@@ -58,12 +64,13 @@ def validate_labels(labels: Any, field: str = "labels") -> dict[str, str]:
     return dict(labels)
 
 
-def validate_optional_positive_int(value: Any, field: str) -> int | None:
-    """None, or an int > 0 (booleans are not ints here)."""
+def validate_optional_positive_int(value: Any, field: str, maximum: int = MAX_STORED_INT) -> int | None:
+    """None, or an int in ``1..maximum`` (booleans are not ints here)."""
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise InvalidParams(f"{field} must be a positive integer, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= maximum:
+        raise InvalidParams(f"{field} must be an integer between 1 and {maximum}, got {value!r}",
+                            details={"field": field})
     return value
 
 
@@ -81,9 +88,11 @@ def validate_page(limit: Any, offset: Any) -> tuple[int, int]:
 
 
 def validate_cursor(after_seq: Any) -> int | None:
-    """None, or an event seq (an int >= 0) to resume after."""
-    if after_seq is not None and (not isinstance(after_seq, int) or isinstance(after_seq, bool) or after_seq < 0):
-        raise InvalidParams(f"after_seq must be a non-negative integer, got {after_seq!r}")
+    """None, or an event seq (an int in ``0..MAX_STORED_INT``) to resume after."""
+    if after_seq is not None and (not isinstance(after_seq, int) or isinstance(after_seq, bool)
+                                  or not 0 <= after_seq <= MAX_STORED_INT):
+        raise InvalidParams(f"after_seq must be an integer between 0 and {MAX_STORED_INT}, got {after_seq!r}",
+                            details={"field": "after_seq"})
     return after_seq
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from meerkat.errors import InvalidParams
-from meerkat.validation import json_kind, validate_labels, validate_optional_positive_int, validate_prompt
+from meerkat.validation import (MAX_OUTPUT_TOKENS, MAX_STORED_INT, json_kind, validate_labels, validate_optional_positive_int,
+                                validate_prompt)
 
 __all__ = ["DISABLE_SYSTEM_PROMPT", "require_object", "require_prompt", "turn_options",
            "create_options", "config_write"]
@@ -48,7 +49,7 @@ def turn_options(params: dict[str, Any]) -> dict[str, Any]:
         value = _optional_string(params, field)
         if value is not None:
             options[field] = value
-    max_tokens = validate_optional_positive_int(params.get("max_tokens"), "max_tokens")
+    max_tokens = validate_optional_positive_int(params.get("max_tokens"), "max_tokens", MAX_OUTPUT_TOKENS)
     if max_tokens is not None:
         options["max_tokens"] = max_tokens
     provider_params = params.get("provider_params")
@@ -111,6 +112,7 @@ def config_write(body: Any, key: str, *, allow_bare: bool) -> tuple[dict[str, An
         raise InvalidParams(f"missing field `{key}`")
     if not isinstance(document, dict):
         raise InvalidParams(f"{key} must be an object, got {json_kind(document)}")
-    if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool) or expected < 0):
-        raise InvalidParams(f"expected_generation must be a non-negative integer, got {expected!r}")
+    if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool)
+                                 or not 0 <= expected <= MAX_STORED_INT):
+        raise InvalidParams(f"expected_generation must be an integer between 0 and {MAX_STORED_INT}, got {expected!r}")
     return document, expected

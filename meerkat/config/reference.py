@@ -81,7 +81,11 @@ def _type_name(kind: Any) -> str:
     names: dict[type, str] = {msgspec.inspect.StrType: "string", msgspec.inspect.IntType: "integer",
                               msgspec.inspect.FloatType: "number", msgspec.inspect.BoolType: "boolean",
                               msgspec.inspect.NoneType: "unset", msgspec.inspect.DictType: "table"}
-    return names.get(type(kind), type(kind).__name__)
+    name = names.get(type(kind), type(kind).__name__)
+    most = getattr(kind, "le", None)
+    if most is not None:  # the schema's upper bound (``schema._most``)
+        name += f" (at most {most:,})" if isinstance(most, int) else f" (at most {most:,g})"
+    return name
 
 
 def _default(field: msgspec.inspect.Field) -> str:

@@ -14,13 +14,13 @@ no ``true`` for ``1``); range checks follow in :func:`config_from_dict`.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from meerkat.config.durations import parse_duration
 from meerkat.errors import InvalidParams
-from meerkat.validation import json_kind
+from meerkat.validation import MAX_OUTPUT_TOKENS, MAX_STORED_INT, json_kind
 
 __all__ = [
     "AgentConfig",
@@ -36,6 +36,24 @@ __all__ = [
 ]
 
 
+def _most(maximum: float) -> msgspec.Meta:
+    """The upper bound of a number, checked on every write and shown in ``docs/config.md``.
+
+    Lower bounds (``> 0``, ``>= 0``) are checked by :func:`_validate`, whose messages say
+    why; the upper ones keep a value inside what the code can use: a count the stores keep
+    as a signed 64-bit integer, a wait a person would still call a wait.
+    """
+    return msgspec.Meta(le=maximum)
+
+
+#: Bounds of the ``[...]`` numbers (see :func:`_most`).
+_U32 = 2**32 - 1
+_Count = Annotated[int, _most(MAX_STORED_INT)]
+_SmallCount = Annotated[int, _most(_U32)]
+#: One day: the longest retry wait or provider timeout.
+_Millis = Annotated[int, _most(86_400_000)]
+
+
 class _Section(msgspec.Struct, frozen=True, kw_only=True):
     """Base of every section: immutable, keyword-only, unknown keys ignored."""
 
@@ -45,10 +63,10 @@ class AgentConfig(_Section, frozen=True, kw_only=True):
 
     #: Empty means "resolve the default model" (catalog / ``[models]``).
     model: str = ""
-    max_tokens_per_turn: int = 16384
+    max_tokens_per_turn: Annotated[int, _most(MAX_OUTPUT_TOKENS)] = 16384
     system_prompt: str | None = None
     temperature: float | None = None
-    max_turns: int = 100
+    max_turns: _SmallCount = 100
     budget_warning_threshold: float = 0.8
     #: Passed through to the provider untouched (e.g. ``reasoning_effort``).
     provider_params: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -57,47 +75,48 @@ class AgentConfig(_Section, frozen=True, kw_only=True):
 class BudgetConfig(_Section, frozen=True, kw_only=True):
     """``[budget]``: per-session limits. ``max_tokens`` is enforced by this host."""
 
-    max_tokens: int | None = None
+    max_tokens: _Count | None = None
     max_duration: str | None = None
-    max_tool_calls: int | None = None
+    max_tool_calls: _SmallCount | None = None
 
 
 class LimitsConfig(_Section, frozen=True, kw_only=True):
     """``[limits]``: run-level limits (token budget, wall clock, session count)."""
 
-    budget: int | None = None
+    budget: _Count | None = None
     max_duration: str | None = None
     max_turn_duration: str | None = None
-    max_sessions: int | None = None
+    max_sessions: _Count | None = None
     #: Events the durable log keeps per session (default 10,000); older ones are pruned.
-    event_retention: int | None = None
+    event_retention: _Count | None = None
     #: External events that may wait for one session at once (default 64).
-    inbox_capacity: int | None = None
+    inbox_capacity: _Count | None = None
 
 
 class RetryConfig(_Section, frozen=True, kw_only=True):
     """``[retry]``: exponential backoff for provider calls."""
 
-    max_retries: int = 3
-    initial_delay_ms: int = 500
-    max_delay_ms: int = 30000
-    multiplier: float = 2.0
+    #: At most 100: with the delays bounded too, the waits stay finite numbers.
+    max_retries: Annotated[int, _most(100)] = 3
+    initial_delay_ms: _Millis = 500
+    max_delay_ms: _Millis = 30000
+    multiplier: Annotated[float, _most(100.0)] = 2.0
     #: Least wait after a rate limit (429), whatever ``retry-after`` says (upstream: 30 s).
-    rate_limit_floor_ms: int = 30000
+    rate_limit_floor_ms: _Millis = 30000
     #: Time allowed to open a connection to a provider.
-    connect_timeout_ms: int = 10000
+    connect_timeout_ms: _Millis = 10000
     #: Longest wait for a provider's response headers once connected (a server that accepts and never answers).
-    first_byte_timeout_ms: int = 60000
+    first_byte_timeout_ms: _Millis = 60000
     #: Longest silence allowed on a provider's stream before the call fails as a timeout.
-    stream_inactivity_timeout_ms: int = 300000
+    stream_inactivity_timeout_ms: _Millis = 300000
 
 
 class ToolsConfig(_Section, frozen=True, kw_only=True):
     """``[tools]``: built-in tools and tool-call concurrency."""
 
     builtins_enabled: bool = True
-    default_timeout_secs: float = 600.0
-    max_concurrent: int = 10
+    default_timeout_secs: Annotated[float, _most(86_400.0)] = 600.0
+    max_concurrent: Annotated[int, _most(1024)] = 10
 
 
 class RestConfig(_Section, frozen=True, kw_only=True):
@@ -110,8 +129,9 @@ class RestConfig(_Section, frozen=True, kw_only=True):
 class MockConfig(_Section, frozen=True, kw_only=True):
     """``[mock]``: pacing of the offline mock provider's stream."""
 
-    token_delay_ms: float = 0.0
-    first_token_latency_ms: float = 0.0
+    #: The same bounds as the mock's ``provider_params`` (``providers/catalog.py``).
+    token_delay_ms: Annotated[float, _most(60_000.0)] = 0.0
+    first_token_latency_ms: Annotated[float, _most(600_000.0)] = 0.0
 
 
 class Config(_Section, frozen=True, kw_only=True):

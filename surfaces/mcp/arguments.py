@@ -20,7 +20,7 @@ import msgspec
 from meerkat.errors import InvalidParams
 from meerkat.providers.registry import KNOWN_PROVIDERS
 from meerkat.store.base import MAX_LIST_LIMIT
-from meerkat.validation import MAX_OFFSET
+from meerkat.validation import MAX_OFFSET, MAX_OUTPUT_TOKENS, MAX_STORED_INT
 
 __all__ = [
     "MalformedCall", "checking_arguments",
@@ -69,7 +69,7 @@ ProviderParams = Annotated[dict[str, Any], _D(
                 "the keys a model accepts are its profile.params_schema in meerkat_models_catalog. The offline "
                 "mock model takes reply, reply_words, token_delay_ms, first_token_latency_ms and fail.")]
 SystemPrompt = Annotated[str, _D(description="System prompt for the model.")]
-MaxTokens = Annotated[int, _D(ge=1, description="Most output tokens per model call.")]
+MaxTokens = Annotated[int, _D(ge=1, le=MAX_OUTPUT_TOKENS, description="Most output tokens per model call.")]
 Labels = Annotated[dict[str, str], _D(description="String labels to tag the session with, e.g. {\"team\": \"alpha\"}.")]
 Stream = Annotated[bool, _D(
     description="Send the turn's events while it runs: as notifications/progress when the call carries a "
@@ -92,7 +92,8 @@ class RunArguments(_Arguments):
     max_tokens: MaxTokens | None = None
     labels: Labels | None = None
     budget_max_tokens: Annotated[int, _D(
-        ge=1, description="Token budget for the whole session; turns fail with BUDGET_EXHAUSTED beyond it.",
+        ge=1, le=MAX_STORED_INT,
+        description="Token budget for the whole session; turns fail with BUDGET_EXHAUSTED beyond it.",
     )] | None = None
     stream: Stream = False
 
@@ -140,7 +141,7 @@ class ConfigArguments(_Arguments):
         description="The merge patch, for action=patch, e.g. {\"agent\": {\"max_tokens_per_turn\": 8192}}.",
     )] | None = None
     expected_generation: Annotated[int, _D(
-        ge=0, description="Write only if the config is still at this generation (from a previous get); "
+        ge=0, le=MAX_STORED_INT, description="Write only if the config is still at this generation (from a previous get); "
                           "otherwise the call fails with CONFIG_GENERATION_CONFLICT and nothing is written.",
     )] | None = None
 
@@ -150,7 +151,7 @@ class StreamOpenArguments(_Arguments):
 
     session_id: SessionId
     after_seq: Annotated[int, _D(
-        ge=0, description="Replay the session's events after this seq first, from the durable log (default: live events only).",
+        ge=0, le=MAX_STORED_INT, description="Replay the session's events after this seq first, from the durable log (default: live events only).",
     )] | None = None
 
 

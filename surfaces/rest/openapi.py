@@ -17,7 +17,7 @@ from meerkat.events import EventEnvelope
 from meerkat.providers import KNOWN_PROVIDERS
 from meerkat.store.base import MAX_LIST_LIMIT
 from meerkat.transcript import Message
-from meerkat.validation import MAX_OFFSET
+from meerkat.validation import MAX_OFFSET, MAX_OUTPUT_TOKENS, MAX_STORED_INT
 
 from .openapi_console import console_paths, console_schemas
 from .openapi_live import live_paths, live_schemas
@@ -65,7 +65,8 @@ _TURN_OPTIONS = {
     "model": {"type": ["string", "null"], "description": "Model id; the provider is inferred when omitted."},
     "provider": {"type": ["string", "null"], "enum": [*KNOWN_PROVIDERS, None]},
     "system_prompt": {"type": ["string", "null"]},
-    "max_tokens": {"type": ["integer", "null"], "minimum": 1},
+    "max_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_OUTPUT_TOKENS,
+                   "description": "Most output tokens per model call (u32)."},
     "provider_params": {"type": ["object", "null"],
                         "description": "Passed through to the provider, e.g. {\"reasoning_effort\": \"high\"}."},
     "additional_instructions": {"type": ["array", "null"], "items": {"type": "string"},
@@ -92,7 +93,7 @@ _SCHEMAS: dict[str, Any] = {
              "description": "No system prompt at all, not even the realm config's agent.system_prompt."},
         ]},
         "labels": {**_LABELS, "type": ["object", "null"]},
-        "budget_max_tokens": {"type": ["integer", "null"], "minimum": 1,
+        "budget_max_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_STORED_INT,
                               "description": "Token budget for the whole session."},
     }, ("prompt",)),
     "TurnRequest": _obj({
@@ -139,14 +140,14 @@ _SCHEMAS: dict[str, Any] = {
         "description": "Either {\"config\": {...}, \"expected_generation\": N} or a bare config object. "
                        "Replaces the config; missing keys take their defaults.",
         "properties": {"config": {"type": "object"}, "expected_generation": {"type": ["integer", "null"],
-                                                                             "minimum": 0}},
+                                                                             "minimum": 0, "maximum": MAX_STORED_INT}},
     },
     "ConfigPatch": {
         "type": "object",
         "description": "Either {\"patch\": {...}, \"expected_generation\": N} or a bare RFC 7396 merge patch "
                        "(null removes a key, restoring its default).",
         "properties": {"patch": {"type": "object"}, "expected_generation": {"type": ["integer", "null"],
-                                                                           "minimum": 0}},
+                                                                           "minimum": 0, "maximum": MAX_STORED_INT}},
     },
     "ModelsCatalog": _obj({
         "contract_version": _obj({"major": _INT, "minor": _INT, "patch": _INT}, ("major", "minor", "patch")),
@@ -268,9 +269,9 @@ _PATHS: dict[str, Any] = {
             parameters=[
                 {"name": "after", "in": "query", "description": "Resume after this seq (Last-Event-ID wins), from the ring or the durable "
                                 "event log; 410 STALE_CURSOR if the log no longer holds what follows it.",
-                 "schema": {"type": "integer", "minimum": 0}},
+                 "schema": {"type": "integer", "minimum": 0, "maximum": MAX_STORED_INT}},
                 {"name": "Last-Event-ID", "in": "header", "description": "Resume after this seq.",
-                 "schema": {"type": "integer", "minimum": 0}},
+                 "schema": {"type": "integer", "minimum": 0, "maximum": MAX_STORED_INT}},
                 {"name": "stop_after_run", "in": "query",
                  "description": "End the stream (with `done`) after the next run's terminal event.",
                  "schema": {"type": "boolean"}},

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from meerkat.validation import MAX_STORED_INT
+
 __all__ = ["live_paths", "live_schemas"]
 
 _STR = {"type": "string"}
@@ -128,7 +130,8 @@ def live_paths(op: Any, json_body: Any, body: Any, session_param: dict[str, Any]
             "Logged events of a session after a cursor, oldest first (from the durable log: survives restarts)",
             json_body("EventsPage", "The page"), (400, 404, 410), reasons=stale, operationId="listEventsSince",
             parameters=[session_query,
-                        {"name": "after", "in": "query", "schema": _INT, "description": "Cursor (seq); default 0."},
+                        {"name": "after", "in": "query", "schema": {**_INT, "maximum": MAX_STORED_INT},
+                         "description": "Cursor (seq); default 0."},
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                                      "maximum": 1000}},
                         {"name": "scope", "in": "query", "schema": {"const": "session"}}])},
