@@ -12,7 +12,9 @@ a :class:`Coordinator` does everything else that crosses process boundaries:
 * subscribers arriving here, so other processes' turns reach them
   (:meth:`Coordinator.reader_added`);
 * asking the owner to interrupt a run (:meth:`Coordinator.interrupt`; a
-  ``turn/stop_run`` is an interrupt of a named run).
+  ``turn/stop_run`` is an interrupt of a named run);
+* telling others of a config write they cannot see for themselves
+  (:meth:`Coordinator.config_written`).
 
 The realm supervisor and the session actors use this interface only. The
 implementations: :class:`ProcessLocalCoordinator` (memory realms: nobody else),
@@ -98,6 +100,9 @@ class CoordinationHost(Protocol):
     async def store_call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store method off the event loop when it blocks."""
 
+    def notice_config_change(self) -> None:
+        """Another process wrote the realm's config: re-read it soon."""
+
 
 class Coordinator(ABC):
     """One realm's link to the other processes serving it. See the module docstring."""
@@ -134,6 +139,9 @@ class Coordinator(ABC):
     async def reader_added(self, session_id: str) -> None:
         """Someone here subscribed to ``session_id``: returns once a turn begun anywhere after
         it will reach this process, and looks for a turn already running elsewhere."""
+
+    async def config_written(self) -> None:
+        """This process wrote the realm's config: tell processes that would not notice by themselves."""
 
     async def broadcast_turn(self, session_id: str, run_id: str, subscribe: Callable[[], Subscription]) -> None:
         """A turn (``run_id``) of this process began numbering the session's events: send them to

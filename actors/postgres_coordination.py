@@ -78,6 +78,8 @@ FOREIGN_POLL = 1.0
 SWEEP_INTERVAL = 60.0
 #: Seconds before reconnecting a lost notification connection.
 RECONNECT_DELAY = 1.0
+#: The live channel's payload that means "the config changed" (never a session id).
+CONFIG_PING = "@config"
 
 
 class PostgresCoordinator(Coordinator):
@@ -193,7 +195,9 @@ class PostgresCoordinator(Coordinator):
                 self._dispatch(notify.relname.decode(), notify.extra.decode())
 
     def _dispatch(self, channel: str, payload: str) -> None:
-        if channel == self._live_channel:
+        if channel == self._live_channel and payload == CONFIG_PING:
+            self._host.notice_config_change()
+        elif channel == self._live_channel:
             self._ping(payload)
         elif channel == self._owner_channel:
             request = decode_owner_request(payload)
@@ -226,6 +230,13 @@ class PostgresCoordinator(Coordinator):
             return  # ended meanwhile, or never ours: the asker sees it in the store
         observability.cross_process_interrupt("received")
         await self._host.deliver(request.session_id, Interrupt())
+
+    async def config_written(self) -> None:
+        """Ping the realm's channel: other hosts re-read the config now, not at their next poll."""
+        try:
+            await self._db(_notify, self._live_channel, CONFIG_PING)
+        except StoreError as exc:  # they still see it at their next poll
+            log.warning("could not tell other hosts of a config write: %s", exc)
 
     # -- a local turn's events, for other hosts --------------------------------------
 
@@ -354,3 +365,6 @@ def _write(conn: psycopg.Connection[Any], realm_id: str, rows: list[LiveRow], en
     append_live(conn, realm_id, rows, now_ms())
     delete_live_runs(conn, realm_id, ended)
 
+
+def _notify(conn: psycopg.Connection[Any], channel: str, payload: str) -> None:
+    conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))

@@ -4,7 +4,10 @@ A mixin of :class:`actors.realm.RealmSupervisor`. Writes go through the
 supervisor's mailbox one at a time (one writer per process; the config store's
 file lock makes ``expected_generation`` a compare-and-swap across processes).
 Other processes' writes are noticed by the state file's stat: before a session or
-turn uses the config, and every ``config_poll_interval`` in the background.
+turn uses the config, and every ``config_poll_interval`` in the background. A
+``postgres`` realm's config lives in the database, where no stat is cheap: it
+is re-read every ``config_poll_interval`` in a worker thread, and at once when
+the coordinator hears that another host wrote it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from meerkat.config import Config, ConfigEnvelope, ConfigStore
 from meerkat.errors import MeerkatError, StoreError
 from meerkat.realm import RealmHandle
 
+from .coordination import Coordinator
 from .messages import PatchConfig, SetConfig
 from .options import HostOptions
 
@@ -37,8 +41,20 @@ class ConfigGenerations:
     config_store: ConfigStore
     options: HostOptions
     shared: bool
+    coordinator: Coordinator
     _config: ConfigEnvelope | None = None
     _config_stamp: tuple[int, int, int] | None = None
+    _config_poke: trio.Event | None = None
+
+    @property
+    def _config_in_files(self) -> bool:
+        """Whether the config is the realm's files (a ``stat`` tells of other processes' writes)."""
+        return self.realm.backend not in ("memory", "postgres")
+
+    def notice_config_change(self) -> None:
+        """Another process wrote the config: re-read it now (in the background)."""
+        if self._config_poke is not None:
+            self._config_poke.set()
 
     def current_config(self) -> Config:
         """The realm config, re-read first if another process changed it since (one ``stat`` tells).
@@ -57,7 +73,7 @@ class ConfigGenerations:
         return self._config.config
 
     def _stamp(self) -> tuple[int, int, int] | None:
-        if self.realm.backend == "memory":
+        if not self._config_in_files:
             return None
         try:
             # Writes replace the file (a new inode), so equal stamps mean no write since.
@@ -73,9 +89,12 @@ class ConfigGenerations:
         return envelope
 
     async def _watch_config(self) -> None:
+        self._config_poke = trio.Event()
         while True:
-            await trio.sleep(self.options.config_poll_interval)
-            if self._stamp() != self._config_stamp:
+            with trio.move_on_after(self.options.config_poll_interval):
+                await self._config_poke.wait()
+            self._config_poke = trio.Event()  # a write noticed from now on gets its own re-read
+            if not self._config_in_files or self._stamp() != self._config_stamp:
                 try:
                     await self._refresh_config()
                 except MeerkatError as exc:
@@ -96,6 +115,7 @@ class ConfigGenerations:
             # its file would pass our envelope off as current. The next use re-reads once.
             self._config, self._config_stamp = envelope, None
             message.reply.send(envelope)
+            await self.coordinator.config_written()
         except MeerkatError as exc:
             message.reply.fail(exc)
         except Exception as exc:

@@ -180,3 +180,19 @@ async def test_a_killed_owners_session_frees_after_its_lease_not_by_its_pid(tmp_
         stops = [getattr(m, "stop_reason", None) for m in history.messages]
         assert stops[-4:-2] == [None, "cancelled"]  # the killed run: the prompt kept, an empty cancelled answer
         assert history.messages[-1].run_id == result.run_id
+
+
+async def test_a_config_write_on_host_a_is_used_by_host_bs_next_session_at_once(tmp_path, postgres_url,
+                                                                                monkeypatch):
+    # Background re-reads far apart: only the ping of the write can bring the new config in time.
+    async with host(tmp_path, postgres_url, "host-a", monkeypatch, config_poll_interval=60.0) as a, \
+            host(tmp_path, postgres_url, "host-b", monkeypatch, config_poll_interval=60.0) as b:
+        assert (await b.create_session()).session_id  # B has read the config (generation 0)
+        written = await a.patch_config({"agent": {"system_prompt": "from host a"}})
+        with trio.fail_after(5):
+            while True:
+                created = await b.create_session()
+                if (await b.read_session(created.session_id)).system_prompt == "from host a":
+                    break
+                await trio.sleep(0.02)
+        assert (await b.get_config()).generation == written.generation
