@@ -12,12 +12,14 @@ from actors import SessionService
 from helpers import running_service
 from meerkat.testing.postgres import PostgresServer, PostgresUnavailable, running_postgres
 
-BACKENDS = ["memory", "sqlite", "jsonl"]
+BACKENDS = ["memory", "sqlite", "jsonl", "postgres"]
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request) -> str:
-    """Each store backend in turn."""
+def backend(request, monkeypatch) -> str:
+    """Each store backend in turn; ``postgres`` on a fresh database of the test server (``$RKAT_DATABASE_URL``)."""
+    if request.param == "postgres":
+        monkeypatch.setenv("RKAT_DATABASE_URL", request.getfixturevalue("postgres_url"))
     return request.param
 
 

@@ -13,8 +13,7 @@ from meerkat.transcript import BlockAssistantMessage, UserMessage
 from helpers import running_service
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite", "jsonl"])
-async def test_random_concurrent_turns_interrupts_and_reads(tmp_path, backend):
+async def test_random_concurrent_turns_interrupts_and_reads(tmp_path, backend):  # every backend (conftest)
     rng = random.Random(1234)
     outcomes = {"completed": 0, "cancelled": 0, "busy": 0}
     async with running_service(tmp_path, backend, idle_timeout=0.05) as service:
