@@ -57,6 +57,10 @@ class LocalSession(Protocol):
     def running_run_id(self) -> str | None:
         """The turn this process runs on the session now, if any."""
 
+    @property
+    def last_seq(self) -> int:
+        """The seq of the last event published on the session here."""
+
     def follow(self, after_seq: int) -> Subscription | None:
         """The session's events after ``after_seq`` for another process, ending after a terminal event."""
 

@@ -46,6 +46,7 @@ from meerkat.store.postgres_live import (
     delete_live_runs,
     live_channel,
     owner_channel,
+    parse_live_ping,
     read_live,
     send_owner_request,
     sweep_live,
@@ -53,7 +54,7 @@ from meerkat.store.postgres_live import (
 from meerkat.transcript import now_ms
 
 from .bus import Subscription
-from .coordination import CoordinationHost, Coordinator
+from .coordination import CoordinationHost, Coordinator, LocalSession
 from .foreign_runs import ForeignRunWatch
 from .messages import Interrupt
 
@@ -78,6 +79,8 @@ FOREIGN_POLL = 1.0
 SWEEP_INTERVAL = 60.0
 #: Seconds before reconnecting a lost notification connection.
 RECONNECT_DELAY = 1.0
+#: Longest a realm shutting down waits to write the events still queued for other hosts.
+FLUSH_GRACE = 2.0
 #: The live channel's payload that means "the config changed" (never a session id).
 CONFIG_PING = "@config"
 
@@ -93,8 +96,11 @@ class PostgresCoordinator(Coordinator):
         self._owner_channel = owner_channel(realm_id, host.owner)
         self.foreign = ForeignRunWatch(host, interval=FOREIGN_POLL)
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._nursery: trio.Nursery | None = None
         #: Waiters for a session's next ping (followers, interrupters), set and dropped by the ping.
         self._pings: dict[str, trio.Event] = {}
+        #: Sessions whose pinged run is being looked up (one lookup at a time per session).
+        self._looking: set[str] = set()
         self._outbox: list[LiveRow] = []
         self._outbox_ready = trio.Event()
         self._outbox_full = trio.Event()
@@ -110,13 +116,19 @@ class PostgresCoordinator(Coordinator):
         self._pool = await trio.to_thread.run_sync(self._open_pool)
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 await nursery.start(self._listen)
                 nursery.start_soon(self._write_loop)
                 nursery.start_soon(self._sweep_loop)
                 nursery.start_soon(self.foreign.run)
                 task_status.started()
         finally:
+            self._nursery = None
             with trio.CancelScope(shield=True):
+                # A process that ends right after its turn (``rkat run``) still hands its last
+                # events to other hosts; FLUSH_GRACE bounds the wait for a database in trouble.
+                with trio.move_on_after(FLUSH_GRACE):
+                    await self._flush()
                 await trio.to_thread.run_sync(self._pool.close)
 
     def _open_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
@@ -204,13 +216,29 @@ class PostgresCoordinator(Coordinator):
             if request is not None and request.op == "interrupt":
                 self._host.nursery.start_soon(self._interrupt_here, request)
 
-    def _ping(self, session_id: str) -> None:
+    def _ping(self, payload: str) -> None:
+        session_id, run_id = parse_live_ping(payload)
         event = self._pings.pop(session_id, None)
         if event is not None:
             event.set()
         actor = self._host.live_actor(session_id)
-        if actor is not None and actor.wants_foreign_events():
-            self.foreign.poke()
+        if actor is not None and run_id and actor.wants_foreign_events() and session_id not in self._looking:
+            self._looking.add(session_id)
+            self._host.nursery.start_soon(self._mirror_pinged, actor, run_id)
+
+    async def _mirror_pinged(self, actor: LocalSession, run_id: str) -> None:
+        """Mirror the pinged run, even one that has ended since (a turn of a few milliseconds):
+        its events are still in ``live_events`` or in the log, and readers here never saw them."""
+        host = self._host
+        try:
+            run = await host.store_call(host.store.get_run, run_id)
+        except StoreError as exc:
+            log.warning("could not look up run %s: %s", run_id, exc)
+            run = None
+        finally:
+            self._looking.discard(actor.session_id)
+        if run is not None and run.owner != host.owner and run.session_id == actor.session_id:
+            actor.mirror(run, actor.last_seq)  # from what this process has: no catching up past the run
 
     def _next_ping(self, session_id: str) -> trio.Event:
         event = self._pings.get(session_id)
@@ -242,18 +270,31 @@ class PostgresCoordinator(Coordinator):
 
     async def broadcast_turn(self, session_id: str, run_id: str, subscribe: Callable[[], Subscription]) -> None:
         """Append the turn's events to ``live_events`` as it publishes them."""
-        self._host.nursery.start_soon(self._publish_turn, session_id, run_id, subscribe())
+        # In serve()'s own nursery when it runs, so its last flush comes after every publisher has
+        # handed over what it holds.
+        nursery = self._nursery or self._host.nursery
+        nursery.start_soon(self._publish_turn, session_id, run_id, subscribe())
 
     async def _publish_turn(self, session_id: str, run_id: str, subscription: Subscription) -> None:
-        async with subscription:
+        try:
             async for envelope in subscription:
-                if envelope.seq <= 0:
-                    continue  # a truncation marker of this subscription, not one of the session's events
-                self._outbox.append(LiveRow(session_id, envelope.seq, run_id, encode_envelope(envelope)))
-                self._outbox_ready.set()
-                if len(self._outbox) >= BATCH_ROWS:
-                    self._outbox_full.set()
-        self._ended.append((trio.current_time() + DELETE_GRACE, run_id))
+                self._queue(session_id, run_id, envelope)
+        finally:  # cancelled by a shutdown: what the turn already published still goes out
+            subscription.close()
+            while True:
+                try:
+                    self._queue(session_id, run_id, subscription.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            self._ended.append((trio.current_time() + DELETE_GRACE, run_id))
+
+    def _queue(self, session_id: str, run_id: str, envelope: EventEnvelope) -> None:
+        if envelope.seq <= 0:
+            return  # a truncation marker of this subscription, not one of the session's events
+        self._outbox.append(LiveRow(session_id, envelope.seq, run_id, encode_envelope(envelope)))
+        self._outbox_ready.set()
+        if len(self._outbox) >= BATCH_ROWS:
+            self._outbox_full.set()
 
     async def _write_loop(self) -> None:
         while True:
@@ -262,17 +303,21 @@ class PostgresCoordinator(Coordinator):
             if self._outbox and len(self._outbox) < BATCH_ROWS:
                 with trio.move_on_after(BATCH_WINDOW):  # let the burst gather: one transaction for all of it
                     await self._outbox_full.wait()
-            rows, self._outbox = self._outbox, []
-            self._outbox_ready, self._outbox_full = trio.Event(), trio.Event()
-            now = trio.current_time()
-            due = [run_id for at, run_id in self._ended if at <= now]
-            self._ended = [(at, run_id) for at, run_id in self._ended if at > now]
-            if not rows and not due:
-                continue
-            try:
-                await self._db(_write, self._realm_id, rows, due)
-            except StoreError as exc:  # followers elsewhere catch up from the committed log
-                log.warning("could not write live events for other hosts: %s", exc)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Write what is queued, and drop the rows of runs that ended a while ago."""
+        rows, self._outbox = self._outbox, []
+        self._outbox_ready, self._outbox_full = trio.Event(), trio.Event()
+        now = trio.current_time()
+        due = [run_id for at, run_id in self._ended if at <= now]
+        self._ended = [(at, run_id) for at, run_id in self._ended if at > now]
+        if not rows and not due:
+            return
+        try:
+            await self._db(_write, self._realm_id, rows, due)
+        except StoreError as exc:  # followers elsewhere catch up from the committed log
+            log.warning("could not write live events for other hosts: %s", exc)
 
     async def _sweep_loop(self) -> None:
         while True:

@@ -86,6 +86,11 @@ class SessionActor(TurnRunner, ForeignRuns, SessionInputs):
         return self._running.run_id if self._running else None
 
     @property
+    def last_seq(self) -> int:
+        """The seq of the last event published here (0 before the actor has loaded)."""
+        return self._bus.last_seq if self._bus is not None else 0
+
+    @property
     def leased_run_id(self) -> str | None:
         """The id of this process's turn that holds the session's lease in the store, if any."""
         turn = self._running

@@ -196,3 +196,19 @@ async def test_a_config_write_on_host_a_is_used_by_host_bs_next_session_at_once(
                     break
                 await trio.sleep(0.02)
         assert (await b.get_config()).generation == written.generation
+
+
+async def test_the_turn_of_a_host_that_lives_only_for_it_reaches_a_follower_elsewhere(tmp_path, postgres_url,
+                                                                                      monkeypatch):
+    """As ``rkat run`` on another machine: the owner starts, runs a quick turn and exits at once."""
+    async with host(tmp_path, postgres_url, "host-b", monkeypatch) as b:
+        async with host(tmp_path, postgres_url, "host-a", monkeypatch) as a:
+            session_id = (await a.create_session("first", provider_params={"reply_words": 2})).session_id
+        on_b = await b.subscribe(session_id)
+        async with host(tmp_path, postgres_url, "host-a", monkeypatch) as a:
+            result = await a.start_turn(session_id, "quick", provider_params={"reply_words": 3})
+        with trio.fail_after(10):
+            seen = await _until_terminal(on_b)
+        assert seen[0].type == "run_started" and seen[-1].type == "run_completed"
+        assert [e.seq for e in seen] == list(range(seen[0].seq, seen[-1].seq + 1))
+        assert "".join(e.payload.delta for e in seen if e.type == "text_delta") == result.text

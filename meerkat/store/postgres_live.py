@@ -11,7 +11,7 @@ events reach other hosts through the database:
   and are deleted soon after it ends (stray rows of dead owners by a sweep).
 * ``NOTIFY`` carries small pings only, never event bodies (the server's notify
   queue serializes the committing transactions): the realm's live channel says
-  "session S has new live rows"; each owner process has its own channel on
+  "run R of session S has new live rows"; each owner process has its own channel on
   which it hears interrupt requests for its runs.
 
 Every function here is synchronous and takes a psycopg connection: callers run
@@ -34,6 +34,8 @@ __all__ = [
     "append_live",
     "delete_live_runs",
     "live_channel",
+    "live_ping",
+    "parse_live_ping",
     "owner_channel",
     "read_live",
     "send_owner_request",
@@ -91,6 +93,17 @@ def live_channel(realm_id: str) -> str:
     return _channel("rkat_live_", realm_id)
 
 
+def live_ping(session_id: str, run_id: str) -> str:
+    """The live channel's payload saying ``run_id`` of ``session_id`` has new rows."""
+    return f"{session_id} {run_id}"
+
+
+def parse_live_ping(payload: str) -> tuple[str, str]:
+    """(session_id, run_id) of a :func:`live_ping` payload (run_id empty if it named none)."""
+    session_id, _, run_id = payload.partition(" ")
+    return session_id, run_id
+
+
 def owner_channel(realm_id: str, owner: str) -> str:
     """The channel on which ``owner`` (``host_id:pid``) hears requests about its runs of ``realm_id``."""
     return _channel("rkat_owner_", realm_id, owner)
@@ -108,8 +121,8 @@ def append_live(conn: Conn, realm_id: str, rows: list[LiveRow], now_ms: int) -> 
                 " run_id = EXCLUDED.run_id, written_at_ms = EXCLUDED.written_at_ms, body = EXCLUDED.body",
                 [(realm_id, row.session_id, row.seq, row.run_id, now_ms, row.body) for row in rows])
         channel = live_channel(realm_id)
-        for session_id in dict.fromkeys(row.session_id for row in rows):
-            conn.execute("SELECT pg_notify(%s, %s)", (channel, session_id))
+        for session_id, run_id in dict.fromkeys((row.session_id, row.run_id) for row in rows):
+            conn.execute("SELECT pg_notify(%s, %s)", (channel, live_ping(session_id, run_id)))
 
 
 def read_live(conn: Conn, realm_id: str, session_id: str, after_seq: int, limit: int) -> list[bytes]:
