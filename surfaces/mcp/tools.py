@@ -17,9 +17,9 @@ import mcp_types as types
 import trio
 
 from actors import SessionService, TurnStream
-from meerkat.config.endpoints import refuse_key_redirects
 from meerkat.errors import MeerkatError
 from meerkat.validation import known_session_id
+from surfaces.network_config import write_config_checked
 from surfaces.session_params import config_write, create_options, require_prompt, turn_options
 
 from .arguments import (
@@ -278,12 +278,8 @@ class MeerkatTools:
             raise MalformedCall(f"action={args.action} requires `{document_field}`")
         with checking_arguments():
             document, expected = config_write(given(args, without=("action",)), document_field, allow_bare=False)
-        refuse_key_redirects((await self._service.get_config()).config, document, patch=args.action == "patch",
-                             surface="an MCP client")
-        if args.action == "set":
-            view = await self._service.set_config(document, expected_generation=expected)
-        else:
-            view = await self._service.patch_config(document, expected_generation=expected)
+        view = await write_config_checked(self._service, document, patch=args.action == "patch",
+                                          expected_generation=expected, surface="an MCP client")
         return view.to_wire()
 
     async def models_catalog(self, ctx: Ctx, args: NoArguments) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from actors.store_health import check_store
-from meerkat.config.endpoints import refuse_key_redirects
 from meerkat.errors import ErrorCode, MeerkatError, error_from_code
 from meerkat.views import RunResult
+from surfaces.network_config import write_config_checked
 from surfaces.session_params import config_write, create_options, require_prompt, turn_options
 
 from . import wire
@@ -183,14 +183,16 @@ def create_app(state: RestState) -> QuartTrio:
     @app.put("/config")
     async def set_config() -> Response:
         document, expected = config_write(await json_object(request), "config", allow_bare=True)
-        refuse_key_redirects((await service.get_config()).config, document, patch=False, surface="the REST API")
-        return json_response((await service.set_config(document, expected_generation=expected)).to_wire())
+        view = await write_config_checked(service, document, patch=False, expected_generation=expected,
+                                          surface="the REST API")
+        return json_response(view.to_wire())
 
     @app.patch("/config")
     async def patch_config() -> Response:
         patch, expected = config_write(await json_object(request), "patch", allow_bare=True)
-        refuse_key_redirects((await service.get_config()).config, patch, patch=True, surface="the REST API")
-        return json_response((await service.patch_config(patch, expected_generation=expected)).to_wire())
+        view = await write_config_checked(service, patch, patch=True, expected_generation=expected,
+                                          surface="the REST API")
+        return json_response(view.to_wire())
 
     @app.get("/models/catalog")
     async def models_catalog() -> Response:
