@@ -14,8 +14,14 @@ import threading
 import time
 import uuid
 
-__all__ = ["new_uuid7", "new_event_id", "is_uuid", "canonical_uuid"]
+__all__ = ["new_uuid7", "new_event_id", "is_uuid", "canonical_uuid", "UUID_SPELLINGS"]
 
+_HEX8_4_4_4_12 = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+#: The spellings of a UUID a client may send as a session id, any case: hyphenated, 32 bare hex
+#: digits, or hyphenated in braces (those of upstream's parser but ``urn:uuid:``, whose colons
+#: read as a realm prefix). A regular expression valid in Python and in JSON Schema (ECMA 262),
+#: so the OpenAPI document states exactly what the server accepts.
+UUID_SPELLINGS = f"(?:{_HEX8_4_4_4_12}|[0-9a-fA-F]{{32}}|\\{{{_HEX8_4_4_4_12}\\}})"
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _lock = threading.Lock()
 _last_ms = 0

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import re
+
 import msgspec
 
 from .errors import InvalidParams
-from .ids import canonical_uuid
+from .ids import UUID_SPELLINGS, canonical_uuid
 from .store.base import SessionRecord
 from .transcript import Message
 from .usage import Usage
@@ -26,13 +28,18 @@ def session_ref(realm_id: str | None, session_id: str) -> str | None:
     return f"{realm_id}:{session_id}" if realm_id else None
 
 
+_SPELLING_RE = re.compile(UUID_SPELLINGS)
+
+
 def session_id_from_ref(ref: str, realm_id: str) -> str:
     """The session id that ``ref`` names in realm ``realm_id``: a UUID, or ``<realm_id>:<uuid>``.
 
     InvalidParams if it is neither, or if it names another realm (realm ids hold no ``:``).
+    The UUID may be spelt as :data:`~meerkat.ids.UUID_SPELLINGS` says, no other way
+    (Python's parser would also take ``+``, ``_``, spaces and hyphens anywhere).
     """
     realm, sep, raw_id = ref.rpartition(":")
-    session_id = canonical_uuid(raw_id)
+    session_id = canonical_uuid(raw_id) if _SPELLING_RE.fullmatch(raw_id) else None
     if session_id is None:
         raise InvalidParams(f"Invalid session ref {ref!r}: expected a session id (UUID) or <realm>:<uuid>",
                             details={"session_id": ref})

@@ -17,6 +17,17 @@ from meerkat.errors import ErrorCode, MeerkatError, error_from_code
 __all__ = ["decode_json", "json_parse_error"]
 
 _decoder = msgspec.json.Decoder()
+#: JSON has numbers, not ints and floats: ``770.0`` is the integer 770 to JSON Schema (so to the OpenAPI
+#: document), and to this decoder; a field that takes an integer would otherwise refuse it.
+_INT_RANGE = float(1 << 63)
+
+
+def _integral_as_int(literal: str) -> int | float:
+    value = float(literal)
+    return int(value) if value.is_integer() and abs(value) < _INT_RANGE else value
+
+
+_integral_decoder = msgspec.json.Decoder(float_hook=_integral_as_int)
 
 
 def json_parse_error(exc: Exception, what: str = "Parse error") -> MeerkatError:
@@ -30,9 +41,13 @@ def json_parse_error(exc: Exception, what: str = "Parse error") -> MeerkatError:
     return error_from_code(ErrorCode.PARSE_ERROR, f"{what}: {reason}")
 
 
-def decode_json(data: bytes | str, what: str = "Parse error") -> Any:
-    """The JSON value in ``data``; raises PARSE_ERROR (a :class:`MeerkatError`) if there is none."""
+def decode_json(data: bytes | str, what: str = "Parse error", *, integral_floats_as_int: bool = False) -> Any:
+    """The JSON value in ``data``; raises PARSE_ERROR (a :class:`MeerkatError`) if there is none.
+
+    With ``integral_floats_as_int``, a number written with a fraction or exponent that is a whole
+    number (``770.0``, ``1e3``) decodes as an int, as JSON Schema counts it.
+    """
     try:
-        return _decoder.decode(data)
+        return (_integral_decoder if integral_floats_as_int else _decoder).decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise json_parse_error(exc, what) from None

@@ -218,7 +218,7 @@ def create_app(state: RestState) -> QuartTrio:
     add_metrics_route(app)
     add_console_routes(app)
 
-    document = openapi_document(auth=token is not None)
+    document = openapi_document(auth=token is not None, realm_id=state.realm_id)
 
     @app.get("/openapi.json")
     async def openapi() -> Response:

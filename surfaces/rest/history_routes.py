@@ -106,7 +106,8 @@ def add_history_routes(app: QuartTrio, state: "RestState", locate: Callable[[str
 
     @app.get("/sessions/<session_id>/export")
     async def export_session(session_id: str) -> Response:
-        fmt = request.args.get("format") or "atif"
+        # Absent means ATIF; present but empty (``?format=``) is a wrong value, refused as any other.
+        fmt = request.args.get("format", "atif")
         document = await service.export_session(
             locate(session_id), format=fmt, agent_name=request.args.get("agent_name"),
             agent_version=request.args.get("agent_version"), model_name=request.args.get("model_name"))

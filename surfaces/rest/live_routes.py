@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from quart import Response, request
 
 from meerkat.errors import InvalidParams
+from meerkat.validation import json_kind
 from surfaces import live_wire
 
 from .requests import int_query, json_object
@@ -86,7 +87,10 @@ def add_live_routes(app: "QuartTrio", state: "RestState", locate: Any) -> None:
         run_id = body.get("run_id")
         if not isinstance(run_id, str) or not run_id:
             raise InvalidParams("run_id must be a non-empty string")
-        reason = body.get("reason") or ""
+        reason = body.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidParams(f"reason must be a string or null, got {json_kind(reason)}")
+        reason = reason or ""
         receipt = await service.stop_run(sid, run_id, reason=reason)
         return json_response({"session_id": sid, "receipt": receipt})
 
@@ -96,10 +100,12 @@ def add_live_routes(app: "QuartTrio", state: "RestState", locate: Any) -> None:
         body = await json_object(request)
         _only(body, _INJECT_FIELDS)
         text = body.get("text")
+        if "text" in body and not isinstance(text, str):
+            raise InvalidParams(f"text must be a string, got {json_kind(text)}")
         content = body.get("content")
-        if content is not None:
+        if "content" in body:  # null too: `content` is an object when sent (or leave it out and give `text`)
             if not isinstance(content, dict) or content.get("type") != "text" or "text" not in content:
-                raise InvalidParams('content must be {"type": "text", "text": "..."}')
+                raise InvalidParams('content must be {"type": "text", "text": "..."}, got ' + json_kind(content))
             text = content["text"]
         if text is None:
             raise InvalidParams("give `text` (or `content`: {\"type\": \"text\", \"text\": ...})")

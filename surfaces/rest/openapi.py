@@ -8,19 +8,23 @@ schemas follow what the handlers really send: optional keys are left out of
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import msgspec
 
 from meerkat.errors import ErrorCode
 from meerkat.events import EventEnvelope
+from meerkat.ids import UUID_SPELLINGS
 from meerkat.providers import KNOWN_PROVIDERS
 from meerkat.store.base import MAX_LIST_LIMIT
 from meerkat.transcript import Message
 from meerkat.validation import MAX_OFFSET, MAX_OUTPUT_TOKENS, MAX_STORED_INT
 
+from .openapi_config import config_schemas
 from .openapi_console import console_paths, console_schemas
-from .openapi_live import live_paths, live_schemas
+from .openapi_links import add_links
+from .openapi_live import NOT_BLANK, live_paths, live_schemas
 
 __all__ = ["openapi_document"]
 
@@ -55,14 +59,32 @@ _LABELS = {"type": "object", "additionalProperties": {"type": "string"},
 _PROMPT = {
     "description": "A non-empty string, or content blocks such as [{\"type\": \"text\", \"text\": \"...\"}].",
     "oneOf": [
-        {"type": "string", "pattern": "\\S"},
+        {"type": "string", "pattern": NOT_BLANK},
         {"type": "array", "minItems": 1,
          "items": {"type": "object", "properties": {"type": _STR}, "required": ["type"]}},
     ],
 }
 
+#: Rows a client sends (rewrite, fork): the same, but ``created_at`` (and an assistant's ``stop_reason``) may be
+#: left out, the server fills them in.
+_SERVER_FILLED = ("created_at", "stop_reason")
+
+
+def _row_input(variant: dict[str, Any]) -> dict[str, Any]:
+    properties = variant["properties"]
+    if properties["role"] == {"enum": ["user"]}:
+        properties = {**properties, "content": _PROMPT}  # checked as a prompt is: not empty
+    return {**variant, "properties": properties,
+            "required": [name for name in variant["required"] if name not in _SERVER_FILLED]}
+
+
+_ROW_INPUT = {"description": "A transcript row as a client sends it: a Message whose created_at (and stop_reason) "
+                             "the server fills in when left out.",
+              "oneOf": [_row_input(_MESSAGE_COMPONENTS[ref["$ref"].rsplit("/", 1)[1]]) for ref in _MESSAGE["anyOf"]]}
+
 _TURN_OPTIONS = {
-    "model": {"type": ["string", "null"], "description": "Model id; the provider is inferred when omitted."},
+    "model": {"type": ["string", "null"], "minLength": 1,
+              "description": "Model id; the provider is inferred when omitted."},
     "provider": {"type": ["string", "null"], "enum": [*KNOWN_PROVIDERS, None]},
     "system_prompt": {"type": ["string", "null"]},
     "max_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_OUTPUT_TOKENS,
@@ -95,11 +117,11 @@ _SCHEMAS: dict[str, Any] = {
         "labels": {**_LABELS, "type": ["object", "null"]},
         "budget_max_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_STORED_INT,
                               "description": "Token budget for the whole session."},
-    }, ("prompt",)),
+    }, ("prompt",), additionalProperties=False),
     "TurnRequest": _obj({
         "session_id": {"type": "string", "description": "Optional; must name the session in the path."},
         "prompt": _PROMPT, **_TURN_OPTIONS,
-    }, ("prompt",)),
+    }, ("prompt",), additionalProperties=False),
     "RunResult": _obj({
         "session_id": _STR, "session_ref": {"type": "string", "description": "<realm_id>:<session_id>"},
         "text": _STR, "turns": _INT, "tool_calls": _INT, "usage": _ref("Usage"),
@@ -121,6 +143,7 @@ _SCHEMAS: dict[str, Any] = {
         "provider", "usage")),
     "Message": {**_MESSAGE, "description": "A transcript row; its fields depend on `role`."},
     **_MESSAGE_COMPONENTS,
+    "RowInput": _ROW_INPUT,
     "HistoryPage": _obj({
         "session_id": _STR, "session_ref": _STR, "message_count": _INT, "offset": _INT,
         "limit": {"type": ["integer", "null"], "minimum": 0}, "has_more": {"type": "boolean"},
@@ -135,20 +158,6 @@ _SCHEMAS: dict[str, Any] = {
         "backend": {"type": ["string", "null"]},
         "resolved_paths": {"type": "object", "additionalProperties": {"type": "string"}},
     }, ("config", "generation", "realm_id", "instance_id", "backend")),
-    "ConfigPut": {
-        "type": "object",
-        "description": "Either {\"config\": {...}, \"expected_generation\": N} or a bare config object. "
-                       "Replaces the config; missing keys take their defaults.",
-        "properties": {"config": {"type": "object"}, "expected_generation": {"type": ["integer", "null"],
-                                                                             "minimum": 0, "maximum": MAX_STORED_INT}},
-    },
-    "ConfigPatch": {
-        "type": "object",
-        "description": "Either {\"patch\": {...}, \"expected_generation\": N} or a bare RFC 7396 merge patch "
-                       "(null removes a key, restoring its default).",
-        "properties": {"patch": {"type": "object"}, "expected_generation": {"type": ["integer", "null"],
-                                                                           "minimum": 0, "maximum": MAX_STORED_INT}},
-    },
     "ModelsCatalog": _obj({
         "contract_version": _obj({"major": _INT, "minor": _INT, "patch": _INT}, ("major", "minor", "patch")),
         "providers": {"type": "array", "items": _obj({
@@ -199,6 +208,25 @@ def _errors(statuses: tuple[int, ...], overrides: dict[int, str]) -> dict[str, A
 _SESSION_ID = {"name": "session_id", "in": "path", "required": True,
                "description": "A session id (UUID), or <realm_id>:<uuid> for this server's realm.",
                "schema": {"type": "string"}}
+
+
+def session_id_pattern(realm_id: str | None) -> str:
+    """What a session id parameter matches: a UUID, or ``<realm_id>:`` and one (the server's realm only)."""
+    prefix = f"(?:{realm_id}:)?" if realm_id else ""  # realm ids are [A-Za-z0-9_-]: nothing to escape
+    return f"^{prefix}{UUID_SPELLINGS}$"
+
+
+def _with_session_pattern(paths: dict[str, Any], realm_id: str | None) -> dict[str, Any]:
+    """A copy of ``paths`` whose ``session_id`` parameters (path and query) carry :func:`session_id_pattern`."""
+    paths = copy.deepcopy(paths)
+    pattern = session_id_pattern(realm_id)
+    for item in paths.values():
+        for parameters in [item.get("parameters", [])] + [op.get("parameters", []) for op in item.values()
+                                                          if isinstance(op, dict)]:
+            for parameter in parameters:
+                if parameter["name"] == "session_id":
+                    parameter["schema"] = {**parameter["schema"], "pattern": pattern}
+    return paths
 _LIMIT = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_LIST_LIMIT}}
 _OFFSET = {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}}
 
@@ -213,7 +241,13 @@ def _op(summary: str, ok: dict[str, Any], errors: tuple[int, ...], *, reasons: d
 
 
 _TURN_ERRORS = (400, 404, 409, 413, 415, 429, 499, 502)
-_TURN_REASONS = {500: _AGENT_ERROR}
+_MODEL_RULE = ("Bad input: malformed JSON, a wrong field, an invalid session id, or a `model` its provider "
+               "does not know: not catalogued and given without `provider`, another provider's, or a "
+               "self-hosted model the config does not declare; or `provider_params` the model does not take "
+               "(the error lists those it does)")
+_TURN_REASONS = {500: _AGENT_ERROR, 400: _MODEL_RULE}
+_CONFIG_REASONS = {400: "Bad input: malformed JSON, an unknown key (named with its path) or a value that breaks "
+                        "its key's rule (docs/config.md), e.g. a model that is not catalogued"}
 
 _PATHS: dict[str, Any] = {
     "/sessions": {
@@ -242,7 +276,9 @@ _PATHS: dict[str, Any] = {
     "/sessions/{session_id}/messages": {
         "parameters": [_SESSION_ID],
         "post": _op("Run a turn on a session (blocks until the turn ends)", _json("RunResult", "The turn's result"),
-                    _TURN_ERRORS, reasons=_TURN_REASONS, operationId="startTurn", requestBody=_body("TurnRequest")),
+                    _TURN_ERRORS, reasons={**_TURN_REASONS, 400: f"{_MODEL_RULE}; or a body `session_id` that "
+                                                                      "names another session than the path"},
+                    operationId="startTurn", requestBody=_body("TurnRequest")),
     },
     "/sessions/{session_id}/history": {
         "parameters": [_SESSION_ID],
@@ -281,10 +317,12 @@ _PATHS: dict[str, Any] = {
         "get": _op("The realm config and its generation", _json("ConfigEnvelope", "The config"), (),
                    operationId="getConfig"),
         "put": _op("Replace the config (compare-and-swap with expected_generation)",
-                   _json("ConfigEnvelope", "The new config"), (400, 409, 413, 415), operationId="setConfig",
+                   _json("ConfigEnvelope", "The new config"), (400, 409, 413, 415), reasons=_CONFIG_REASONS,
+                   operationId="setConfig",
                    requestBody=_body("ConfigPut")),
         "patch": _op("Merge-patch the config (compare-and-swap with expected_generation)",
-                     _json("ConfigEnvelope", "The new config"), (400, 409, 413, 415), operationId="patchConfig",
+                     _json("ConfigEnvelope", "The new config"), (400, 409, 413, 415), reasons=_CONFIG_REASONS,
+                     operationId="patchConfig",
                      requestBody=_body("ConfigPatch")),
     },
     "/models/catalog": {
@@ -318,11 +356,16 @@ _PATHS.update(history_paths(_op, _json, _body, _SESSION_ID, _OFFSET, _LIMIT))
 _SCHEMAS.update(live_schemas())
 _PATHS.update(live_paths(_op, _json, _body, _SESSION_ID))
 _SCHEMAS.update(console_schemas(_obj))
+_SCHEMAS.update(config_schemas())
 _PATHS.update(console_paths(_op, _json))
+add_links(_PATHS)
 
 
-def openapi_document(*, auth: bool) -> dict[str, Any]:
-    """The document; with ``auth`` every operation but ``/health`` declares the bearer scheme."""
+def openapi_document(*, auth: bool, realm_id: str | None = None) -> dict[str, Any]:
+    """The document; with ``auth`` every operation but ``/health`` declares the bearer scheme.
+
+    ``realm_id`` is the server's realm: session ids may carry it as a prefix (no other realm's).
+    """
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "rkat-rest", "version": "0.1.0",
@@ -330,7 +373,7 @@ def openapi_document(*, auth: bool) -> dict[str, Any]:
                                 "{error, code, details?} with the status from the shared error table; a path "
                                 "no route matches is 404 NOT_FOUND, a route asked with a method it does "
                                 "not take is 405 METHOD_NOT_ALLOWED (with Allow)."},
-        "paths": _PATHS,
+        "paths": _with_session_pattern(_PATHS, realm_id),
         "components": {"schemas": _SCHEMAS},
     }
     if auth:

@@ -9,17 +9,37 @@ __all__ = ["history_schemas", "history_paths"]
 _INT = {"type": "integer", "minimum": 0}
 _STR = {"type": "string"}
 _NSTR = {"type": ["string", "null"]}
+_ROW = {"$ref": "#/components/schemas/RowInput"}
+_NAME = {"type": "string", "minLength": 1, "maxLength": 256}
 _REASON = {"description": "Why: {kind, note?} (a bare string is taken as the kind).",
-           "oneOf": [{"type": "string"}, {"type": "object", "properties": {"kind": _STR, "note": _NSTR},
-                                          "required": ["kind"]}]}
-_ROW = {"type": "object", "properties": {"role": {"type": "string",
-                                                  "enum": ["system", "user", "block_assistant", "tool_results"]}},
-        "required": ["role"], "description": "A transcript row as session history shows it (created_at optional)."}
-_SELECTION = {"type": "object", "description": "{type: message_range, start, end} (end exclusive), or "
-                                               "{type: edit_message_range|compaction_message_range, range: {start, end}}",
-              "properties": {"type": {"type": "string", "enum": ["message_range", "edit_message_range",
-                                                                 "compaction_message_range"]},
-                             "start": _INT, "end": _INT, "range": {"type": "object"}}, "required": ["type"]}
+           "oneOf": [_NAME, {"type": "object", "properties": {"kind": _NAME, "note": _NSTR},
+                             "required": ["kind"]}]}
+_BLOCK = {"type": "object", "properties": {"type": {"enum": ["user_content_block", "assistant_block"]},
+                                          "block": {"type": "object"}, "block_index": _INT},
+          "required": ["type", "block", "block_index"]}
+_REPLACEMENT = {
+    "description": "{type: message, message} or a block-level replacement (user_content_block, assistant_block, "
+                   "tool_result_content_block) with `block` and its indexes; the row at message_index must be "
+                   "of the kind the block replaces.",
+    "oneOf": [{"type": "null"},
+              {"type": "object", "properties": {"type": {"const": "message"}, "message": _ROW},
+               "required": ["type", "message"]},
+              _BLOCK,
+              {**_BLOCK, "properties": {**_BLOCK["properties"], "type": {"const": "tool_result_content_block"},
+                                        "result_index": _INT},
+               "required": [*_BLOCK["required"], "result_index"]}]}
+_EXPECTATION = {"description": "{kind: absent} or {kind: effective, activation_id}", "oneOf": [
+    {"type": "object", "properties": {"kind": {"const": "absent"}}, "required": ["kind"]},
+    {"type": "object", "properties": {"kind": {"const": "effective"}, "activation_id": _NAME},
+     "required": ["kind", "activation_id"]}]}
+_SPAN = {"type": "object", "properties": {"start": _INT, "end": _INT}, "required": ["start", "end"]}
+_SELECTION = {"description": "{type: message_range, start, end} (end exclusive, not before start), or "
+                             "{type: edit_message_range|compaction_message_range, range: {start, end}}",
+              "oneOf": [{"type": "object", "properties": {"type": {"const": "message_range"}, "start": _INT,
+                                                          "end": _INT}, "required": ["type", "start", "end"]},
+                        {"type": "object", "properties": {"type": {"enum": ["edit_message_range",
+                                                                            "compaction_message_range"]},
+                                                          "range": _SPAN}, "required": ["type", "range"]}]}
 
 
 def history_schemas(obj: Callable[..., dict[str, Any]], ref: Callable[[str], dict[str, str]]) -> dict[str, Any]:
@@ -37,21 +57,20 @@ def history_schemas(obj: Callable[..., dict[str, Any]], ref: Callable[[str], dic
             "message_index": {"type": ["integer", "null"], "minimum": 0,
                               "description": "Rows to keep (all when omitted); with `replacement`, the row "
                                              "replaced and kept."},
-            "replacement": {"type": ["object", "null"],
-                            "description": "{type: message, message} or a block-level replacement "
-                                           "(user_content_block, assistant_block, tool_result_content_block)."},
+            "replacement": _REPLACEMENT,
             "labels": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
             "inherited_instructions": {"type": ["string", "null"], "enum": [
                 "require_explicit_activation", "reactivate_inherited", "refuse", None]},
-        }),
+        }, additionalProperties=False),
         "ForkResult": obj({"source_session_id": _STR, "session_id": _STR, "session_ref": _STR,
                            "message_count": _INT, "fork_point": _INT, "source_revision": _STR,
                            "cache_inheritance": {"type": "object"}, "reactivated_instruction_count": _INT},
                           ("source_session_id", "session_id", "message_count", "cache_inheritance")),
         "RewriteRequest": obj({"selection": _SELECTION, "replacement": {"type": "array", "items": _ROW},
                                "reason": _REASON, "actor": _NSTR, "expected_parent_revision": _NSTR},
-                              ("selection",)),
-        "RestoreRequest": obj({"reason": _REASON, "actor": _NSTR, "expected_parent_revision": _NSTR}),
+                              ("selection",), additionalProperties=False),
+        "RestoreRequest": obj({"reason": _REASON, "actor": _NSTR, "expected_parent_revision": _NSTR},
+                              additionalProperties=False),
         "RevisionCommit": commit,
         "RewriteResult": obj({"session_id": _STR, "parent_revision": _STR, "revision": _STR,
                               "message_count": _INT, "commit": ref("RevisionCommit")},
@@ -69,10 +88,10 @@ def history_schemas(obj: Callable[..., dict[str, Any]], ref: Callable[[str], dic
                             ("session_id", "revision", "head_revision", "message_count", "offset", "has_more",
                              "messages")),
         "SystemPromptRequest": obj({
-            "key": {"type": "string", "description": "The prompt slot (default `main`)."},
+            "key": {"type": "string", "minLength": 1, "description": "The prompt slot (default `main`)."},
             "content": _STR, "expected_version": {"type": ["integer", "null"], "minimum": 1},
             "target_message_index": {"type": ["integer", "null"], "minimum": 0},
-            "actor": _NSTR, "expected_parent_revision": _NSTR}, ("content",)),
+            "actor": _NSTR, "expected_parent_revision": _NSTR}, ("content",), additionalProperties=False),
         "SystemPromptUpdate": obj({"session_id": _STR, "key": _STR, "version": {"type": "integer", "minimum": 1},
                                    "message_index": _INT, "status": {"type": "string",
                                                                      "enum": ["applied", "duplicate"]},
@@ -81,11 +100,11 @@ def history_schemas(obj: Callable[..., dict[str, Any]], ref: Callable[[str], dic
                                   ("session_id", "key", "version", "message_index", "status",
                                    "transcript_revision")),
         "InstructionActivationRequest": obj({
-            "revision": obj({"namespace": _STR, "key": _STR, "revision_id": _STR, "content_sha256": _STR},
+            "revision": obj({"namespace": _NAME, "key": _NAME, "revision_id": _NAME, "content_sha256": _NAME},
                             ("namespace", "key", "revision_id", "content_sha256")),
-            "activation_id": _STR, "body": _STR, "supersedes": _NSTR,
-            "expectation": {"type": "object", "description": "{kind: absent} or {kind: effective, activation_id}"},
-        }, ("revision", "activation_id", "body", "expectation")),
+            "activation_id": _NAME, "body": {"type": "string", "minLength": 1}, "supersedes": _NSTR,
+            "expectation": _EXPECTATION,
+        }, ("revision", "activation_id", "body", "expectation"), additionalProperties=False),
         "InstructionActivationRecord": activation_record,
         "InstructionActivationReceipt": obj({"record": ref("InstructionActivationRecord"),
                                              "disposition": {"type": "string", "enum": ["applied", "duplicate"]}},
@@ -103,8 +122,16 @@ def history_paths(op: Callable[..., dict[str, Any]], json: Callable[[str, str], 
     revision = {"name": "revision", "in": "path", "required": True, "schema": {"type": "string"},
                 "description": "A revision name (`r0` is the transcript before any rewrite)."}
     busy = {409: "The session is busy with a turn (SESSION_BUSY)"}
+    bad = "Bad input: malformed JSON, a wrong field or session id"
+    # Compare-and-set and existence rules a schema cannot state; each is 400 INVALID_PARAMS naming the value.
+    cas = {**busy, 400: f"{bad}, or expected_parent_revision / expected_version is not the current one "
+                        "(details name both)"}
+    no_revision = f"{bad}, or the session has no revision of that name"
     fork = op("Fork an idle session: a new session whose transcript is a prefix of this one's (the source is "
-              "not changed)", json("ForkResult", "The new session"), (400, 404, 409, 413, 415), reasons=busy,
+              "not changed)", json("ForkResult", "The new session"), (400, 404, 409, 413, 415),
+              reasons={**busy, 400: "Bad input: malformed JSON, a wrong field or session id; a message_index "
+                                    "past the transcript's end or missing beside a replacement, or a block replacement aimed at a row or block "
+                                    "that is not of its kind"},
               operationId="forkSession", requestBody=body("ForkRequest"))
     fork["responses"] = {"201": fork["responses"].pop("200"), **fork["responses"]}
     return {
@@ -114,18 +141,20 @@ def history_paths(op: Callable[..., dict[str, Any]], json: Callable[[str, str], 
             "get": op("The transcript's revisions (oldest first) and its head", json("RevisionList", "Revisions"),
                       (400, 404), operationId="listRevisions", parameters=[offset, limit]),
             "post": op("Rewrite rows of an idle session as a new revision (the old one stays readable)",
-                       json("RewriteResult", "The commit"), (400, 404, 409, 413, 415), reasons=busy,
-                       operationId="rewriteTranscript", requestBody=body("RewriteRequest")),
+                       json("RewriteResult", "The commit"), (400, 404, 409, 413, 415),
+                       reasons={**cas, 400: f"{cas[400]}; or a selection outside the transcript or ending "
+                                            "before it starts"}, operationId="rewriteTranscript", requestBody=body("RewriteRequest")),
         },
         "/sessions/{session_id}/revisions/{revision}": {
             "parameters": [session_id, revision],
             "get": op("A page of one revision's rows", json("RevisionPage", "The page"), (400, 404),
-                      operationId="readRevision", parameters=[offset, limit]),
+                      reasons={400: no_revision}, operationId="readRevision", parameters=[offset, limit]),
         },
         "/sessions/{session_id}/revisions/{revision}/restore": {
             "parameters": [session_id, revision],
             "post": op("Make a retained revision's rows the transcript again, as a new revision",
-                       json("RewriteResult", "The commit"), (400, 404, 409, 413, 415), reasons=busy,
+                       json("RewriteResult", "The commit"), (400, 404, 409, 413, 415),
+                       reasons={**cas, 400: f"{cas[400]}; or the session has no revision of that name"},
                        operationId="restoreRevision",
                        requestBody={**body("RestoreRequest"), "required": False}),
         },
@@ -133,13 +162,14 @@ def history_paths(op: Callable[..., dict[str, Any]], json: Callable[[str, str], 
             "parameters": [session_id],
             "put": op("Set the next version of a keyed system prompt (the model sees it from its next call)",
                       json("SystemPromptUpdate", "Applied, or a duplicate"), (400, 404, 409, 413, 415),
-                      reasons=busy, operationId="updateSystemPrompt", requestBody=body("SystemPromptRequest")),
+                      reasons=cas, operationId="updateSystemPrompt", requestBody=body("SystemPromptRequest")),
         },
         "/sessions/{session_id}/instructions": {
             "parameters": [session_id],
             "post": op("Activate an instruction revision (idempotent on activation_id)",
                        json("InstructionActivationReceipt", "The receipt"), (400, 404, 409, 413, 415),
-                       reasons=busy, operationId="activateInstruction",
+                       reasons={**busy, 400: f"{bad}, or the expectation does not hold (the key's effective "
+                                                 "activation is another)"}, operationId="activateInstruction",
                        requestBody=body("InstructionActivationRequest")),
             "get": op("Instruction activations in transcript order", json("InstructionActivationPage", "The page"),
                       (400, 404), operationId="listInstructionActivations", parameters=[

@@ -6,7 +6,11 @@ from typing import Any
 
 from meerkat.validation import MAX_STORED_INT
 
-__all__ = ["live_paths", "live_schemas"]
+__all__ = ["live_paths", "live_schemas", "NOT_BLANK"]
+
+#: "Holds a character that is not whitespace", whitespace as Python's ``str.strip`` (the server's check) sees it,
+#: spelt out: ``\S`` means other sets in JSON Schema's ECMA 262 and in Rust's regex (\x1c-\x1f, \ufeff).
+NOT_BLANK = "[^\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
 
 _STR = {"type": "string"}
 _INT = {"type": "integer", "minimum": 0}
@@ -68,15 +72,16 @@ def live_schemas() -> dict[str, Any]:
         "InjectContextRequest": _obj({
             "text": {"type": "string", "description": "The context (or give `content`)."},
             "content": _obj({"type": {"const": "text"}, "text": _STR}, ("type", "text")),
-            "source": {"type": ["string", "null"], "description": "Who injected it (kept on the system row)."},
-            "idempotency_key": {"type": ["string", "null"], "minLength": 1},
-        }, (), additionalProperties=False),
+            "source": {"type": ["string", "null"], "pattern": NOT_BLANK,
+                       "description": "Who injected it (kept on the system row)."},
+            "idempotency_key": {"type": ["string", "null"], "minLength": 1, "maxLength": 256},
+        }, (), additionalProperties=False, anyOf=[{"required": ["text"]}, {"required": ["content"]}]),
         "InjectContextResult": _obj({"status": {"type": "string", "enum": ["applied", "duplicate"]},
                                      "input_id": _STR}, ("status", "input_id")),
         "ExternalEventRequest": _obj({
             "event_type": {"type": "string", "minLength": 1}, "payload": {"description": "Any JSON value."},
             "blocks": {"type": ["array", "null"], "items": {"type": "object"}},
-            "idempotency_key": {"type": ["string", "null"], "minLength": 1},
+            "idempotency_key": {"type": ["string", "null"], "minLength": 1, "maxLength": 256},
             "kind": {"const": "generic_json"},
         }, ("event_type", "payload"), additionalProperties=False),
         "ExternalEventResult": _obj({
@@ -160,7 +165,8 @@ def live_paths(op: Any, json_body: Any, body: Any, session_param: dict[str, Any]
             "parameters": [session_param],
             "get": op("An input's state by idempotency key", json_body("InputStateResult", "The state or null"),
                       (400, 404), operationId="inputStateByKey",
-                      parameters=[{"name": "idempotency_key", "in": "query", "required": True, "schema": _STR}])},
+                      parameters=[{"name": "idempotency_key", "in": "query", "required": True,
+                                   "schema": {"type": "string", "minLength": 1}}])},
         "/sessions/{session_id}/inputs/{input_id}": {
             "parameters": [session_param, {"name": "input_id", "in": "path", "required": True, "schema": _STR}],
             "get": op("An input's state by id", json_body("InputStateResult", "The state or null"), (400, 404),
@@ -174,7 +180,8 @@ def live_paths(op: Any, json_body: Any, body: Any, session_param: dict[str, Any]
                               operationId="listRealms")},
         "/realms/{realm_id}": {
             "parameters": [{"name": "realm_id", "in": "path", "required": True, "schema": _STR}],
-            "get": op("One realm", json_body("RealmConnectionSet", "The realm"), (400,), operationId="getRealm")},
+            "get": op("One realm", json_body("RealmConnectionSet", "The realm"), (400,), operationId="getRealm",
+                      reasons={400: "No realm of that id under this server's state root (INVALID_PARAMS)"})},
         "/runtime/host_info": {"get": op("This host", json_body("RuntimeHostInfo", "The host"), (),
                                          operationId="runtimeHostInfo")},
         "/runtime/health": {"get": op("Health (the store answers)", json_body("RuntimeHealth", "Health"), (),

@@ -36,17 +36,25 @@ async def json_object(request: Request) -> dict[str, Any]:
     raw = await request.get_data(as_text=False)
     if not raw.strip():
         raise error_from_code(ErrorCode.PARSE_ERROR, "request body is empty: expected a JSON object")
-    body = decode_json(raw, "malformed JSON body")
+    # Whole numbers as ints: the OpenAPI document's "integer" (JSON Schema's) includes 770.0.
+    body = decode_json(raw, "malformed JSON body", integral_floats_as_int=True)
     if body is None:
         raise InvalidParams("request body must be an object, got null")
     return require_object(body, "request body")
 
 
 def int_query(request: Request, name: str) -> int | None:
-    """An optional integer query parameter (range checks are the service's)."""
-    value = request.args.get(name)
-    if value is None or value == "":
+    """An optional integer query parameter (range checks are the service's).
+
+    Given empty (``?offset=``) or more than once it is refused, not read as absent or as its first value:
+    the OpenAPI document calls both invalid.
+    """
+    values = request.args.getlist(name)
+    if not values:
         return None
+    if len(values) > 1:
+        raise InvalidParams(f"query parameter `{name}` is given {len(values)} times: give it once")
+    value = values[0]
     try:
         return int(value, 10)
     except ValueError:
