@@ -87,6 +87,7 @@ _STATE_RULES: tuple[tuple[str, str], ...] = (
     ("POST /sessions/{session_id}/revisions", "is outside the transcript"),
     ("POST /sessions/{session_id}/revisions", "is before its start"),
     ("POST /sessions/{session_id}/fork", "out of range"),
+    ("POST /sessions/{session_id}/fork", "is outside the transcript"),
     ("POST /sessions/{session_id}/fork", "missing field `message_index`"),  # needed with a replacement
     ("POST /sessions/{session_id}/fork", "is not a"),  # a block replacement aimed at a row of another kind
     ("POST /sessions/{session_id}/revisions/{revision}/restore", "transcript revision conflict"),
