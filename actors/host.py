@@ -22,6 +22,7 @@ from meerkat.agent import builtin_tools
 from meerkat.config import FileConfigStore, MemoryConfigStore
 from meerkat.errors import InvalidParams
 from meerkat.realm import RealmHandle, open_realm
+from meerkat.realm_database import open_database_stores
 from meerkat.realm_admin import hold_in_use, realm_in_use, release_in_use, remove_realm_dir
 from meerkat.store import SessionStore, open_store
 
@@ -113,11 +114,8 @@ async def _open_stores(realm: RealmHandle) -> tuple[SessionStore, Any]:
     if realm.backend == "memory":
         return open_store("memory"), MemoryConfigStore()
     if realm.backend == "postgres":
-        from meerkat.config.postgres_store import PostgresConfigStore  # psycopg: only for postgres realms
-
-        store = await trio.to_thread.run_sync(partial(open_store, "postgres", database_url=realm.database_url,
-                                                      realm_id=realm.realm_id))
-        return store, PostgresConfigStore(store.database, realm_id=realm.realm_id)  # type: ignore[attr-defined]
+        assert realm.database_url is not None  # open_realm refuses a postgres realm without one
+        return await trio.to_thread.run_sync(open_database_stores, realm.realm_id, realm.database_url)
     store = await trio.to_thread.run_sync(partial(open_store, realm.backend,
                                                   sqlite_path=realm.paths.sessions_sqlite_path,
                                                   jsonl_dir=realm.paths.sessions_jsonl_dir))

@@ -18,7 +18,7 @@ import json
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 from meerkat.config.store import LOCK_TIMEOUT_SECS
 from meerkat.dburl import DATABASE_URL_ENV, parse_database_url, redact_url
@@ -26,7 +26,7 @@ from meerkat.errors import InvalidParams, StoreError
 from meerkat.fsutil import atomic_write_bytes, exclusive_file_lock, make_private_dir
 from meerkat.realm_manifest import MANIFEST_FILE, MANIFEST_LOCK_FILE, Origin, RealmManifest
 
-__all__ = ["missing_url_error", "database_realm_exists", "open_database_manifest"]
+__all__ = ["missing_url_error", "database_realm_exists", "open_database_manifest", "open_database_stores"]
 
 log = logging.getLogger("rkat.realm")
 
@@ -71,6 +71,27 @@ def open_database_manifest(root: Path, realm_id: str, origin: Origin, url: str,
     if manifest != cached:
         _write_cache(root, manifest)
     return manifest
+
+
+def open_database_stores(realm_id: str, url: str) -> tuple[Any, Any]:
+    """The session store and config store of a postgres realm, sharing one connection pool.
+
+    The pool is sized by the realm's ``storage.postgres.pool_size``, which lives in
+    the realm's config in the same database: the store opens with the default size,
+    the config is read through it, and the pool is resized to what it says.
+    """
+    from meerkat.config.postgres_store import PostgresConfigStore
+    from meerkat.store import open_store
+
+    store: Any = open_store("postgres", database_url=url, realm_id=realm_id)
+    try:
+        config_store = PostgresConfigStore(store.database, realm_id=realm_id)
+        pool_size = config_store.get().config.storage.postgres.pool_size
+        store.database.pool.resize(min_size=1, max_size=pool_size)
+    except BaseException:
+        store.close()
+        raise
+    return store, config_store
 
 
 def _write_cache(root: Path, manifest: RealmManifest) -> None:

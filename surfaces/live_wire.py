@@ -144,14 +144,27 @@ def host_capabilities() -> dict[str, Any]:
 
 
 async def host_health(service: "SessionService") -> dict[str, Any]:
-    """``RuntimeHostHealth``: the store answers a read, or the host is unhealthy."""
+    """``RuntimeHostHealth``: the store answers a read, or the host is unhealthy.
+
+    A postgres realm adds ``checks.database`` and a ``database`` object (reachable,
+    latency, server and schema version, the URL without its password).
+    """
+    from actors.store_health import check_database
+
+    probe = await check_database(service)
     sup = service.supervisor
-    try:
-        await sup.store_call(partial(sup.store.get_session, "00000000-0000-0000-0000-000000000000"))
-        store = "ok"
-    except Exception:  # any failure is what the health check reports
-        store = "unhealthy"
-    return {"contract_version": dict(CONTRACT_VERSION), "status": store, "checks": {"store": store}}
+    store = "unhealthy"
+    if probe is None or probe.reachable:  # an unreachable database would only make the pool wait
+        try:
+            await sup.store_call(partial(sup.store.get_session, "00000000-0000-0000-0000-000000000000"))
+            store = "ok"
+        except Exception:  # any failure is what the health check reports
+            pass
+    health: dict[str, Any] = {"contract_version": dict(CONTRACT_VERSION), "status": store, "checks": {"store": store}}
+    if probe is not None:
+        health["checks"]["database"] = "ok" if probe.reachable else "unhealthy"
+        health["database"] = probe.to_dict()
+    return health
 
 
 async def host_info(service: "SessionService", process_name: str) -> dict[str, Any]:

@@ -50,7 +50,7 @@ def test_to_dict_is_the_full_document_with_nulls() -> None:
     doc = config_to_dict(Config())
     assert set(doc) == {
         "agent", "budget", "limits", "retry", "tools", "rest",
-        "models", "self_hosted", "providers", "provider_tools", "mock",
+        "models", "self_hosted", "providers", "provider_tools", "mock", "storage",
     }  # fmt: skip
     assert doc["agent"]["system_prompt"] is None
     assert doc["budget"] == {"max_tokens": None, "max_duration": None, "max_tool_calls": None}
@@ -425,3 +425,13 @@ def test_mutating_a_returned_config_does_not_change_the_store(store: ConfigStore
     env.config.agent.provider_params["b"] = 2
     store.get().config.agent.provider_params["c"] = 3
     assert store.get().config.agent.provider_params == {"a": 1}
+
+
+def test_postgres_pool_size_is_a_bounded_integer() -> None:
+    assert Config().storage.postgres.pool_size == 4
+    assert config_from_dict({"storage": {"postgres": {"pool_size": 12}}}).storage.postgres.pool_size == 12
+    for bad in (0, 101, -1):
+        with pytest.raises(InvalidParams, match=r"storage.postgres.pool_size must be in 1..100"):
+            config_from_dict({"storage": {"postgres": {"pool_size": bad}}})
+    with pytest.raises(InvalidParams, match=r"\$.storage.postgres.pool_size"):
+        config_from_dict({"storage": {"postgres": {"pool_size": "8"}}})

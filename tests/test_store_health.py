@@ -44,6 +44,8 @@ async def test_health_reports_a_damaged_store(tmp_path, damage, named):
             assert (await http.post("/sessions", json={"prompt": "hi", "model": "mock"})).status_code == 200
             healthy = await http.get("/health")
             assert healthy.status_code == 200 and healthy.text == "ok"
+            as_json = await http.get("/health", headers={"Accept": "application/json"})
+            assert as_json.status_code == 200 and as_json.json() == {"status": "ok", "problems": []}
             damage(realm_dir(tmp_path) if damage is not delete_manifest else realm_dir(tmp_path))
             sick = await http.get("/health")
             assert sick.status_code == 503, sick.text

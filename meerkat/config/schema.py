@@ -30,6 +30,8 @@ __all__ = [
     "ToolsConfig",
     "RestConfig",
     "MockConfig",
+    "PostgresStorageConfig",
+    "StorageConfig",
     "Config",
     "config_from_dict",
     "config_to_dict",
@@ -134,6 +136,22 @@ class MockConfig(_Section, frozen=True, kw_only=True):
     first_token_latency_ms: Annotated[float, _most(600_000.0)] = 0.0
 
 
+class PostgresStorageConfig(_Section, frozen=True, kw_only=True):
+    """``[storage.postgres]``: a postgres realm's connections, read when a host opens the realm."""
+
+    pool_size: int = 4
+
+
+class StorageConfig(_Section, frozen=True, kw_only=True):
+    """``[storage]``: how the realm's store is reached."""
+
+    postgres: PostgresStorageConfig = msgspec.field(default_factory=PostgresStorageConfig)
+
+
+#: The most connections ``storage.postgres.pool_size`` may ask for, per host.
+MAX_POOL_SIZE = 100
+
+
 class Config(_Section, frozen=True, kw_only=True):
     """A whole realm config document; ``Config()`` is the default config."""
 
@@ -150,6 +168,7 @@ class Config(_Section, frozen=True, kw_only=True):
     providers: dict[str, Any] = msgspec.field(default_factory=dict)
     provider_tools: dict[str, Any] = msgspec.field(default_factory=dict)
     mock: MockConfig = msgspec.field(default_factory=MockConfig)
+    storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
 
 
 def config_from_dict(data: Any) -> Config:
@@ -205,6 +224,8 @@ def _validate(config: Config) -> None:
         _fail("tools.default_timeout_secs", "must be a finite number > 0", config.tools.default_timeout_secs)
     if config.tools.max_concurrent < 1:
         _fail("tools.max_concurrent", "must be >= 1", config.tools.max_concurrent)
+    if not 1 <= config.storage.postgres.pool_size <= MAX_POOL_SIZE:
+        _fail("storage.postgres.pool_size", f"must be in 1..{MAX_POOL_SIZE}", config.storage.postgres.pool_size)
     if not 0 <= config.rest.port <= 65535:
         _fail("rest.port", "must be in 0..65535", config.rest.port)
     _non_negative("mock.token_delay_ms", mock.token_delay_ms)

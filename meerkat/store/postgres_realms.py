@@ -67,6 +67,8 @@ class DatabaseProbe:
     reachable: bool
     latency_ms: float | None = None
     server_version: str | None = None
+    #: ``max(version)`` of the store's ``rkat.schema_migrations`` (0: the store never migrated it).
+    schema_version: int | None = None
     database_id: str | None = None
     problem: str | None = None
 
@@ -75,6 +77,7 @@ class DatabaseProbe:
         return {key: value for key, value in (("url", self.url), ("reachable", self.reachable),
                                                ("latency_ms", self.latency_ms),
                                                ("server_version", self.server_version),
+                                               ("schema_version", self.schema_version),
                                                ("database_id", self.database_id), ("problem", self.problem))
                 if value is not None}
 
@@ -168,7 +171,18 @@ def probe_database(url: str) -> DatabaseProbe:
             latency_ms = round((time.monotonic() - started) * 1000, 1)
             version = conn.execute("SHOW server_version").fetchone()
             database_id = _database_id(conn) if _tables_exist(conn) else None
+            schema_version = _schema_version(conn)
     except StoreError as exc:
         return DatabaseProbe(redact_url(url), False, problem=exc.message)
     return DatabaseProbe(redact_url(url), True, latency_ms=latency_ms,
-                         server_version=None if version is None else str(version[0]), database_id=database_id)
+                         server_version=None if version is None else str(version[0]),
+                         schema_version=schema_version, database_id=database_id)
+
+
+def _schema_version(conn: "psycopg.Connection") -> int:
+    """The store's schema version (its migrations table; 0 before the store first migrated)."""
+    exists = conn.execute("SELECT to_regclass('rkat.schema_migrations') IS NOT NULL").fetchone()
+    if not (exists and exists[0]):
+        return 0
+    row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM rkat.schema_migrations").fetchone()
+    return int(row[0]) if row else 0

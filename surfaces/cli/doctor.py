@@ -1,7 +1,9 @@
 """``rkat doctor``: what this invocation would use, and whether it works.
 
 Which realm and state root, whether the realm exists and its store reads back,
-the config file (and keys in it this version does not know), which provider keys
+for a postgres realm the database (reachable, latency, server and schema version,
+its URL without the password), the config file (and keys in it this version does
+not know), which provider keys
 are set (never their values), which base URLs, whether each provider with a key
 answers, and versions. It only reads: a missing realm is reported, not created.
 """
@@ -22,7 +24,7 @@ import trio
 
 from meerkat.realm import RealmPaths, read_manifest
 
-from .context import chosen_options, realm_options
+from .context import chosen_database_url, chosen_options, realm_options
 from .output import print_json
 
 __all__ = ["doctor_command"]
@@ -80,14 +82,33 @@ async def _store_check(ctx: click.Context) -> str:
     try:
         async with service_for(ctx, read_only=True) as service:
             problems = await check_store(service, deep=True)
-            where = {"sqlite": service.realm.paths.sessions_sqlite_path,
-                     "jsonl": service.realm.paths.sessions_jsonl_dir}.get(service.realm.backend, "(memory)")
+            realm = service.realm
+            where = {"sqlite": realm.paths.sessions_sqlite_path, "jsonl": realm.paths.sessions_jsonl_dir,
+                     "postgres": realm.database.display() if realm.database else None}.get(realm.backend, "(memory)")
     except Exception as exc:  # noqa: BLE001 - a doctor reports every failure: a realm that will not open
         problems = [str(getattr(exc, "message", None) or exc)]
     finally:
         realm_log.removeHandler(collected)
     problems = [*collected.messages, *problems]
     return "FAILED: " + "; ".join(problems) if problems else f"ok ({where})"
+
+
+async def _database(url: str, realm_id: str, realm: dict[str, Any]) -> dict[str, Any]:
+    """The database at ``url``: one fresh round trip (never the password); notes whether it holds the realm."""
+    from meerkat.dburl import redact_url
+    from meerkat.errors import MeerkatError
+    from meerkat.store.postgres_realms import find_realm, probe_database
+
+    probe = (await trio.to_thread.run_sync(probe_database, url)).to_dict()
+    if probe["reachable"]:
+        try:
+            row, _database_id = await trio.to_thread.run_sync(find_realm, url, realm_id)
+        except MeerkatError as exc:
+            probe["problem"] = exc.message
+        else:
+            realm["in_database"] = row is not None
+    probe.setdefault("url", redact_url(url))
+    return probe
 
 
 async def _probe(url: str) -> str:
@@ -120,10 +141,17 @@ async def _report(ctx: click.Context, options: Any, probe: bool) -> dict[str, An
             manifest = await trio.to_thread.run_sync(read_manifest, paths.manifest_path)
         except Exception as exc:  # noqa: BLE001 - a doctor reports every failure
             manifest, realm["problem"] = None, str(exc)
-        realm["exists"] = manifest is not None
+        url = chosen_database_url(ctx)
+        if url is not None:
+            report["database"] = await _database(url, options.realm_id, realm)
+        if manifest is None and realm.pop("in_database", False):
+            realm["backend"], realm["origin"] = "postgres", "(recorded in the database)"
+            realm["store"] = await _store_check(ctx)
+        realm["exists"] = manifest is not None or "store" in realm
         if manifest is not None:
             realm["backend"], realm["origin"] = manifest.backend, manifest.origin
             realm["store"] = await _store_check(ctx)
+        if manifest is not None and manifest.backend != "postgres":
             config, unknown, problem = await trio.to_thread.run_sync(_read_config, paths)
             realm["config_file"] = str(paths.config_path)
             if unknown:
@@ -190,6 +218,9 @@ async def doctor_command(ctx: click.Context, output_format: str, no_probe: bool)
             lines.append(f"  {label:<12} {realm[key]}")
     if realm.get("unknown_config_keys"):
         lines.append(f"  UNKNOWN KEYS {', '.join(realm['unknown_config_keys'])} (ignored; remove or fix them)")
+    if "database" in report:
+        lines += ["", "Database"] + [f"  {key.replace('_', ' '):<14} {value}"
+                                     for key, value in report["database"].items()]
     lines += ["", f"Default model  {report['default_model']}", "", "Providers"]
     for name, entry in report["providers"].items():
         lines.append(f"  {name:<22} key {entry['key']}")

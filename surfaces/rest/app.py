@@ -16,7 +16,6 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from actors.store_health import check_store
 from meerkat.errors import ErrorCode, MeerkatError, error_from_code
 from meerkat.views import RunResult
 from surfaces.network_config import write_config_checked
@@ -27,6 +26,7 @@ from .auth import OPEN_PATHS, check_bearer, check_loopback_host
 from .body_fields import reject_unknown_fields
 from .cancellation import HEADER as REQUEST_ID_HEADER, CancellableRequests
 from .console import add_console_routes, is_public_console_path
+from .health import add_health_route
 from .history_routes import add_history_routes
 from .live_routes import add_live_routes
 from .metrics import add_metrics_route, note_trace_context
@@ -198,14 +198,7 @@ def create_app(state: RestState) -> QuartTrio:
     async def models_catalog() -> Response:
         return json_response(await service.models_catalog())
 
-    @app.get("/health")
-    async def health() -> Response:
-        # "ok" only while the store answers: a damaged realm must not pass a liveness probe.
-        problems = await check_store(service, full_paths=False)
-        if problems:
-            return json_response({"status": "unhealthy", "problems": problems}, status=503)
-        return Response("ok", content_type="text/plain; charset=utf-8")
-
+    add_health_route(app, state)
     add_history_routes(app, state, locate)
     add_live_routes(app, state, locate)
 

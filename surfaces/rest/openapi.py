@@ -249,6 +249,16 @@ _TURN_REASONS = {500: _AGENT_ERROR, 400: _MODEL_RULE}
 _CONFIG_REASONS = {400: "Bad input: malformed JSON, an unknown key (named with its path) or a value that breaks "
                         "its key's rule (docs/config.md), e.g. a model that is not catalogued"}
 
+#: ``GET /health``'s JSON body; ``database`` only for a postgres realm (url and id only to authorized callers).
+_HEALTH: dict[str, Any] = {
+    "type": "object", "required": ["status", "problems"],
+    "properties": {"status": {"enum": ["ok", "unhealthy"]}, "problems": {"type": "array", "items": {"type": "string"}},
+                   "database": {"type": "object", "required": ["reachable"], "properties": {
+                       "reachable": {"type": "boolean"}, "latency_ms": {"type": "number"},
+                       "server_version": {"type": "string"}, "schema_version": {"type": "integer"},
+                       "database_id": {"type": "string"}, "url": {"type": "string"},
+                       "problem": {"type": "string"}}}}}
+
 _PATHS: dict[str, Any] = {
     "/sessions": {
         "post": _op("Create a session and run its first turn (blocks until the turn ends; with "
@@ -331,14 +341,13 @@ _PATHS: dict[str, Any] = {
     "/health": {
         "get": {"summary": "Liveness and a store check (never needs a token)", "operationId": "health",
                 "security": [],
-                "responses": {"200": {"description": "The server is up and its store answers",
-                                      "content": {"text/plain": {"schema": {"const": "ok"}}}},
-                              "503": {"description": "The store is damaged or missing: each problem, naming its file",
-                                      "content": {"application/json": {"schema": {
-                                          "type": "object", "required": ["status", "problems"],
-                                          "properties": {"status": {"const": "unhealthy"},
-                                                         "problems": {"type": "array",
-                                                                      "items": {"type": "string"}}}}}}}}},
+                "responses": {"200": {"description": "The server is up and its store (a postgres realm: its "
+                                                     "database) answers; JSON when the client accepts only that",
+                                      "content": {"text/plain": {"schema": {"const": "ok"}},
+                                                  "application/json": {"schema": _HEALTH}}},
+                              "503": {"description": "The store is damaged or missing, or the database is "
+                                                     "unreachable: each problem, naming its file or database",
+                                      "content": {"application/json": {"schema": _HEALTH}}}}},
     },
     "/openapi.json": {
         "get": _op("This document", {"description": "OpenAPI 3.1",

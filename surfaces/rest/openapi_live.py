@@ -100,7 +100,9 @@ def live_schemas() -> dict[str, Any]:
                                    ("realm_id", "auth_profiles", "backends", "bindings")),
         "RuntimeHealth": _obj({"contract_version": _ref("ContractVersion"),
                                "status": {"type": "string", "enum": ["ok", "degraded", "unhealthy"]},
-                               "checks": {"type": "object", "additionalProperties": _STR}},
+                               "checks": {"type": "object", "additionalProperties": _STR},
+                               # a postgres realm's database: reachable, latency_ms, versions, url (no password)
+                               "database": {"type": "object", "required": ["reachable"]}},
                               ("contract_version", "status")),
         "RuntimeCapabilities": _obj({"contract_version": _ref("ContractVersion"),
                                      "features": {"type": "object", "additionalProperties": {"type": "boolean"}}},
