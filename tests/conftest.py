@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from contextlib import ExitStack
 from typing import AsyncIterator, Iterator
 
@@ -11,6 +10,7 @@ import pytest
 from actors import SessionService
 from helpers import running_service
 from meerkat.testing.postgres import PostgresServer, PostgresUnavailable, running_postgres
+from meerkat.testing.postgres_spares import SpareDatabases
 
 BACKENDS = ["memory", "sqlite", "jsonl", "postgres"]
 
@@ -19,7 +19,7 @@ BACKENDS = ["memory", "sqlite", "jsonl", "postgres"]
 def backend(request, monkeypatch) -> str:
     """Each store backend in turn; ``postgres`` on a fresh database of the test server (``$RKAT_DATABASE_URL``)."""
     if request.param == "postgres":
-        monkeypatch.setenv("RKAT_DATABASE_URL", request.getfixturevalue("postgres_url"))
+        monkeypatch.setenv("RKAT_DATABASE_URL", request.getfixturevalue("postgres_migrated_url"))
     return request.param
 
 
@@ -44,10 +44,37 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def postgres_spares(postgres_server: PostgresServer) -> Iterator[SpareDatabases]:
+    """Empty databases made ahead of the tests that need one (CREATE DATABASE takes ~0.25 s)."""
+    spares = SpareDatabases(postgres_server)
+    yield spares
+    spares.close()
+
+
 @pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+def postgres_url(postgres_server: PostgresServer, postgres_spares: SpareDatabases) -> Iterator[str]:
     """The URL (with the password) of a fresh, empty database of its own for this test, dropped after it."""
-    name = f"test_{secrets.token_hex(6)}"
-    url = postgres_server.create_database(name)
-    yield url
-    postgres_server.drop_database(name)
+    name = postgres_spares.take()
+    yield postgres_server.url(name)
+    postgres_spares.give_back(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_migrated_spares(postgres_server: PostgresServer) -> Iterator[SpareDatabases]:
+    """Databases copied from one whose ``rkat`` schema the store already migrated (saves ~0.15 s a test)."""
+    from meerkat.store.postgres import PostgresStore
+
+    PostgresStore(postgres_server.create_database("rkat_migrated"), realm_id="template").close()
+    spares = SpareDatabases(postgres_server, template="rkat_migrated", prefix="test_migrated_")
+    yield spares
+    spares.close()
+
+
+@pytest.fixture
+def postgres_migrated_url(postgres_server: PostgresServer, postgres_migrated_spares: SpareDatabases) -> Iterator[str]:
+    """Like ``postgres_url``, with the store's schema already in place: for tests of what the store does,
+    not of how it migrates (those take ``postgres_url``)."""
+    name = postgres_migrated_spares.take()
+    yield postgres_server.url(name)
+    postgres_migrated_spares.give_back(name)

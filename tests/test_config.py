@@ -192,7 +192,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ConfigStor
         from meerkat.config.postgres_store import PostgresConfigStore
         from meerkat.store.postgres_db import PostgresDatabase
 
-        database = PostgresDatabase(request.getfixturevalue("postgres_url"))
+        database = PostgresDatabase(request.getfixturevalue("postgres_migrated_url"))
         try:
             yield PostgresConfigStore(database, realm_id="test-realm")
         finally:

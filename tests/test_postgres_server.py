@@ -112,3 +112,33 @@ def test_the_binaries_are_found_and_named_on_the_command_line() -> None:
     missing = subprocess.run([sys.executable, "-m", "meerkat.testing.postgres", "--check"], capture_output=True,
                              text=True, timeout=60, env={**os.environ, "RKAT_POSTGRES_BIN": "/nonexistent"})
     assert missing.returncode == 1 and "no PostgreSQL server binaries found" in missing.stderr
+
+
+def test_spare_databases_are_fresh_and_dropped_after_use(postgres_server: PostgresServer) -> None:
+    from meerkat.testing.postgres_spares import SpareDatabases
+
+    with postgres_server.connect() as conn:
+        conn.execute("CREATE DATABASE spare_template")
+    with postgres_server.connect("spare_template") as conn:
+        conn.execute("CREATE TABLE marker (x int)")
+    spares = SpareDatabases(postgres_server, spares=1, prefix="spare_", template="spare_template")
+    try:
+        names = [spares.take() for _ in range(3)]
+        assert len(set(names)) == 3
+        for name in names:
+            with postgres_server.connect(name) as conn:  # each a copy of the template, untouched
+                assert conn.execute("SELECT count(*) FROM marker").fetchone() == (0,)
+                conn.execute("INSERT INTO marker VALUES (1)")
+        for name in names:
+            spares.give_back(name)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with postgres_server.connect() as conn:
+                left = {r[0] for r in conn.execute("SELECT datname FROM pg_database")} & set(names)
+            if not left:
+                break
+            time.sleep(0.05)
+        assert not left, f"not dropped: {left}"
+    finally:
+        spares.close()
+        postgres_server.drop_database("spare_template")

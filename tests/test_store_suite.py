@@ -68,7 +68,7 @@ class Opener:
 
 def _opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
     # Only the postgres cases start the test server (and get a fresh database each).
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    url = request.getfixturevalue("postgres_migrated_url") if request.param == "postgres" else None
     return Opener(request.param, tmp_path, url)
 
 

@@ -104,13 +104,16 @@ class PostgresServer:
 
         return psycopg.connect(self.url(dbname), autocommit=True, connect_timeout=10, **options)
 
-    def create_database(self, name: str | None = None) -> str:
-        """Create a fresh empty database (a random name unless given); returns its URL."""
+    def create_database(self, name: str | None = None, *, template: str | None = None) -> str:
+        """Create a fresh database (a random name unless given), empty or a copy of ``template``; its URL."""
         from psycopg import sql
 
         name = name or f"test_{secrets.token_hex(6)}"
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:  # a template must have no other connection while it is copied
+            statement = sql.SQL("{} TEMPLATE {}").format(statement, sql.Identifier(template))
         with self.connect() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(statement)
         return self.url(name)
 
     def drop_database(self, name: str) -> None:
