@@ -5,7 +5,8 @@ Environment knobs:
 * ``STUB_VERSION``   the contract_version ``initialize`` reports (default 0.9.6);
 * ``STUB_CRASH_ON``  a method that makes the stub write to stderr and exit 3 mid-call;
 * ``STUB_HANG_ON``   a method that is never answered;
-* ``STUB_LOG``       a file getting one JSON line per event: ``{"argv": [...]}`` at start, then
+* ``STUB_LOG``       a file getting one JSON line per event: ``{"argv": [...]}`` at start (with
+                   ``"database_url"`` when ``RKAT_DATABASE_URL`` is set), then
   ``{"request": {...}}`` for every line read.
 
 ``session/create`` and ``turn/start`` get a minimal RunResult, every other method ``{}``. It speaks just enough JSON-RPC for a handshake.
@@ -29,7 +30,9 @@ def reply(request_id, result):
 
 
 def main():
-    log({"argv": sys.argv[1:]})
+    # The database URL an SDK passes in the environment (never in argv), when it passes one.
+    database_url = os.environ.get("RKAT_DATABASE_URL")
+    log({"argv": sys.argv[1:], **({"database_url": database_url} if database_url else {})})
     version = os.environ.get("STUB_VERSION", "0.9.6")
     for line in sys.stdin:
         request = json.loads(line)

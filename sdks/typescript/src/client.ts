@@ -96,8 +96,13 @@ export interface ConnectOptions {
   readonly realmId?: string;
   /** A label for this process in the realm (metadata only). */
   readonly instanceId?: string;
-  /** Storage of a new realm: `sqlite` (default), `jsonl` or `memory`. */
-  readonly realmBackend?: "sqlite" | "jsonl" | "memory";
+  /** Storage of a new realm: `sqlite` (default), `jsonl`, `memory` or `postgres` (with `databaseUrl`). */
+  readonly realmBackend?: "sqlite" | "jsonl" | "memory" | "postgres";
+  /**
+   * A postgres realm's database (else the child inherits `$RKAT_DATABASE_URL`). It reaches
+   * `rkat-rpc` through its environment, never its command line, which other users can read.
+   */
+  readonly databaseUrl?: string;
   /** A fresh realm of its own (cannot be combined with `realmId`). */
   readonly isolated?: boolean;
   /** The directory realms live under (default `$RKAT_STATE_ROOT` or the user data directory). */
@@ -212,7 +217,10 @@ export class MeerkatClient {
     if (this.conn !== undefined) throw new MeerkatError("INVALID_PARAMS", "already connected; close() first");
     const args = connectArgv(options);
     const binary = findRkatRpc(this.rkatPath, this.env ?? process.env);
-    const conn = Connection.open([binary, ...args], (method, params) => this.onServerRequest(method, params), this.env);
+    const env = options.databaseUrl === undefined
+      ? this.env
+      : { ...(this.env ?? process.env), RKAT_DATABASE_URL: options.databaseUrl };
+    const conn = Connection.open([binary, ...args], (method, params) => this.onServerRequest(method, params), env);
     this.conn = conn;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {

@@ -139,6 +139,12 @@ test("connect starts PATH's rkat-rpc with the realm options as arguments, and sh
   await isolated.client.close();
   assert.deepEqual(isolated.log()[0], { argv: ["--isolated"] });
 
+  const database = stubClient(); // the URL (it may hold a password) goes in the environment, not the argv
+  await database.client.connect({ realmId: "team", realmBackend: "postgres", databaseUrl: "postgresql://u:pw@db/x" });
+  await database.client.close();
+  assert.deepEqual(database.log()[0], { argv: ["--realm", "team", "--realm-backend", "postgres"],
+                                        database_url: "postgresql://u:pw@db/x" });
+
   const both = stubClient();
   await assert.rejects(both.client.connect({ realmId: "x", isolated: true }), (error: unknown) => {
     return error instanceof MeerkatError && error.code === "INVALID_PARAMS";
