@@ -244,7 +244,7 @@ class RealmSupervisor(LeaseKeeping, ConfigGenerations):
 
     async def _create(self, message: CreateSession) -> SessionRecord:
         params = message.params
-        config = self.current_config()
+        config = await self.config_for_new_session()
         model, provider = resolve_model(params.model, params.provider, config)
         provider_params = validate_provider_params(provider, params.provider_params, model)
         if params.system_prompt is not None and not isinstance(params.system_prompt, str):

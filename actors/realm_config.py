@@ -6,8 +6,8 @@ file lock makes ``expected_generation`` a compare-and-swap across processes).
 Other processes' writes are noticed by the state file's stat: before a session or
 turn uses the config, and every ``config_poll_interval`` in the background. A
 ``postgres`` realm's config lives in the database, where no stat is cheap: it
-is re-read every ``config_poll_interval`` in a worker thread, and at once when
-the coordinator hears that another host wrote it.
+is re-read every ``config_poll_interval`` in a worker thread, at once when the
+coordinator hears that another host wrote it, and before a new session is made.
 """
 
 from __future__ import annotations
@@ -72,6 +72,19 @@ class ConfigGenerations:
                     log.warning("could not reload config: %s", exc)
         return self._config.config
 
+    async def config_for_new_session(self) -> Config:
+        """The config a new session starts from: as of now, even when another host just wrote it.
+
+        Files tell with a ``stat`` (:meth:`current_config`); a database has no cheap
+        stat, so the config is read again, in a worker thread (one query per new session).
+        """
+        if self.realm.backend == "postgres":
+            try:
+                return (await self._refresh_config()).config
+            except MeerkatError as exc:
+                log.warning("could not reload config: %s", exc)
+        return self.current_config()
+
     def _stamp(self) -> tuple[int, int, int] | None:
         if not self._config_in_files:
             return None
@@ -114,8 +127,11 @@ class ConfigGenerations:
             # No stamp: another process may write between our write and a stat, and a stamp of
             # its file would pass our envelope off as current. The next use re-reads once.
             self._config, self._config_stamp = envelope, None
+            try:  # before answering: the writer's next request may go to another host
+                await self.coordinator.config_written()
+            except Exception:  # the write stands; others see it at their next poll
+                log.exception("could not announce a config write")
             message.reply.send(envelope)
-            await self.coordinator.config_written()
         except MeerkatError as exc:
             message.reply.fail(exc)
         except Exception as exc:

@@ -1,7 +1,9 @@
 """One realm, many processes: rkat-rest, rkat-rpc and the rkat CLI sharing one state root.
 
 Every process here is a real child: a REST daemon, JSON-RPC servers driven over
-their pipes, and CLI invocations. They share realm ``shared`` (sqlite) and must
+their pipes, and CLI invocations. They share realm ``shared`` (sqlite, jsonl, or
+postgres on the tests' real server, where each process is a host of its own: its
+own ``RKAT_HOST_ID``, so no process can judge another by its pid) and must
 behave as one host: sessions and config made anywhere are seen everywhere, a
 turn running in one process makes the session busy for all, any surface's
 interrupt stops it, and an SSE subscriber on the daemon follows a turn that
@@ -10,14 +12,16 @@ another process runs, with the same ``seq`` numbering and resume.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import httpx2
 import pytest
@@ -37,10 +41,36 @@ RKAT_MCP = str(Path(sys.executable).with_name("rkat-mcp"))
 SLOW = {"reply_words": 3000, "token_delay_ms": 20}
 
 
-@pytest.fixture(scope="module", params=["sqlite", "jsonl"])
+@pytest.fixture(scope="module", params=["sqlite", "jsonl", "postgres"])
 def backend(request: pytest.FixtureRequest) -> str:
-    """The shared realm's backend: both disk backends keep the promise across processes."""
+    """The shared realm's backend: the disk backends and postgres keep the promise across processes."""
     return request.param
+
+
+@pytest.fixture(scope="module")
+def database_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """For postgres, a fresh database of the tests' server for this module's realms (None otherwise)."""
+    if backend != "postgres":
+        yield None
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = f"multi_{secrets.token_hex(6)}"
+    yield server.create_database(name)
+    server.drop_database(name)
+
+
+_hosts = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def host_env(database_url: str | None) -> Callable[[str], dict[str, str]]:
+    """``host_env(role)``: the environment making a child a host of its own on a postgres realm
+    (the database and a host id no other process has); nothing for the disk backends."""
+    def env(role: str) -> dict[str, str]:
+        if database_url is None:
+            return {}
+        return {"RKAT_DATABASE_URL": database_url, "RKAT_HOST_ID": f"{role}-{next(_hosts)}"}
+    return env
 
 
 @pytest.fixture(scope="module")
@@ -49,22 +79,23 @@ def root(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def rest(root: Path, backend: str):
+def rest(root: Path, backend: str, host_env):
     """The daemon creates the realm with its backend; every other process just names the realm."""
-    with RestServer("--realm", REALM, "--realm-backend", backend, "--state-root", str(root)) as server:
+    with RestServer("--realm", REALM, "--realm-backend", backend, "--state-root", str(root),
+                    env=host_env("rest")) as server:
         yield server
 
 
 @pytest.fixture
-def rpc(root: Path):
-    process = RpcProcess("--realm", REALM, state_root=root)
+def rpc(root: Path, host_env):
+    process = RpcProcess("--realm", REALM, state_root=root, env=child_env(root, **host_env("rpc")))
     yield process
     process.stop()
 
 
 @pytest.fixture
-def cli(root: Path, tmp_path: Path) -> Cli:
-    return Cli(root, tmp_path)
+def cli(root: Path, tmp_path: Path, host_env) -> Cli:
+    return Cli(root, tmp_path, env=host_env("cli"))
 
 
 def rkat(cli: Cli, *args: str, expect: int | None = 0) -> Any:
@@ -235,9 +266,10 @@ async def test_sse_on_the_daemon_follows_a_turn_run_by_another_process(rest, rpc
             == "Mock reply to: from the cli"
 
 
-def _patch_100(root: Path, backend: str, tag: str) -> int:
+def _patch_100(root: Path, backend: str, tag: str, env: dict[str, str]) -> int:
     """One rkat-rpc process applying 100 patches with expected_generation, retrying conflicts."""
-    process = RpcProcess("--realm", "config-race", "--realm-backend", backend, state_root=root)
+    process = RpcProcess("--realm", "config-race", "--realm-backend", backend, state_root=root,
+                         env=child_env(root, **env))
     conflicts = 0
     try:
         for i in range(100):
@@ -255,11 +287,11 @@ def _patch_100(root: Path, backend: str, tag: str) -> int:
     return conflicts
 
 
-async def test_four_processes_patching_config_end_at_generation_400(root, backend, cli):
+async def test_four_processes_patching_config_end_at_generation_400(root, backend, cli, host_env):
     conflicts: list[int] = []
 
     async def writer(tag: str) -> None:
-        conflicts.append(await trio.to_thread.run_sync(_patch_100, root, backend, tag))
+        conflicts.append(await trio.to_thread.run_sync(_patch_100, root, backend, tag, host_env("writer")))
 
     start = cli("config", "get", "--format", "json", "--with-generation", "-r", "config-race",
                 "--realm-backend", backend).json()["generation"]
@@ -273,17 +305,27 @@ async def test_four_processes_patching_config_end_at_generation_400(root, backen
     print(f"4 x 100 config patches across processes: {sum(conflicts)} conflicts retried")
 
 
-async def test_a_killed_owner_frees_the_session_at_once(rest, root):
-    owner = RpcProcess("--realm", REALM, state_root=root)
+async def test_a_killed_owner_frees_the_session_at_once(rest, root, backend, host_env):
+    """On one machine a dead pid frees the session at once; across hosts (postgres) its lease does."""
+    lease = 2.0
+    owner = RpcProcess("--realm", REALM, state_root=root,
+                       env=child_env(root, RKAT_LEASE_SECS=str(lease), **host_env("owner")))
     try:
         session_id = owner.result("session/create", {"prompt": "hello"})["session_id"]
         await trio.to_thread.run_sync(start_slow_turn, owner, session_id)
     finally:
         owner.proc.kill()
         owner.stop()
+    killed_at = time.monotonic()
     async with rest.client() as http:
         # The owner's pid is gone: the next turn closes its run as interrupted and goes ahead.
         after = await http.post(f"/sessions/{session_id}/messages", json={"prompt": "still usable"})
+        if backend == "postgres":  # another host's pid says nothing: busy until the lease runs out
+            assert after.status_code == 409, after.text
+            while after.status_code == 409:
+                assert time.monotonic() - killed_at < lease + 5, "the session stayed busy past its lease"
+                await trio.sleep(0.1)
+                after = await http.post(f"/sessions/{session_id}/messages", json={"prompt": "still usable"})
         assert after.status_code == 200, after.text
         history = (await http.get(f"/sessions/{session_id}/history")).json()["messages"]
         assert [m["role"] for m in history] == ["user", "block_assistant"] * 3
@@ -291,9 +333,10 @@ async def test_a_killed_owner_frees_the_session_at_once(rest, root):
         assert history[5]["blocks"][0]["data"]["text"] == "Mock reply to: still usable"
 
 
-async def test_a_hung_owner_loses_the_session_when_its_lease_expires(rest, root):
+async def test_a_hung_owner_loses_the_session_when_its_lease_expires(rest, root, host_env):
     lease = 1.5
-    owner = RpcProcess("--realm", REALM, state_root=root, env=child_env(root, RKAT_LEASE_SECS=str(lease)))
+    owner = RpcProcess("--realm", REALM, state_root=root,
+                       env=child_env(root, RKAT_LEASE_SECS=str(lease), **host_env("owner")))
     try:
         session_id = owner.result("session/create", {"prompt": "hello"})["session_id"]
         request_id = await trio.to_thread.run_sync(start_slow_turn, owner, session_id)
@@ -340,12 +383,13 @@ async def test_a_session_archived_elsewhere_is_gone_for_a_process_that_had_it_op
         assert error["data"]["error_code"] == "SESSION_NOT_FOUND", (method, error)
 
 
-async def test_mcp_and_another_rpc_process_see_and_stop_a_foreign_turn(rest, rpc, root):
+async def test_mcp_and_another_rpc_process_see_and_stop_a_foreign_turn(rest, rpc, root, host_env):
     """The remaining surfaces' interrupts: rkat-mcp's tool, through the official MCP client, and a second rkat-rpc."""
     session_id = rpc.result("session/create", {"prompt": "hello"})["session_id"]
     request_id = await trio.to_thread.run_sync(start_slow_turn, rpc, session_id)
     server = StdioServerParameters(command=RKAT_MCP, args=["--realm", REALM, "--state-root", str(root)],
-                                   env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")})
+                                   env={**{k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+                                        **host_env("mcp")})
     async with Client(server) as mcp:
         read = await mcp.call_tool("meerkat_read", {"session_id": session_id})
         assert json.loads(read.content[0].text)["state"]["is_active"] is True
@@ -367,7 +411,7 @@ async def test_mcp_and_another_rpc_process_see_and_stop_a_foreign_turn(rest, rpc
         assert response["error"]["data"]["error_code"] == "REQUEST_CANCELLED", response
 
         # Now the other way round: the turn runs in rkat-mcp's process, a second rkat-rpc stops it.
-        other = RpcProcess("--realm", REALM, state_root=root)
+        other = RpcProcess("--realm", REALM, state_root=root, env=child_env(root, **host_env("rpc")))
         try:
             async with trio.open_nursery() as nursery:
                 outcome: dict[str, Any] = {}
@@ -400,6 +444,8 @@ async def test_mcp_and_another_rpc_process_see_and_stop_a_foreign_turn(rest, rpc
 
 async def test_the_live_link_shrugs_off_strangers(rest, rpc, root, backend):
     """Garbage, a wrong token or a flood on an owner's live port: dropped, and the turn goes on unharmed."""
+    if backend == "postgres":
+        pytest.skip("a postgres realm has no live port: its hosts meet in the database (test_postgres_hosts.py)")
     session_id = rpc.result("session/create", {"prompt": "hello"})["session_id"]
     request_id = await trio.to_thread.run_sync(start_slow_turn, rpc, session_id)
     paths = RealmPaths.for_realm(root, REALM)
@@ -444,9 +490,9 @@ async def test_a_config_change_in_one_process_applies_to_the_next_session_of_ano
             rpc.result("config/patch", {"patch": {"agent": {"system_prompt": None}}})
 
 
-async def test_a_streaming_rkat_run_is_stopped_from_the_daemon(rest, root, tmp_path):
+async def test_a_streaming_rkat_run_is_stopped_from_the_daemon(rest, root, tmp_path, host_env):
     """The owner is a CLI process streaming to a terminal; the daemon's interrupt ends it, answer kept."""
-    cli = Cli(root, tmp_path, env={"RKAT_MOCK_TOKEN_DELAY_MS": "100"})
+    cli = Cli(root, tmp_path, env={"RKAT_MOCK_TOKEN_DELAY_MS": "100", **host_env("cli")})
     session_id = rkat(cli, "run", "--output", "json", "hello").json()["session_id"]
     owner = subprocess.Popen(cli.argv("run", "-r", REALM, "--resume", session_id, "--stream",
                                       "one two three four five six seven eight nine ten"),
