@@ -142,3 +142,57 @@ def test_spare_databases_are_fresh_and_dropped_after_use(postgres_server: Postgr
     finally:
         spares.close()
         postgres_server.drop_database("spare_template")
+
+
+def _fake_install(root: Path) -> Path:
+    bin_dir = root / "bin"
+    bin_dir.mkdir(parents=True)
+    for tool in ("initdb", "pg_ctl", "postgres"):
+        (bin_dir / tool).write_text("#!/bin/sh\n")
+        (bin_dir / tool).chmod(0o755)
+    return bin_dir
+
+
+def test_where_the_binaries_are_looked_for_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.machinery
+
+    import meerkat.testing.postgres as pg
+
+    explicit, on_path, debian, wheel = (_fake_install(tmp_path / name) for name in ("explicit", "path", "debian",
+                                                                                    "site/pgserver/pginstall"))
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "pg_ctl").symlink_to(on_path / "pg_ctl")  # like /usr/local/bin/pg_ctl -> the real install
+    spec = importlib.machinery.ModuleSpec("pgserver", None, origin=str(wheel.parent.parent / "__init__.py"))
+    monkeypatch.setattr(pg.importlib.util, "find_spec", lambda name: spec if name == "pgserver" else None)
+    monkeypatch.setattr(pg.glob, "glob", lambda pattern: [str(debian)])
+    monkeypatch.setenv("PATH", str(links))
+    monkeypatch.setenv(pg.BIN_DIR_ENV, str(explicit))
+    assert pg.find_bin_dir() == explicit
+    monkeypatch.delenv(pg.BIN_DIR_ENV)
+    assert pg.find_bin_dir() == on_path  # the link's target directory, where share/ and lib/ are found
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    assert pg.find_bin_dir() == debian
+    monkeypatch.setattr(pg.glob, "glob", lambda pattern: [])
+    assert pg.find_bin_dir() == wheel  # PyPI's pgserver, last
+    monkeypatch.setattr(pg.importlib.util, "find_spec", lambda name: None)
+    assert pg.find_bin_dir() is None
+
+
+def test_an_install_nobody_can_reach_is_copied_with_its_libraries(tmp_path: Path) -> None:
+    from meerkat.testing.postgres import _copy_install, _others_can_run
+
+    site = tmp_path / "private" / "site-packages"
+    bin_dir = _fake_install(site / "pgserver" / "pginstall")
+    (site / "pgserver" / "pginstall" / "lib").mkdir()
+    (site / "pgserver.libs").mkdir()
+    (site / "pgserver.libs" / "libpq-abc.so.5").write_text("")  # found through $ORIGIN/../../../pgserver.libs
+    (tmp_path / "private").chmod(0o700)
+    assert not _others_can_run(bin_dir / "postgres")
+    dest = tmp_path / "public"
+    copied = _copy_install(bin_dir, dest)
+    assert copied == dest / "pgserver" / "pginstall" / "bin"
+    assert (copied / "postgres").exists() and (copied.parent / "lib").is_dir()
+    assert (copied / "../../../pgserver.libs/libpq-abc.so.5").resolve().exists()
+    # Every directory of the copy is open to others (the copy's parent is made for the server's user).
+    assert all(p.stat().st_mode & 0o005 == 0o005 for p in [dest, *dest.rglob("*")] if p.is_dir())
