@@ -259,7 +259,7 @@ class SessionService(LiveSessionAPI, HistoryAPI):
         realm = self._sup.realm
         return ConfigView(config=config_to_dict(envelope.config), generation=envelope.generation,
                           realm_id=realm.realm_id, instance_id=realm.instance_id, backend=realm.backend,
-                          resolved_paths=None if realm.backend == "memory" else realm.paths.to_dict())
+                          resolved_paths=realm.resolved_paths())
 
     async def get_config(self) -> ConfigView:
         """The realm config and its generation."""

@@ -189,6 +189,19 @@ class RealmHandle:
     database: DatabaseIdentity | None = None
     database_url: str | None = field(default=None, repr=False)
 
+    def resolved_paths(self) -> dict[str, str] | None:
+        """The ``resolved_paths`` of config envelopes: where this realm's data is (None for ``memory``).
+
+        A ``postgres`` realm's data is in its database (shown without a password);
+        only the manifest cache is a file.
+        """
+        if self.backend == "memory":
+            return None
+        if self.database is not None:
+            return {"root": str(self.paths.root), "manifest_path": str(self.paths.manifest_path),
+                    "database": self.database.display()}
+        return self.paths.to_dict()
+
 
 def open_realm(
     realm_id: str | None = None,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mcp import StdioServerParameters
+
 from cli_process import Cli
 from meerkat.client import MeerkatClient
 from rpc_process import child_env
@@ -89,3 +91,19 @@ async def test_the_python_sdk_connects_to_a_postgres_realm_without_the_url_on_th
     finally:
         await other.close()
     assert [s.session_id for s in sessions] == [session.id]
+
+
+async def test_rkat_mcp_serves_a_postgres_realm_the_cli_made(tmp_path, postgres_url, postgres_server):
+    from test_mcp import RKAT_MCP, harness_factory, server_env
+
+    Cli(tmp_path / "cli", tmp_path, env={"RKAT_DATABASE_URL": postgres_url})("-r", "team", "--realm-backend",
+                                                                            "postgres", "run", "from the cli")
+    env = {**server_env(), "RKAT_DATABASE_URL": postgres_url}
+    target = StdioServerParameters(command=RKAT_MCP, args=["--realm", "team", "--state-root", str(tmp_path / "mcp")],
+                                   env=env)
+    async with harness_factory(target)() as mcp:
+        ran = await mcp.run("from mcp")
+        listed = await mcp.call("meerkat_sessions", {})
+        config = await mcp.call("meerkat_config", {"action": "get"})
+    assert len(listed["sessions"]) == 2 and ran["session_id"] in {s["session_id"] for s in listed["sessions"]}
+    assert config["backend"] == "postgres" and postgres_server.password not in str(config)

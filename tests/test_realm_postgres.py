@@ -150,3 +150,12 @@ def test_realm_list_shows_the_databases_realms_and_prune_leaves_them(tmp_path, p
     pruned = Cli(tmp_path / "host-a", tmp_path)("realm", "prune", "--older-than", "0")
     assert pruned.err == "0 realm(s) removed.\n"
     assert RealmPaths.for_realm(tmp_path / "host-a", "team").manifest_path.exists()
+
+
+def test_resolved_paths_of_a_postgres_realm_name_its_database_not_files(tmp_path, postgres_url, postgres_server):
+    realm = open_realm("team", state_root=tmp_path, backend="postgres", database_url=postgres_url)
+    paths = realm.resolved_paths()
+    assert paths is not None and set(paths) == {"root", "manifest_path", "database"}
+    assert paths["database"] == realm.database.display() and postgres_server.password not in str(paths)
+    assert set(open_realm("files", state_root=tmp_path).resolved_paths() or {}) >= {"config_path",
+                                                                                    "sessions_sqlite_path"}
