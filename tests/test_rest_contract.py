@@ -154,3 +154,15 @@ def test_the_document_links_a_created_session_to_its_routes(document):
     rewrite = document["paths"]["/sessions/{session_id}/revisions"]["post"]["responses"]["200"]["links"]
     assert rewrite["ReadRevision"]["parameters"] == {"path.session_id": "$request.path.session_id",
                                                      "path.revision": "$response.body#/revision"}
+
+
+def test_a_gemini_model_id_with_a_control_character_is_a_provider_answer_not_a_500(tmp_path):
+    # model "\x00" went raw into Gemini's URL path: httpx refused the URL and the turn was a 500.
+    from fake_vendor import fake_vendor_process, vendor_env
+
+    with fake_vendor_process("fuzzed") as url, \
+            RestServer("--realm", REALM, "--state-root", str(tmp_path), env=vendor_env(url)) as running:
+        answer = httpx2.post(f"{running.url}/sessions", timeout=60,
+                             json={"prompt": "hi", "provider": "gemini", "model": "x\x00/../y"})
+        assert answer.status_code in (200, 502), answer.text
+        assert answer.json().get("code") != "INTERNAL_ERROR"

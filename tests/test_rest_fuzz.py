@@ -20,11 +20,12 @@ A generated ``provider`` such as ``anthropic`` reaches the fake vendor server of
 :mod:`meerkat.testing`. The event stream is left out: it only ends with its session
 (``test_rest.py`` covers it).
 
-Bounded for ``make test`` (and so CI): runs are derandomized (the same requests every
-time) and each has a wall-clock budget. ``RKAT_FUZZ_EXAMPLES`` (300), ``RKAT_FUZZ_SCENARIOS``
-(40 stateful scenarios) and ``RKAT_FUZZ_BUDGET_SECS`` (60 s stateless + 30 s stateful)
-go deeper, e.g. ``RKAT_FUZZ_BUDGET_SECS=1200 RKAT_FUZZ_SCENARIOS=1000``.
-``make test-fast`` skips this module.
+Bounded for ``make test`` (and so CI), about 80 s on 2 cores: runs are derandomized (the
+same requests every time); the operations one by one share a wall-clock budget
+(``RKAT_FUZZ_BUDGET_SECS``, 60 s; each operation gets its share, and at least 10 examples,
+then is reported skipped), of at most ``RKAT_FUZZ_EXAMPLES`` (300) examples each; the
+stateful run is ``RKAT_FUZZ_SCENARIOS`` (40) scenarios of up to 12 linked calls. Deeper:
+``RKAT_FUZZ_BUDGET_SECS=1200 RKAT_FUZZ_SCENARIOS=300``. ``make test-fast`` skips this module.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any
 import httpx2
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, reject, settings
+from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation.stateful import run_state_machine_as_test
 from schemathesis.specs.openapi.checks import (
@@ -54,9 +55,8 @@ from test_rest_server import RestServer
 
 MAX_EXAMPLES = int(os.environ.get("RKAT_FUZZ_EXAMPLES", "300"))
 SCENARIOS = int(os.environ.get("RKAT_FUZZ_SCENARIOS", "40"))
-#: The whole module's wall-clock budget: two thirds for the operations one by one, the rest stateful.
-BUDGET_SECS = float(os.environ.get("RKAT_FUZZ_BUDGET_SECS", "90"))
-STATELESS_SECS, STATEFUL_SECS = BUDGET_SECS * 2 / 3, BUDGET_SECS / 3
+#: Wall-clock budget of the operations one by one (the stateful run is bounded by SCENARIOS: ~15 s here).
+STATELESS_SECS = float(os.environ.get("RKAT_FUZZ_BUDGET_SECS", "60"))
 #: Examples every operation gets even past the budget (so a slow machine still touches each one).
 _PER_OPERATION_FLOOR = 10
 REALM = "fuzzed"
@@ -96,6 +96,11 @@ _STATE_RULES: tuple[tuple[str, str], ...] = (
     ("PUT /sessions/{session_id}/system_prompt", "transcript revision conflict"),
     ("PUT /sessions/{session_id}/system_prompt", "is at version"),
     ("PUT /sessions/{session_id}/system_prompt", "out of range"),
+    ("PUT /sessions/{session_id}/system_prompt", "is not an unversioned system prompt row"),
+    ("POST /sessions/{session_id}/fork", "instruction"),  # inherited_instructions "refuse" at a point that has some
+    ("POST /sessions/{session_id}/instructions", "was already used"),
+    ("POST /sessions/{session_id}/instructions", "is not the effective activation"),
+    ("POST /sessions/{session_id}/instructions", "does not match the body's sha256"),
     ("POST /sessions/{session_id}/instructions", "effective is"),
     ("GET /realms/{realm_id}", "unknown realm"),
     ("PUT /config", "Invalid config: "),
@@ -162,8 +167,6 @@ def test_openapi_stateful(server):
 
     class Workflow(schema.as_state_machine()):  # type: ignore[misc]
         def step(self, input):
-            if _over_budget("stateful", STATEFUL_SECS):
-                reject()  # past the budget: the remaining scenarios end at once, unrun
             steps.append(f"{input.case.method} {input.case.path}")
             return super().step(input)
 
@@ -173,9 +176,11 @@ def test_openapi_stateful(server):
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
 
+    # Bounded by its size, not the clock: a step that stopped on a deadline would change what Hypothesis
+    # draws between runs of a scenario, which it reports as flaky data (tried: reject() and an exception).
     run_state_machine_as_test(Workflow, settings=settings(
         max_examples=SCENARIOS, stateful_step_count=12, deadline=None, derandomize=True, database=None,
-        suppress_health_check=list(HealthCheck), phases=[Phase.generate]))
+        suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink]))
     # The links made the chains: beyond creating sessions, the run reached routes that need a real one.
     assert "POST /sessions" in steps and "POST /sessions/{session_id}/fork" in steps, sorted(set(steps))
 

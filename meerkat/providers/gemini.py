@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, AsyncIterator
+from urllib.parse import quote
 
 import httpx2
 
@@ -149,7 +150,9 @@ class GeminiProvider:
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderItem]:
         """One ``streamGenerateContent`` call, streamed (see the module docstring)."""
-        url = f"/v1beta/models/{request.model}:streamGenerateContent"
+        # The model id is a client's string: escaped, so it stays one path segment (a "/" or "..") and a control
+        # character is not an invalid URL (that was a 500 before the request left).
+        url = f"/v1beta/models/{quote(request.model, safe='')}:streamGenerateContent"
         show_reasoning = request.provider_params.get("reasoning") != "off"
         streamed = False
         finish: str | None = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from meerkat.history_wire import MAX_BODY_CHARS
+
 __all__ = ["history_schemas", "history_paths"]
 
 _INT = {"type": "integer", "minimum": 0}
@@ -11,8 +13,11 @@ _STR = {"type": "string"}
 _NSTR = {"type": ["string", "null"]}
 _ROW = {"$ref": "#/components/schemas/RowInput"}
 _NAME = {"type": "string", "minLength": 1, "maxLength": 256}
+#: Optional free text of a request (actor, note, expected revision): the server's limit is 4,096 characters.
+_TEXT = {"type": ["string", "null"], "maxLength": 4096}
+_BODY = {"type": "string", "minLength": 1, "maxLength": MAX_BODY_CHARS}
 _REASON = {"description": "Why: {kind, note?} (a bare string is taken as the kind).",
-           "oneOf": [_NAME, {"type": "object", "properties": {"kind": _NAME, "note": _NSTR},
+           "oneOf": [_NAME, {"type": "object", "properties": {"kind": _NAME, "note": _TEXT},
                              "required": ["kind"]}]}
 _BLOCK = {"type": "object", "properties": {"type": {"enum": ["user_content_block", "assistant_block"]},
                                           "block": {"type": "object"}, "block_index": _INT},
@@ -30,7 +35,8 @@ _REPLACEMENT = {
                "required": [*_BLOCK["required"], "result_index"]}]}
 _EXPECTATION = {"description": "{kind: absent} or {kind: effective, activation_id}", "oneOf": [
     {"type": "object", "properties": {"kind": {"const": "absent"}}, "required": ["kind"]},
-    {"type": "object", "properties": {"kind": {"const": "effective"}, "activation_id": _NAME},
+    {"type": "object", "properties": {"kind": {"const": "effective"},
+                                      "activation_id": {"type": "string", "minLength": 1, "maxLength": 4096}},
      "required": ["kind", "activation_id"]}]}
 _SPAN = {"type": "object", "properties": {"start": _INT, "end": _INT}, "required": ["start", "end"]}
 _SELECTION = {"description": "{type: message_range, start, end} (end exclusive, not before start), or "
@@ -67,9 +73,9 @@ def history_schemas(obj: Callable[..., dict[str, Any]], ref: Callable[[str], dic
                            "cache_inheritance": {"type": "object"}, "reactivated_instruction_count": _INT},
                           ("source_session_id", "session_id", "message_count", "cache_inheritance")),
         "RewriteRequest": obj({"selection": _SELECTION, "replacement": {"type": "array", "items": _ROW},
-                               "reason": _REASON, "actor": _NSTR, "expected_parent_revision": _NSTR},
+                               "reason": _REASON, "actor": _TEXT, "expected_parent_revision": _TEXT},
                               ("selection",), additionalProperties=False),
-        "RestoreRequest": obj({"reason": _REASON, "actor": _NSTR, "expected_parent_revision": _NSTR},
+        "RestoreRequest": obj({"reason": _REASON, "actor": _TEXT, "expected_parent_revision": _TEXT},
                               additionalProperties=False),
         "RevisionCommit": commit,
         "RewriteResult": obj({"session_id": _STR, "parent_revision": _STR, "revision": _STR,
@@ -88,10 +94,10 @@ def history_schemas(obj: Callable[..., dict[str, Any]], ref: Callable[[str], dic
                             ("session_id", "revision", "head_revision", "message_count", "offset", "has_more",
                              "messages")),
         "SystemPromptRequest": obj({
-            "key": {"type": "string", "minLength": 1, "description": "The prompt slot (default `main`)."},
-            "content": _STR, "expected_version": {"type": ["integer", "null"], "minimum": 1},
+            "key": {**_NAME, "description": "The prompt slot (default `main`)."},
+            "content": {"type": "string", "maxLength": MAX_BODY_CHARS}, "expected_version": {"type": ["integer", "null"], "minimum": 1},
             "target_message_index": {"type": ["integer", "null"], "minimum": 0},
-            "actor": _NSTR, "expected_parent_revision": _NSTR}, ("content",), additionalProperties=False),
+            "actor": _TEXT, "expected_parent_revision": _TEXT}, ("content",), additionalProperties=False),
         "SystemPromptUpdate": obj({"session_id": _STR, "key": _STR, "version": {"type": "integer", "minimum": 1},
                                    "message_index": _INT, "status": {"type": "string",
                                                                      "enum": ["applied", "duplicate"]},
@@ -102,7 +108,7 @@ def history_schemas(obj: Callable[..., dict[str, Any]], ref: Callable[[str], dic
         "InstructionActivationRequest": obj({
             "revision": obj({"namespace": _NAME, "key": _NAME, "revision_id": _NAME, "content_sha256": _NAME},
                             ("namespace", "key", "revision_id", "content_sha256")),
-            "activation_id": _NAME, "body": {"type": "string", "minLength": 1}, "supersedes": _NSTR,
+            "activation_id": _NAME, "body": _BODY, "supersedes": {**_NAME, "type": ["string", "null"]},
             "expectation": _EXPECTATION,
         }, ("revision", "activation_id", "body", "expectation"), additionalProperties=False),
         "InstructionActivationRecord": activation_record,
@@ -119,7 +125,8 @@ def history_paths(op: Callable[..., dict[str, Any]], json: Callable[[str, str], 
                   body: Callable[[str], dict[str, Any]], session_id: dict[str, Any], offset: dict[str, Any],
                   limit: dict[str, Any]) -> dict[str, Any]:
     """The paths (the helpers are :mod:`.openapi`'s)."""
-    revision = {"name": "revision", "in": "path", "required": True, "schema": {"type": "string"},
+    revision = {"name": "revision", "in": "path", "required": True,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 64},
                 "description": "A revision name (`r0` is the transcript before any rewrite)."}
     busy = {409: "The session is busy with a turn (SESSION_BUSY)"}
     bad = "Bad input: malformed JSON, a wrong field or session id"
@@ -130,7 +137,8 @@ def history_paths(op: Callable[..., dict[str, Any]], json: Callable[[str, str], 
     fork = op("Fork an idle session: a new session whose transcript is a prefix of this one's (the source is "
               "not changed)", json("ForkResult", "The new session"), (400, 404, 409, 413, 415),
               reasons={**busy, 400: "Bad input: malformed JSON, a wrong field or session id; a message_index "
-                                    "past the transcript's end or missing beside a replacement, or a block replacement aimed at a row or block "
+                                    "past the transcript's end or missing beside a replacement, inherited instructions at the "
+                                    "fork point with inherited_instructions `refuse`, or a block replacement aimed at a row or block "
                                     "that is not of its kind"},
               operationId="forkSession", requestBody=body("ForkRequest"))
     fork["responses"] = {"201": fork["responses"].pop("200"), **fork["responses"]}
@@ -162,19 +170,24 @@ def history_paths(op: Callable[..., dict[str, Any]], json: Callable[[str, str], 
             "parameters": [session_id],
             "put": op("Set the next version of a keyed system prompt (the model sees it from its next call)",
                       json("SystemPromptUpdate", "Applied, or a duplicate"), (400, 404, 409, 413, 415),
-                      reasons=cas, operationId="updateSystemPrompt", requestBody=body("SystemPromptRequest")),
+                      reasons={**cas, 400: f"{cas[400]}; or a target_message_index that is not an unversioned "
+                                           "system prompt row"}, operationId="updateSystemPrompt", requestBody=body("SystemPromptRequest")),
         },
         "/sessions/{session_id}/instructions": {
             "parameters": [session_id],
             "post": op("Activate an instruction revision (idempotent on activation_id)",
                        json("InstructionActivationReceipt", "The receipt"), (400, 404, 409, 413, 415),
                        reasons={**busy, 400: f"{bad}, or the expectation does not hold (the key's effective "
-                                                 "activation is another)"}, operationId="activateInstruction",
+                                                 "activation is another), supersedes is not the effective one, "
+                                                 "the activation_id was used for another revision or body, or a "
+                                                 "64-hex-digit content_sha256 is not the body's"},
+                       operationId="activateInstruction",
                        requestBody=body("InstructionActivationRequest")),
             "get": op("Instruction activations in transcript order", json("InstructionActivationPage", "The page"),
                       (400, 404), operationId="listInstructionActivations", parameters=[
-                          {"name": "namespace", "in": "query", "schema": {"type": "string"}},
-                          {"name": "key", "in": "query", "schema": {"type": "string"}}, offset, limit]),
+                          {"name": "namespace", "in": "query", "schema": {"type": "string", "maxLength": 256}},
+                          {"name": "key", "in": "query", "schema": {"type": "string", "maxLength": 256}},
+                          offset, limit]),
         },
         "/sessions/{session_id}/export": {
             "parameters": [session_id],
@@ -185,8 +198,7 @@ def history_paths(op: Callable[..., dict[str, Any]], json: Callable[[str, str], 
                       (400, 404), operationId="exportSession", parameters=[
                           {"name": "format", "in": "query",
                            "schema": {"type": "string", "enum": ["atif", "json", "markdown"]}},
-                          {"name": "agent_name", "in": "query", "schema": {"type": "string"}},
-                          {"name": "agent_version", "in": "query", "schema": {"type": "string"}},
-                          {"name": "model_name", "in": "query", "schema": {"type": "string"}}]),
+                          *({"name": name, "in": "query", "schema": {"type": "string", "maxLength": 256}}
+                            for name in ("agent_name", "agent_version", "model_name"))]),
         },
     }

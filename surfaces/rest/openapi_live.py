@@ -79,7 +79,7 @@ def live_schemas() -> dict[str, Any]:
         "InjectContextResult": _obj({"status": {"type": "string", "enum": ["applied", "duplicate"]},
                                      "input_id": _STR}, ("status", "input_id")),
         "ExternalEventRequest": _obj({
-            "event_type": {"type": "string", "minLength": 1}, "payload": {"description": "Any JSON value."},
+            "event_type": {"type": "string", "pattern": NOT_BLANK}, "payload": {"description": "Any JSON value."},
             "blocks": {"type": ["array", "null"], "items": {"type": "object"}},
             "idempotency_key": {"type": ["string", "null"], "minLength": 1, "maxLength": 256},
             "kind": {"const": "generic_json"},
