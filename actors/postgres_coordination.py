@@ -6,10 +6,8 @@ No shared pids, no loopback link: everything goes through the database
 * Liveness: leases. A pid is checked only for an owner with this host's id
   (``RKAT_HOST_ID``); any other owner is alive until its lease runs out.
 * A local turn's events: the owner subscribes to its own bus and appends the
-  events to ``rkat.live_events`` in small batches (every :data:`BATCH_WINDOW`
-  seconds or :data:`BATCH_ROWS` events, one short transaction each, in a worker
-  thread), pinging the realm's live channel with the session id; an ended
-  run's rows are deleted :data:`DELETE_GRACE` seconds after its terminal event.
+  events to ``rkat.live_events`` in small batches, pinging the realm's live
+  channel (:class:`actors.postgres_live_writer.LiveEventWriter`).
 * Another host's turn: a session with readers here is mirrored
   (:class:`actors.foreign_runs.ForeignRunWatch`, woken by the pings): its
   events are read from ``live_events`` after the local cursor, waking on each
@@ -36,20 +34,16 @@ from psycopg_pool import ConnectionPool
 
 from meerkat import observability
 from meerkat.errors import StoreError
-from meerkat.events import TERMINAL_EVENT_TYPES, EventEnvelope, decode_envelope, encode_envelope
+from meerkat.events import TERMINAL_EVENT_TYPES, EventEnvelope, decode_envelope
 from meerkat.store import RunRecord
 from meerkat.store.postgres_live import (
-    LiveRow,
     OwnerRequest,
-    append_live,
     decode_owner_request,
-    delete_live_runs,
     live_channel,
     owner_channel,
     parse_live_ping,
     read_live,
     send_owner_request,
-    sweep_live,
 )
 from meerkat.transcript import now_ms
 
@@ -57,28 +51,27 @@ from .bus import Subscription
 from .coordination import CoordinationHost, Coordinator, LocalSession
 from .foreign_runs import ForeignRunWatch
 from .messages import Interrupt
+from .postgres_live_writer import LiveEventWriter
 
-__all__ = ["PostgresCoordinator", "BATCH_WINDOW", "BATCH_ROWS"]
+__all__ = ["PostgresCoordinator"]
 
 log = logging.getLogger("rkat.realm")
 T = TypeVar("T")
 
-#: Longest a published event waits before it is written for other hosts (seconds).
-BATCH_WINDOW = 0.02
-#: Events that are written at once, without waiting for the window.
-BATCH_ROWS = 256
 #: Live rows read per query by a follower.
 FOLLOW_BATCH = 512
 #: Longest a follower waits without a ping before it looks again (seconds).
 FOLLOW_POLL = 0.5
-#: Seconds a finished run's live rows stay for followers still reading them (then: the log).
-DELETE_GRACE = 5.0
 #: Seconds between looks for sessions followed here whose turn started elsewhere (pings do it sooner).
 FOREIGN_POLL = 1.0
-#: Seconds between sweeps of rows left by owners that died, and their age before they go.
-SWEEP_INTERVAL = 60.0
 #: Seconds before reconnecting a lost notification connection.
 RECONNECT_DELAY = 1.0
+#: Longest a live-events call waits for a connection (a database in trouble fails it instead).
+POOL_TIMEOUT = 5.0
+#: Fail a connection attempt after 10 s; notice a peer gone silent (a network cut) within about a minute,
+#: so the listening connection is replaced rather than waited on forever.
+_CONNECT_OPTIONS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                    "keepalives_count": 3}
 #: Longest a realm shutting down waits to write the events still queued for other hosts.
 FLUSH_GRACE = 2.0
 #: The live channel's payload that means "the config changed" (never a session id).
@@ -95,17 +88,14 @@ class PostgresCoordinator(Coordinator):
         self._live_channel = live_channel(realm_id)
         self._owner_channel = owner_channel(realm_id, host.owner)
         self.foreign = ForeignRunWatch(host, interval=FOREIGN_POLL)
+        #: This host's turns' events, written for the other hosts.
+        self.writer = LiveEventWriter(realm_id, self._db)
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._nursery: trio.Nursery | None = None
         #: Waiters for a session's next ping (followers, interrupters), set and dropped by the ping.
         self._pings: dict[str, trio.Event] = {}
         #: Sessions whose pinged run is being looked up (one lookup at a time per session).
         self._looking: set[str] = set()
-        self._outbox: list[LiveRow] = []
-        self._outbox_ready = trio.Event()
-        self._outbox_full = trio.Event()
-        #: (due time, run_id): live rows to delete once followers had their chance.
-        self._ended: list[tuple[float, str]] = []
         #: Set once the notification connection listens (tests and benches wait for it).
         self.listening = trio.Event()
 
@@ -118,8 +108,7 @@ class PostgresCoordinator(Coordinator):
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(self._listen)
-                nursery.start_soon(self._write_loop)
-                nursery.start_soon(self._sweep_loop)
+                nursery.start_soon(self.writer.run)
                 nursery.start_soon(self.foreign.run)
                 task_status.started()
         finally:
@@ -128,13 +117,14 @@ class PostgresCoordinator(Coordinator):
                 # A process that ends right after its turn (``rkat run``) still hands its last
                 # events to other hosts; FLUSH_GRACE bounds the wait for a database in trouble.
                 with trio.move_on_after(FLUSH_GRACE):
-                    await self._flush()
+                    await self.writer.flush()
                 await trio.to_thread.run_sync(self._pool.close)
 
     def _open_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
         pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             self._url, min_size=1, max_size=3, open=False, name=f"rkat live {self._realm_id}",
-            kwargs={"application_name": "rkat-live"}, check=ConnectionPool.check_connection)
+            kwargs={"application_name": "rkat-live", **_CONNECT_OPTIONS}, check=ConnectionPool.check_connection,
+            timeout=POOL_TIMEOUT)
         try:
             pool.open(wait=True, timeout=10)
         except Exception as exc:
@@ -161,14 +151,14 @@ class PostgresCoordinator(Coordinator):
     # -- notifications -------------------------------------------------------------
 
     def _connect_listener(self) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(self._url, autocommit=True, application_name="rkat-listen")
+        conn = psycopg.connect(self._url, autocommit=True, application_name="rkat-listen", **_CONNECT_OPTIONS)
         conn.execute(f'LISTEN "{self._live_channel}"')
         conn.execute(f'LISTEN "{self._owner_channel}"')
         return conn
 
     async def _listen(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Keep one connection listening on the realm's live channel and this owner's, reconnecting."""
-        started = False
+        started = lost = False
         while True:
             try:
                 conn = await trio.to_thread.run_sync(self._connect_listener)
@@ -176,19 +166,26 @@ class PostgresCoordinator(Coordinator):
                 if not started:
                     raise StoreError(f"postgres realm {self._realm_id}: cannot listen for notifications: "
                                      f"{type(exc).__name__}") from None
-                log.warning("postgres realm %s: cannot listen for notifications (%s); retrying",
-                            self._realm_id, type(exc).__name__)
+                # One line per outage, not one a second: the polls cover followers meanwhile.
+                log.log(logging.DEBUG if lost else logging.WARNING,
+                        "postgres realm %s: cannot listen for notifications (%s); retrying every %s s",
+                        self._realm_id, type(exc).__name__, RECONNECT_DELAY)
+                lost = True
                 await trio.sleep(RECONNECT_DELAY)
                 continue
             if not started:
                 started = True
                 task_status.started()
+            elif lost:
+                log.warning("postgres realm %s: listening for notifications again", self._realm_id)
+            lost = False
             self.listening.set()
             self._wake_everyone()  # pings may have been missed while nobody listened
             fd = conn.pgconn.socket
             try:
                 await self._drain(conn, fd)
             except psycopg.Error as exc:
+                lost = True
                 log.warning("postgres realm %s: lost the notification connection (%s); reconnecting",
                             self._realm_id, type(exc).__name__)
             finally:
@@ -273,59 +270,7 @@ class PostgresCoordinator(Coordinator):
         # In serve()'s own nursery when it runs, so its last flush comes after every publisher has
         # handed over what it holds.
         nursery = self._nursery or self._host.nursery
-        nursery.start_soon(self._publish_turn, session_id, run_id, subscribe())
-
-    async def _publish_turn(self, session_id: str, run_id: str, subscription: Subscription) -> None:
-        try:
-            async for envelope in subscription:
-                self._queue(session_id, run_id, envelope)
-        finally:  # cancelled by a shutdown: what the turn already published still goes out
-            subscription.close()
-            while True:
-                try:
-                    self._queue(session_id, run_id, subscription.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-            self._ended.append((trio.current_time() + DELETE_GRACE, run_id))
-
-    def _queue(self, session_id: str, run_id: str, envelope: EventEnvelope) -> None:
-        if envelope.seq <= 0:
-            return  # a truncation marker of this subscription, not one of the session's events
-        self._outbox.append(LiveRow(session_id, envelope.seq, run_id, encode_envelope(envelope)))
-        self._outbox_ready.set()
-        if len(self._outbox) >= BATCH_ROWS:
-            self._outbox_full.set()
-
-    async def _write_loop(self) -> None:
-        while True:
-            with trio.move_on_after(DELETE_GRACE):
-                await self._outbox_ready.wait()
-            if self._outbox and len(self._outbox) < BATCH_ROWS:
-                with trio.move_on_after(BATCH_WINDOW):  # let the burst gather: one transaction for all of it
-                    await self._outbox_full.wait()
-            await self._flush()
-
-    async def _flush(self) -> None:
-        """Write what is queued, and drop the rows of runs that ended a while ago."""
-        rows, self._outbox = self._outbox, []
-        self._outbox_ready, self._outbox_full = trio.Event(), trio.Event()
-        now = trio.current_time()
-        due = [run_id for at, run_id in self._ended if at <= now]
-        self._ended = [(at, run_id) for at, run_id in self._ended if at > now]
-        if not rows and not due:
-            return
-        try:
-            await self._db(_write, self._realm_id, rows, due)
-        except StoreError as exc:  # followers elsewhere catch up from the committed log
-            log.warning("could not write live events for other hosts: %s", exc)
-
-    async def _sweep_loop(self) -> None:
-        while True:
-            await trio.sleep(SWEEP_INTERVAL)
-            try:
-                await self._db(sweep_live, self._realm_id, now_ms() - int(SWEEP_INTERVAL * 1000))
-            except StoreError as exc:
-                log.warning("could not sweep stale live events: %s", exc)
+        nursery.start_soon(self.writer.publish, session_id, run_id, subscribe())
 
     # -- another host's turn ---------------------------------------------------------
 
@@ -404,11 +349,6 @@ class PostgresCoordinator(Coordinator):
                 return None  # the owner is gone: the caller closes the run once it is stale
             with trio.move_on_after(0.25):
                 await ping.wait()
-
-
-def _write(conn: psycopg.Connection[Any], realm_id: str, rows: list[LiveRow], ended: list[str]) -> None:
-    append_live(conn, realm_id, rows, now_ms())
-    delete_live_runs(conn, realm_id, ended)
 
 
 def _notify(conn: psycopg.Connection[Any], channel: str, payload: str) -> None:

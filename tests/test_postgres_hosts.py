@@ -20,7 +20,7 @@ import psycopg
 import pytest
 import trio
 
-from actors import HostOptions, SessionService, open_service, postgres_coordination
+from actors import HostOptions, SessionService, open_service, postgres_live_writer
 from meerkat.errors import RequestCancelled, SessionBusy
 from meerkat.events import TERMINAL_EVENT_TYPES
 
@@ -108,7 +108,7 @@ async def test_interrupt_and_stop_run_from_host_b_stop_the_turn_on_host_a(tmp_pa
 
 
 async def test_a_subscriber_on_host_b_resumes_by_cursor_after_the_turn(tmp_path, postgres_url, monkeypatch):
-    monkeypatch.setattr(postgres_coordination, "DELETE_GRACE", 1.0)
+    monkeypatch.setattr(postgres_live_writer, "DELETE_GRACE", 1.0)
     async with host(tmp_path, postgres_url, "host-a", monkeypatch) as a, \
             host(tmp_path, postgres_url, "host-b", monkeypatch) as b:
         session_id = (await a.create_session("first", provider_params={"reply_words": 3})).session_id
@@ -212,3 +212,35 @@ async def test_the_turn_of_a_host_that_lives_only_for_it_reaches_a_follower_else
         assert seen[0].type == "run_started" and seen[-1].type == "run_completed"
         assert [e.seq for e in seen] == list(range(seen[0].seq, seen[-1].seq + 1))
         assert "".join(e.payload.delta for e in seen if e.type == "text_delta") == result.text
+
+
+def _cut_listeners(url: str) -> int:
+    """Terminate every notification connection to the test's database, as a failover would."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return len(conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
+                                " current_database() AND application_name = 'rkat-listen'").fetchall())
+
+
+def _listeners(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                            " AND application_name = 'rkat-listen'").fetchone()[0]
+
+
+async def test_hosts_listen_again_after_losing_their_notification_connections(tmp_path, postgres_url, monkeypatch):
+    slow_leases = {"lease_ttl": 60.0, "lease_renew_interval": 30.0}
+    async with host(tmp_path, postgres_url, "host-a", monkeypatch, **slow_leases) as a, \
+            host(tmp_path, postgres_url, "host-b", monkeypatch, **slow_leases) as b:
+        session_id = (await a.create_session("first", provider_params={"reply_words": 3})).session_id
+        assert await trio.to_thread.run_sync(_cut_listeners, postgres_url) == 2
+        with trio.fail_after(10):
+            while await trio.to_thread.run_sync(_listeners, postgres_url) < 2:
+                await trio.sleep(0.1)
+        # The owner hears the interrupt only on its new connection (renewals are 30 s apart).
+        stream = await a.start_turn_streaming(session_id, "long", provider_params=SLOW)
+        await stream.__anext__()
+        with trio.fail_after(5):
+            result = await b.interrupt(session_id)
+            with pytest.raises(RequestCancelled):
+                await stream.result()
+        assert result.interrupted and result.run_id == stream.run_id
