@@ -13,6 +13,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from meerkat import __version__
 from meerkat.errors import InvalidParams
 from meerkat.providers.catalog import CONTRACT_VERSION
@@ -189,17 +191,33 @@ def _summary(realm_id: str, backend: str, current: bool) -> dict[str, Any]:
             "backend": backend, "current": current}
 
 
-def realm_summaries(service: "SessionService") -> list[dict[str, Any]]:
-    """The realms under this host's state root (each with a readable manifest), this one first."""
+async def realm_summaries(service: "SessionService") -> list[dict[str, Any]]:
+    """The realms this host can see, this one first: for a postgres realm those its database holds,
+    else those under its state root (each with a readable manifest). Read in a worker thread."""
     realm = service.realm
     out = [_summary(realm.realm_id, realm.backend, True)]
     if realm.backend == "memory":
         return out
-    root = Path(realm.paths.root).parent
+    if realm.backend == "postgres" and realm.database_url is not None:
+        others = await trio.to_thread.run_sync(_database_realms, realm.database_url)
+    else:
+        others = await trio.to_thread.run_sync(_state_root_realms, Path(realm.paths.root).parent)
+    return out + [_summary(realm_id, backend, False) for realm_id, backend in others if realm_id != realm.realm_id]
+
+
+def _database_realms(url: str) -> list[tuple[str, str]]:
+    from meerkat.store.postgres_realms import list_database_realms
+
+    rows, _database_id = list_database_realms(url)
+    return [(row.realm_id, "postgres") for row in rows]
+
+
+def _state_root_realms(root: Path) -> list[tuple[str, str]]:
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except OSError:
-        return out
+        return []
+    found = []
     for entry in entries:
         if not entry.is_dir():
             continue
@@ -207,18 +225,18 @@ def realm_summaries(service: "SessionService") -> list[dict[str, Any]]:
             manifest = read_manifest(Path(entry.path) / MANIFEST_FILE)
         except Exception:  # an unreadable neighbour is left out, not an error of this call
             continue
-        if manifest is not None and manifest.realm_id != realm.realm_id:
-            out.append(_summary(manifest.realm_id, manifest.backend, False))
-    return out
+        if manifest is not None:
+            found.append((manifest.realm_id, manifest.backend))
+    return found
 
 
-def realm_connection_set(service: "SessionService", realm_id: Any) -> dict[str, Any]:
-    """``WireRealmConnectionSet`` of a realm under this host's state root (no auth bindings here)."""
+async def realm_connection_set(service: "SessionService", realm_id: Any) -> dict[str, Any]:
+    """``WireRealmConnectionSet`` of a realm this host can see (no auth bindings here)."""
     if not isinstance(realm_id, str) or not realm_id:
         raise InvalidParams("realm_id must be a non-empty string")
-    for summary in realm_summaries(service):
+    for summary in await realm_summaries(service):
         if summary["realm_id"] == realm_id:
             return {"realm_id": realm_id, "auth_profiles": {}, "backends": {}, "bindings": {},
                     "backend": summary["backend"], "current": summary["current"]}
-    raise InvalidParams(f"unknown realm {realm_id!r}: not under this host's state root "
-                        f"(realm/list shows the known ones)")
+    where = "in this realm's database" if service.realm.backend == "postgres" else "under this host's state root"
+    raise InvalidParams(f"unknown realm {realm_id!r}: not {where} (realm/list shows the known ones)")

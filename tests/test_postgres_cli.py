@@ -81,7 +81,7 @@ async def test_the_python_sdk_connects_to_a_postgres_realm_without_the_url_on_th
     finally:
         await client.close()
     assert health["checks"]["database"] == "ok" and postgres_server.password not in str(health)
-    # Another client (another "host") sees the session through the database.
+    # Another client (another "host", another realm in the same database) sees both realms there.
     other = MeerkatClient()
     monkeypatch.setenv("RKAT_STATE_ROOT", str(tmp_path / "other"))
     monkeypatch.setenv("RKAT_DATABASE_URL", postgres_url)
@@ -91,6 +91,13 @@ async def test_the_python_sdk_connects_to_a_postgres_realm_without_the_url_on_th
     finally:
         await other.close()
     assert [s.session_id for s in sessions] == [session.id]
+    third = MeerkatClient()
+    await third.connect(realm_id="ops", realm_backend="postgres")
+    try:
+        realms = [(r.realm_id, r.backend, r.current) for r in await third.list_realms()]
+    finally:
+        await third.close()
+    assert realms == [("ops", "postgres", True), ("team", "postgres", False)]
 
 
 async def test_rkat_mcp_serves_a_postgres_realm_the_cli_made(tmp_path, postgres_url, postgres_server):

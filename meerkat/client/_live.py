@@ -257,7 +257,7 @@ class LiveCalls:
         return decode(answer, ExternalEventResult, "external event result")
 
     async def list_realms(self) -> list[RealmInfo]:
-        """Realms under the server's state root, the served one first."""
+        """Realms the server can see, the served one first: a postgres realm's database's, else its state root's."""
         answer = await self._call("realm/list", {})
         return decode(answer["realms"], list[RealmInfo], "realm list")
 
@@ -266,5 +266,5 @@ class LiveCalls:
         return await self._call("runtime/host_info", {})
 
     async def runtime_health(self) -> dict[str, Any]:
-        """``{status, checks}`` of the server (its store answers, or not)."""
+        """``{status, checks}`` of the server (its store answers, or not; a postgres realm adds ``database``)."""
         return await self._call("runtime/health", {})

@@ -144,11 +144,11 @@ def add_live_routes(app: "QuartTrio", state: "RestState", locate: Any) -> None:
 
     @app.get("/realms")
     async def realms() -> Response:
-        return json_response({"realms": live_wire.realm_summaries(service)})
+        return json_response({"realms": await live_wire.realm_summaries(service)})
 
     @app.get("/realms/<realm_id>")
     async def realm(realm_id: str) -> Response:
-        return json_response(live_wire.realm_connection_set(service, realm_id))
+        return json_response(await live_wire.realm_connection_set(service, realm_id))
 
     @app.get("/runtime/host_info")
     async def host_info() -> Response:

@@ -203,10 +203,10 @@ class LiveMethods:
     # -- discovery ------------------------------------------------------------------
 
     async def realm_list(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"realms": live_wire.realm_summaries(self._service)}
+        return {"realms": await live_wire.realm_summaries(self._service)}
 
     async def realm_get(self, params: dict[str, Any]) -> dict[str, Any]:
-        return live_wire.realm_connection_set(self._service, params.get("realm_id"))
+        return await live_wire.realm_connection_set(self._service, params.get("realm_id"))
 
     async def host_info(self, params: dict[str, Any]) -> dict[str, Any]:
         return await live_wire.host_info(self._service, "rkat-rpc")
