@@ -26,6 +26,11 @@ check point (halfway and at the end) it kills both children and checks the store
   need to wait out the lease): none is active, no run is open, and a turn on each
   one succeeds.
 
+On ``postgres`` (one database) each child is a host of its own (``RKAT_HOST_ID``),
+so no host can check another's pid: the live child closes a killed one's run once
+its lease (2 s here) ran out, and at a check point the new host starts once the
+dead hosts' leases have run out; nothing may stay busy past its lease.
+
 Seed and figures are printed (run with ``-s``); ``RKAT_CRASH_SEED`` replays a seed.
 """
 
@@ -49,6 +54,7 @@ import trio
 from actors import open_service
 from meerkat.realm import open_realm
 from meerkat.store import SessionStore, open_store, owner_is_alive
+from meerkat.store.base import host_id
 from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,6 +64,9 @@ CHECK_EVERY = 50
 CHILDREN = 2
 #: Seconds a child may take to start its host before the test gives up on it (a safety net, not a measure).
 READY_WAIT = 30.0
+#: On postgres each child is a host of its own (``RKAT_HOST_ID``): the others know it died only by its lease.
+CRASH_HOST = "crash-host-"
+CROSS_HOST_LEASE_SECS = 2.0
 
 CHILD = r'''
 import json, os, random, sys
@@ -65,7 +74,7 @@ import json, os, random, sys
 import trio
 
 import actors
-from meerkat.errors import SessionBusy
+from meerkat.errors import LeaseLost, SessionBusy
 
 root, backend, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 pid = os.getpid()
@@ -105,6 +114,9 @@ async def main():
                 except SessionBusy:
                     say("busy", tag)
                     continue
+                except LeaseLost:  # this host stalled past its lease and another one closed the run
+                    say("lost", tag)
+                    continue
             say("done", result.session_id, result.run_id, tag, result.text)
 
 
@@ -120,6 +132,8 @@ class Reports:
     done: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # run_id -> (session, tag, text)
     sessions: set[str] = field(default_factory=set)
     busy: int = 0
+    #: Turns whose lease another host took (a host stalled longer than its lease).
+    lost: int = 0
     #: Where the kills landed: before the host was up, mid-call by kind, or between calls.
     landed: dict[str, int] = field(default_factory=dict)
     #: Prompts of the parent's own turns (the usability check).
@@ -129,8 +143,10 @@ class Reports:
 class Child:
     """One host process; a thread collects its stdout lines."""
 
-    def __init__(self, root: Path, backend: str, seed: int, err_path: Path) -> None:
+    def __init__(self, root: Path, backend: str, seed: int, err_path: Path, host_id: str | None = None) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        if host_id is not None:  # a host of its own: no other host can check its pid, only its lease
+            env["RKAT_HOST_ID"] = host_id
         env = {k: v for k, v in env.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}  # the mock only
         self.err_path = err_path
         self.started = time.monotonic()
@@ -183,6 +199,8 @@ class Child:
                 reports.sessions.add(session_id)
             elif line[0] == "busy":
                 reports.busy += 1
+            elif line[0] == "lost":
+                reports.lost += 1
         last = self.lines[-1] if self.lines else ["spawned"]
         where = ("start-up" if last[0] in ("spawned", "ready") and len(self.lines) <= 1
                  else f"mid-{last[1]}" if last[0] == "try" else "between calls")
@@ -224,6 +242,11 @@ def runs_of(session_id: str, rows: list[Message]) -> list[tuple[UserMessage, Blo
     return pairs
 
 
+def owner_is_dead(owner: str) -> bool:
+    """The children are dead at a check point: by pid on one host, by host id across hosts."""
+    return owner.startswith(CRASH_HOST) or not owner_is_alive(owner)
+
+
 def check_store(store: SessionStore, reports: Reports) -> dict[str, int]:
     """Every invariant a store left by killed hosts must hold; returns counts by run outcome."""
     records = {r.session_id: r for r in all_sessions(store)}
@@ -259,7 +282,7 @@ def check_store(store: SessionStore, reports: Reports) -> dict[str, int]:
                 # Closed for a dead owner: the input kept, an empty cancelled answer.
                 assert run.status == "interrupted", run
                 assert answer.blocks == [] and answer.stop_reason == "cancelled", answer
-                assert run.error is not None and "died" in run.error, run.error
+                assert run.error is not None and ("died" in run.error or "lease" in run.error), run.error
                 counts["interrupted"] += 1
         # The record agrees with its rows: the answer shown is the last one completed.
         assert record.last_assistant_text == last_text, (session_id, record.last_assistant_text, last_text)
@@ -269,7 +292,7 @@ def check_store(store: SessionStore, reports: Reports) -> dict[str, int]:
         else:
             # Cut off between begin and commit, not yet swept: no rows, a dead owner.
             assert record.active_run_id == open_run.run_id and open_run.run_id not in seen_runs
-            assert not owner_is_alive(open_run.owner), open_run
+            assert owner_is_dead(open_run.owner), open_run
             assert open_run.prompt in known_tags
             counts["open"] += 1
     lost = {run_id: report for run_id, report in reports.done.items() if run_id not in seen_runs}
@@ -294,15 +317,24 @@ async def free_and_use(root: Path, backend: str, reports: Reports, round_no: int
         return len(sessions)
 
 
+def open_checked_store(root: Path, backend: str) -> SessionStore:
+    realm = open_realm(REALM, state_root=root, backend=backend)
+    return open_store(backend, sqlite_path=realm.paths.sessions_sqlite_path, jsonl_dir=realm.paths.sessions_jsonl_dir,
+                      database_url=realm.database_url, realm_id=REALM)
+
+
 def checkpoint(root: Path, backend: str, reports: Reports, round_no: int) -> dict[str, int]:
-    paths = open_realm(REALM, state_root=root, backend=backend).paths
-    store = open_store(backend, sqlite_path=paths.sessions_sqlite_path, jsonl_dir=paths.sessions_jsonl_dir)
+    store = open_checked_store(root, backend)
     try:
         before = check_store(store, reports)
+        # Across hosts a dead owner is known only by its lease: wait it out, then no session may stay busy.
+        expiry = max((run.lease_expires_at_ms for run in store.open_runs()
+                      if not run.owner.rpartition(":")[0] == host_id()), default=0)
+        time.sleep(max(0.0, expiry / 1000 - time.time()) + 0.05)
     finally:
         store.close()
     used = trio.run(free_and_use, root, backend, reports, round_no)
-    store = open_store(backend, sqlite_path=paths.sessions_sqlite_path, jsonl_dir=paths.sessions_jsonl_dir)
+    store = open_checked_store(root, backend)
     try:
         after = check_store(store, reports)
         assert store.open_runs() == []
@@ -315,8 +347,13 @@ def checkpoint(root: Path, backend: str, reports: Reports, round_no: int) -> dic
     return {**after, "swept": before["open"]}
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "jsonl"])
-def test_sigkill_mid_turn_loses_and_duplicates_nothing(backend: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "jsonl", "postgres"])
+def test_sigkill_mid_turn_loses_and_duplicates_nothing(backend: str, tmp_path: Path, request: pytest.FixtureRequest,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    across_hosts = backend == "postgres"
+    if across_hosts:  # each child a host of its own on one database; a lease short enough to wait out
+        monkeypatch.setenv("RKAT_DATABASE_URL", request.getfixturevalue("postgres_migrated_url"))
+        monkeypatch.setenv("RKAT_LEASE_SECS", str(CROSS_HOST_LEASE_SECS))
     seed = int(os.environ.get("RKAT_CRASH_SEED") or int.from_bytes(os.urandom(4), "big"))
     print(f"\n[{backend}] seed {seed} (RKAT_CRASH_SEED={seed} replays the kill schedule)")
     rng = random.Random(seed)
@@ -330,7 +367,8 @@ def test_sigkill_mid_turn_loses_and_duplicates_nothing(backend: str, tmp_path: P
     try:
         while True:
             while len(children) < CHILDREN:
-                children.append(Child(root, backend, rng.getrandbits(32), tmp_path / f"child-{spawned}.err"))
+                children.append(Child(root, backend, rng.getrandbits(32), tmp_path / f"child-{spawned}.err",
+                                      host_id=f"{CRASH_HOST}{spawned}" if across_hosts else None))
                 plan_kill(children[-1], rng)
                 spawned += 1
             now = time.monotonic()
@@ -369,7 +407,8 @@ def test_sigkill_mid_turn_loses_and_duplicates_nothing(backend: str, tmp_path: P
           f"committed but cut before the report {counts['completed unreported']}); "
           f"closed as interrupted {counts['interrupted']} (by the live hosts {counts['interrupted'] - swept}, "
           f"by a new host at the check points {swept}); "
-          f"SESSION_BUSY between live hosts {reports.busy}; sessions {len(reports.sessions)}")
+          f"SESSION_BUSY between live hosts {reports.busy}; leases lost by a stalled host {reports.lost}; "
+          f"sessions {len(reports.sessions)}")
     # The test proves little unless most kills cut a call short and the hosts met each other's runs.
     mid_call = sum(n for where, n in reports.landed.items() if where.startswith("mid-"))
     assert mid_call >= KILLS // 2, reports.landed
