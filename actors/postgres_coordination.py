@@ -40,6 +40,7 @@ from meerkat.store.postgres_live import (
     OwnerRequest,
     decode_owner_request,
     live_channel,
+    notify,
     owner_channel,
     parse_live_ping,
     read_live,
@@ -259,7 +260,7 @@ class PostgresCoordinator(Coordinator):
     async def config_written(self) -> None:
         """Ping the realm's channel: other hosts re-read the config now, not at their next poll."""
         try:
-            await self._db(_notify, self._live_channel, CONFIG_PING)
+            await self._db(notify, self._live_channel, CONFIG_PING)
         except StoreError as exc:  # they still see it at their next poll
             log.warning("could not tell other hosts of a config write: %s", exc)
 
@@ -330,15 +331,16 @@ class PostgresCoordinator(Coordinator):
     # -- interrupts ---------------------------------------------------------------
 
     async def interrupt(self, run: RunRecord, timeout: float) -> bool | None:
-        """Flag the run, ping its owner, and wait for the run to end (None: its lease ran out first)."""
+        """Ping the run's owner, flag the run, and wait for it to end (None: its lease ran out first)."""
         host = self._host
-        if not await host.store_call(host.store.request_interrupt, run.session_id, run.run_id):
-            return False  # it ended meanwhile
         request = OwnerRequest(op="interrupt", session_id=run.session_id, run_id=run.run_id)
-        try:
+        try:  # the ping first: it is what stops the run at once
             await self._db(send_owner_request, self._realm_id, run.owner, request)
-        except StoreError as exc:  # the flag still reaches the owner with its next lease renewal
+        except StoreError as exc:
             log.warning("could not ping the owner of run %s: %s", run.run_id, exc)
+        # The flag reaches the owner with its next lease renewal if the ping did not (a lost
+        # connection). False: not running any more; the run's status below says how it ended.
+        await host.store_call(host.store.request_interrupt, run.session_id, run.run_id)
         deadline = trio.current_time() + timeout
         while True:
             ping = self._next_ping(run.session_id)
@@ -350,6 +352,3 @@ class PostgresCoordinator(Coordinator):
             with trio.move_on_after(0.25):
                 await ping.wait()
 
-
-def _notify(conn: psycopg.Connection[Any], channel: str, payload: str) -> None:
-    conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))

@@ -2,8 +2,8 @@
 
 Each turn of this host is followed by a relay subscription of its bus; the
 events it yields are queued and written to ``rkat.live_events`` in small
-batches (every :data:`BATCH_WINDOW` seconds, or at once past :data:`BATCH_ROWS`
-events), each batch one short transaction in a worker thread that also pings the
+batches (at most one write per :data:`BATCH_WINDOW` seconds, the first event
+after a quiet spell at once, and at once past :data:`BATCH_ROWS` events), each batch one short transaction in a worker thread that also pings the
 realm's live channel for every session in it. The rows of a run that ended are
 deleted :data:`DELETE_GRACE` seconds after its terminal event (followers still
 reading them then read the committed log); rows that owners which died left
@@ -30,8 +30,8 @@ __all__ = ["LiveEventWriter", "BATCH_WINDOW", "BATCH_ROWS", "DELETE_GRACE"]
 
 log = logging.getLogger("rkat.realm")
 
-#: Longest a published event waits before it is written for other hosts (seconds).
-BATCH_WINDOW = 0.02
+#: Seconds between two writes at most: an event waits at most this long to be written for other hosts.
+BATCH_WINDOW = 0.01
 #: Events that are written at once, without waiting for the window.
 BATCH_ROWS = 256
 #: Seconds a finished run's live rows stay for followers still reading them (then: the log).
@@ -83,12 +83,17 @@ class LiveEventWriter:
             await self._write_loop()
 
     async def _write_loop(self) -> None:
+        last_write = -BATCH_WINDOW
         while True:
             with trio.move_on_after(DELETE_GRACE):
                 await self._outbox_ready.wait()
-            if self._outbox and len(self._outbox) < BATCH_ROWS:
-                with trio.move_on_after(BATCH_WINDOW):  # let the burst gather: one transaction for all of it
+            # At most one write per window: an event after a quiet spell goes out at once, a
+            # burst gathers behind the write before it (one transaction for all of it).
+            wait = last_write + BATCH_WINDOW - trio.current_time()
+            if self._outbox and len(self._outbox) < BATCH_ROWS and wait > 0:
+                with trio.move_on_after(wait):
                     await self._outbox_full.wait()
+            last_write = trio.current_time()
             await self.flush()
 
     async def flush(self) -> None:

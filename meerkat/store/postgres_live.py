@@ -35,6 +35,7 @@ __all__ = [
     "delete_live_runs",
     "live_channel",
     "live_ping",
+    "notify",
     "parse_live_ping",
     "owner_channel",
     "read_live",
@@ -114,6 +115,7 @@ def append_live(conn: Conn, realm_id: str, rows: list[LiveRow], now_ms: int) -> 
     if not rows:
         return
     with conn.transaction():
+        _no_flush(conn)
         with conn.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO rkat.live_events (realm_id, session_id, seq, run_id, written_at_ms, body)"
@@ -149,8 +151,20 @@ def sweep_live(conn: Conn, realm_id: str, written_before_ms: int) -> int:
 
 
 def send_owner_request(conn: Conn, realm_id: str, owner: str, request: OwnerRequest) -> None:
-    """Ping ``owner`` about one of its runs."""
-    conn.execute("SELECT pg_notify(%s, %s)", (owner_channel(realm_id, owner), _encode(request).decode()))
+    """Ping ``owner`` about one of its runs (in the caller's transaction; sent when it commits)."""
+    notify(conn, owner_channel(realm_id, owner), _encode(request).decode())
+
+
+def notify(conn: Conn, channel: str, payload: str) -> None:
+    """Ping ``channel`` when the caller's transaction commits, without waiting for a disk flush."""
+    _no_flush(conn)
+    conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+
+def _no_flush(conn: Conn) -> None:
+    # Live rows are UNLOGGED and pings best effort: nothing here is worth an fsync at commit
+    # (a crash of the server loses them either way; the committed log and the store's flags stay).
+    conn.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def decode_owner_request(payload: str) -> OwnerRequest | None:
