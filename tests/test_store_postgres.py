@@ -326,3 +326,30 @@ def test_a_row_held_by_a_hung_host_fails_the_call_instead_of_hanging(hosts: Any,
     impatient.begin_run(make_run("r1", "s1"))
     assert store.get_session("s1").active_run_id == "r1"
     impatient.database.close()
+
+
+def test_a_role_that_may_not_create_schemas_serves_a_migrated_database(hosts: Any, postgres_url: str,
+                                                                       postgres_server: PostgresServer) -> None:
+    hosts()  # the schema's owner migrates it
+    role = f"app_{int(time.time() * 1000) % 10**9}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'app-Secret-1'")
+        admin.execute(f"GRANT USAGE ON SCHEMA rkat TO {role}")
+        admin.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA rkat TO {role}")
+    url = postgres_url.replace(f"{postgres_server.user}:", f"{role}:").replace(
+        postgres_server.password, "app-Secret-1")
+    try:
+        with psycopg.connect(url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("CREATE SCHEMA IF NOT EXISTS rkat")  # what a migration would need
+        app = PostgresStore(url, realm_id="realm")
+        try:
+            app.create_session(make_record("s1"), [system_row()])
+            app.begin_run(make_run("r1", "s1"))
+            app.commit_run(make_commit("r1", "s1", run_rows("r1", "as the app role")))
+            assert app.get_session("s1").message_count == 3
+        finally:
+            app.close()
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")
