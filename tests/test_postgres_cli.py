@@ -42,7 +42,9 @@ def test_two_hosts_share_sessions_and_config_through_the_database(tmp_path, post
 def test_doctor_reports_the_database_without_its_password(tmp_path, postgres_url, postgres_server):
     rkat = Cli(tmp_path / "a", tmp_path, env={"RKAT_DATABASE_URL": postgres_url})
     rkat("-r", "team", "--realm-backend", "postgres", "run", "hi")
+    rkat("-r", "team", "config", "patch", "--json", '{"agent": {"model": "mock"}}')
     report = rkat("-r", "team", "doctor", "--no-probe", "--format", "json")
+    assert report.json()["default_model"] == "mock"  # the realm's config, read from the database
     database = report.json()["database"]
     dbname = postgres_url.rsplit("/", 1)[1]
     assert database["reachable"] is True and database["schema_version"] >= 1 and database["latency_ms"] >= 0
@@ -53,6 +55,7 @@ def test_doctor_reports_the_database_without_its_password(tmp_path, postgres_url
     text = Cli(tmp_path / "elsewhere", tmp_path, env={"RKAT_DATABASE_URL": postgres_url})("-r", "team", "doctor",
                                                                                           "--no-probe")
     assert "Database" in text.out and "reachable      True" in text.out and "backend      postgres" in text.out
+    assert "origin       explicit" in text.out and "exists       yes" in text.out  # from the database alone
     gone = postgres_url.replace(f":{postgres_server.port}/", ":1/")
     down = Cli(tmp_path / "a", tmp_path, env={"RKAT_DATABASE_URL": gone})("-r", "team", "doctor", "--no-probe",
                                                                           "--format", "json")

@@ -67,11 +67,12 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-async def _store_check(ctx: click.Context) -> str:
+async def _store_check(ctx: click.Context) -> tuple[str, dict[str, Any]]:
     """The realm's store, checked as ``GET /health`` checks it plus SQLite's quick_check (deep).
 
     Opening a damaged realm reports what it found (and may then serve it empty), so
-    what the open warned about is part of the answer too.
+    what the open warned about is part of the answer too. Also returns the realm's
+    stored config document as the realm serves it (empty when it did not open).
     """
     from actors.store_health import check_store
 
@@ -79,9 +80,12 @@ async def _store_check(ctx: click.Context) -> str:
 
     collected, realm_log = _Collect(), logging.getLogger("rkat.realm")
     realm_log.addHandler(collected)
+    config: dict[str, Any] = {}
     try:
         async with service_for(ctx, read_only=True) as service:
             problems = await check_store(service, deep=True)
+            if not problems:
+                config = (await service.get_config()).config
             realm = service.realm
             where = {"sqlite": realm.paths.sessions_sqlite_path, "jsonl": realm.paths.sessions_jsonl_dir,
                      "postgres": realm.database.display() if realm.database else None}.get(realm.backend, "(memory)")
@@ -90,7 +94,7 @@ async def _store_check(ctx: click.Context) -> str:
     finally:
         realm_log.removeHandler(collected)
     problems = [*collected.messages, *problems]
-    return "FAILED: " + "; ".join(problems) if problems else f"ok ({where})"
+    return ("FAILED: " + "; ".join(problems) if problems else f"ok ({where})"), config
 
 
 async def _database(url: str, realm_id: str, realm: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +110,8 @@ async def _database(url: str, realm_id: str, realm: dict[str, Any]) -> dict[str,
         except MeerkatError as exc:
             probe["problem"] = exc.message
         else:
-            realm["in_database"] = row is not None
+            if row is not None:
+                realm["in_database"] = row.origin
     probe.setdefault("url", redact_url(url))
     return probe
 
@@ -144,14 +149,17 @@ async def _report(ctx: click.Context, options: Any, probe: bool) -> dict[str, An
         url = chosen_database_url(ctx)
         if url is not None:
             report["database"] = await _database(url, options.realm_id, realm)
-        if manifest is None and realm.pop("in_database", False):
-            realm["backend"], realm["origin"] = "postgres", "(recorded in the database)"
-            realm["store"] = await _store_check(ctx)
-        realm["exists"] = manifest is not None or "store" in realm
-        if manifest is not None:
+        origin_in_database = realm.pop("in_database", None)
+        if manifest is None and origin_in_database is not None:  # a database realm this host never cached
+            realm["backend"], realm["origin"] = "postgres", origin_in_database
+        elif manifest is not None:
             realm["backend"], realm["origin"] = manifest.backend, manifest.origin
-            realm["store"] = await _store_check(ctx)
-        if manifest is not None and manifest.backend != "postgres":
+        realm["exists"] = "backend" in realm
+        if realm["exists"]:
+            realm["store"], served_config = await _store_check(ctx)
+        if realm.get("backend") == "postgres":
+            config = served_config  # it lives in the database, not in a file here
+        elif manifest is not None:
             config, unknown, problem = await trio.to_thread.run_sync(_read_config, paths)
             realm["config_file"] = str(paths.config_path)
             if unknown:
