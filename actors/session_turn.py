@@ -197,7 +197,7 @@ class TurnRunner:
                     f"token budget exhausted: {record.usage.total_tokens} of {settings.budget_max_tokens} used",
                     details={"used": record.usage.total_tokens, "limit": settings.budget_max_tokens})
             # Raises PROVIDER_ERROR (naming the variables to set) when the provider has no key.
-            provider = sup.providers.get(settings.provider, sup.current_config())
+            provider = await sup.providers.aget(settings.provider, sup.current_config())
             endpoint, token = await sup.coordinator.run_link()
             now = now_ms()
             fresh = await sup.begin_run(RunRecord(

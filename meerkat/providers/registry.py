@@ -25,6 +25,8 @@ import importlib
 import re
 from typing import Any, Callable, Mapping
 
+import trio
+
 from ..errors import InvalidParams, ProviderError
 from .base import Provider
 from .catalog import PROVIDER_DEFAULTS, find_model, params_for, self_hosted_aliases, self_hosted_default
@@ -33,7 +35,8 @@ from .mock import MockProvider
 from .params import check_params
 
 __all__ = ["KNOWN_PROVIDERS", "DEFAULT_MODEL", "resolve_model", "build_provider", "register_provider",
-           "validate_provider_params", "effective_provider_params", "provider_settings", "ProviderPool"]
+           "validate_provider_params", "effective_provider_params", "provider_settings", "ProviderPool",
+           "load_provider"]
 
 #: Provider names users may select.
 KNOWN_PROVIDERS = ("mock", "anthropic", "openai", "gemini", "self_hosted")
@@ -203,7 +206,9 @@ def _factory(name: str) -> ProviderFactory:
         # never walked; they are still freed by reference counting should they ever die.
         # Freezing takes every tracked object, garbage cycles not yet collected too (a retired
         # session's tasks, tracebacks), and a frozen cycle is never freed: collect them first
-        # (once per provider and process, next to an SDK import that costs far more).
+        # (once per provider and process). Even from a worker thread that full walk holds the
+        # GIL (~100-250 ms here): the one stall of loading a provider left on the loop, the
+        # import itself (1-3 s) no longer is (see load_provider).
         gc.collect()
         gc.freeze()
         _FACTORIES[name] = factory
@@ -211,6 +216,18 @@ def _factory(name: str) -> ProviderFactory:
         raise ProviderError(f"provider {name!r} is not available; use one of {', '.join(KNOWN_PROVIDERS)} "
                             f"(mock is the offline provider)")
     return factory
+
+
+async def load_provider(name: str) -> None:
+    """Import ``name``'s module (and with it its vendor SDK) in a worker thread, once.
+
+    Importing an SDK takes 1-3 s of interpreter work; on the trio thread that stalls
+    every session of the process. From a worker thread the loop keeps its turns (the
+    import gives up the GIL between bytecodes and on file reads). Unknown names are
+    left for :func:`build_provider` to refuse.
+    """
+    if name in _LAZY and name not in _FACTORIES:
+        await trio.to_thread.run_sync(_factory, name)
 
 
 def build_provider(name: str, settings: dict[str, Any] | None = None) -> Provider:
@@ -243,13 +260,24 @@ class ProviderPool:
         self._providers: dict[Any, Provider] = {}
 
     def get(self, name: str, config: Any) -> Provider:
-        """The provider ``name`` configured as ``config`` says, built on first use."""
+        """The provider ``name`` configured as ``config`` says, built on first use.
+
+        Builds on the calling thread: from the event loop, use :meth:`aget`, which
+        imports a vendor SDK in a worker thread first.
+        """
         settings = provider_settings(name, config)
         key = (name, _freeze(settings))
         provider = self._providers.get(key)
         if provider is None:
             provider = self._providers[key] = build_provider(name, settings)
         return provider
+
+    async def aget(self, name: str, config: Any) -> Provider:
+        """:meth:`get` for the event loop: a missing key is refused before any import, and
+        the first use of a vendor imports its SDK off the loop's thread."""
+        provider_settings(name, config)  # raises PROVIDER_ERROR (naming the variables to set) first
+        await load_provider(name)
+        return self.get(name, config)
 
     async def aclose(self) -> None:
         """Close every client (their connections) and forget them."""
