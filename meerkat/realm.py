@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import re
-import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from meerkat.dburl import DatabaseIdentity, database_url as resolve_database_url
 from meerkat.fsutil import atomic_write_bytes, exclusive_file_lock, make_private_dir
 from meerkat.errors import InvalidParams, StoreError
 from meerkat.ids import canonical_uuid, new_uuid7
+from meerkat.project_dirs import git_work_tree_root, project_dir, project_state_root, workspace_context
 from meerkat.realm_manifest import (BACKENDS, DEFAULT_BACKEND, MANIFEST_FILE, MANIFEST_LOCK_FILE, Backend, Origin,
                                     RealmManifest, parse_backend, parse_origin, read_manifest)
 
@@ -376,12 +376,14 @@ def resolve_state_root(realm_id: str | None, state_root: str | None, *, context_
        either choice would hide the other's sessions.
     3. Found nowhere (or no realm named): the project candidate when
        ``project_default`` (the CLI), else None, meaning the user data directory.
+       A project ``.rkat`` that is not trusted (:mod:`meerkat.project_dirs`) is no
+       candidate: the user data directory is used instead.
     """
     explicit = state_root or os.environ.get("RKAT_STATE_ROOT") or None
     if explicit:
         return Path(explicit)
-    project = None if context_root is None else project_state_root(context_root)
-    default = project if project_default else None
+    project = None if context_root is None else project_state_root(context_root)  # None: untrusted
+    default = (project or default_state_root()) if project_default else None
     if realm_id is None or project is None:
         return default
     user = default_state_root()
@@ -412,64 +414,3 @@ def _same_directory(first: Path, second: Path) -> bool:
         return first.samefile(second)
     except OSError:
         return False
-
-
-def git_work_tree_root(cwd: str | Path) -> Path | None:
-    """The root of the git work tree ``cwd`` is in (the nearest ancestor holding ``.git``), if any."""
-    start = Path(cwd)
-    for directory in (start, *start.parents):
-        if (directory / ".git").exists():
-            return directory
-    return None
-
-
-def project_dir(cwd: str | Path) -> Path:
-    """The project ``cwd`` belongs to: the nearest ancestor holding ``.rkat``; when none has
-    one, the root of the git work tree ``cwd`` is in; else ``cwd`` itself.
-
-    Inside a git work tree the walk stops at its root: a ``~/.rkat`` (or ``/tmp/.rkat``)
-    above the repository does not capture it. So there is one ``.rkat/`` per
-    repository, at its root, instead of a new one in whatever subdirectory the first
-    command ran in.
-    """
-    start = Path(cwd)
-    git_root = git_work_tree_root(start)
-    for directory in (start, *start.parents):
-        if _own_state_dir(directory / ".rkat"):
-            return directory
-        if directory == git_root:
-            return git_root
-    return start
-
-
-def _own_state_dir(path: Path) -> bool:
-    """``path`` is a ``.rkat`` directory of the current user (as git's ``safe.directory``: a
-    ``.rkat/`` someone else made, e.g. in ``/tmp`` or a shared parent, is not trusted: its
-    config could send the user's keys elsewhere). Another user's is skipped with a warning."""
-    try:
-        status = path.stat()
-    except OSError:
-        return False
-    if not stat.S_ISDIR(status.st_mode):
-        return False
-    if status.st_uid != os.getuid():
-        log.warning("ignoring %s: it belongs to another user (uid %d), and its realms and config are not "
-                    "trusted; pass --state-root to use it anyway", path, status.st_uid)
-        return False
-    return True
-
-
-def workspace_context(cwd: str | Path) -> Path:
-    """The directory the CLI's workspace realm id is derived from: the git work tree root
-    when ``cwd`` is inside one (one session list per repository, from any subdirectory),
-    else ``cwd`` (per directory, as upstream)."""
-    return git_work_tree_root(cwd) or Path(cwd)
-
-
-def project_state_root(cwd: str | Path) -> Path:
-    """``<project>/.rkat/realms`` for the project of ``cwd`` (see :func:`project_dir`).
-
-    The CLI's default state root (upstream's project-local layout); servers given
-    ``--context-root`` look there too, so an SDK program finds the CLI's realms.
-    """
-    return project_dir(cwd) / ".rkat" / "realms"

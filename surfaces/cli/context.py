@@ -23,6 +23,7 @@ import asyncclick as click
 
 from meerkat.dburl import database_url
 from meerkat.errors import InvalidParams
+from meerkat.fsutil import make_private_dir
 from meerkat.realm import BACKENDS, RealmPaths, resolve_state_root, stored_backends
 
 from surfaces.realm_options import DATABASE_URL_HELP, RealmOptions
@@ -158,7 +159,7 @@ def start_project_dir(state_root: Path) -> None:
     """Create ``<project>/.rkat/`` (holding ``state_root``) with its ``.gitignore``, if it is new."""
     if state_root.name != "realms" or state_root.parent.name != ".rkat" or state_root.parent.exists():
         return
-    state_root.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(state_root.parent)  # 0700 whatever the umask: only its owner's .rkat is trusted
     (state_root.parent / ".gitignore").write_text(GITIGNORE)
 
 

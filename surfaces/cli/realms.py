@@ -36,8 +36,9 @@ def _roots(ctx: click.Context) -> list[Path]:
     explicit = explicit_state_root(ctx)
     if explicit:
         return [Path(explicit)]
-    roots = [project_state_root(os.getcwd()), default_state_root()]
-    if roots[0].exists() and roots[1].exists() and roots[0].samefile(roots[1]):
+    project = project_state_root(os.getcwd())  # None: the project's .rkat is not trusted
+    roots = [root for root in (project, default_state_root()) if root is not None]
+    if len(roots) == 2 and roots[0].exists() and roots[1].exists() and roots[0].samefile(roots[1]):
         roots.pop()
     return roots
 
