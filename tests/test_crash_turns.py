@@ -26,10 +26,9 @@ check point (halfway and at the end) it kills both children and checks the store
   need to wait out the lease): none is active, no run is open, and a turn on each
   one succeeds.
 
-On ``postgres`` (one database) each child is a host of its own (``RKAT_HOST_ID``),
-so no host can check another's pid: the live child closes a killed one's run once
-its lease (2 s here) ran out, and at a check point the new host starts once the
-dead hosts' leases have run out; nothing may stay busy past its lease.
+The same loop across hosts of a ``postgres`` realm (each host its own ``RKAT_HOST_ID``,
+so only leases tell a dead host) is tests/test_crash_hosts.py, built on this module's
+functions.
 
 Seed and figures are printed (run with ``-s``); ``RKAT_CRASH_SEED`` replays a seed.
 """
@@ -40,21 +39,21 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import trio
 
-from actors import open_service
+from actors import SessionService, open_service
 from meerkat.realm import open_realm
-from meerkat.store import SessionStore, open_store, owner_is_alive
-from meerkat.store.base import host_id
+from meerkat.store import RunRecord, SessionStore, open_store, owner_is_alive
 from meerkat.transcript import BlockAssistantMessage, Message, SystemMessage, UserMessage
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,9 +63,6 @@ CHECK_EVERY = 50
 CHILDREN = 2
 #: Seconds a child may take to start its host before the test gives up on it (a safety net, not a measure).
 READY_WAIT = 30.0
-#: On postgres each child is a host of its own (``RKAT_HOST_ID``): the others know it died only by its lease.
-CRASH_HOST = "crash-host-"
-CROSS_HOST_LEASE_SECS = 2.0
 
 CHILD = r'''
 import json, os, random, sys
@@ -138,15 +134,15 @@ class Reports:
     landed: dict[str, int] = field(default_factory=dict)
     #: Prompts of the parent's own turns (the usability check).
     parent_tags: set[str] = field(default_factory=set)
+    #: Calls that failed otherwise than SESSION_BUSY (hosts that report them: test_crash_hosts.py).
+    errors: list[list[Any]] = field(default_factory=list)
 
 
 class Child:
     """One host process; a thread collects its stdout lines."""
 
-    def __init__(self, root: Path, backend: str, seed: int, err_path: Path, host_id: str | None = None) -> None:
+    def __init__(self, root: Path, backend: str, seed: int, err_path: Path) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        if host_id is not None:  # a host of its own: no other host can check its pid, only its lease
-            env["RKAT_HOST_ID"] = host_id
         env = {k: v for k, v in env.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}  # the mock only
         self.err_path = err_path
         self.started = time.monotonic()
@@ -169,6 +165,9 @@ class Child:
             if line == ["ready"]:
                 self.ready_at = time.monotonic()
             self.lines.append(line)
+
+    def poll(self) -> None:
+        """Take in what the child wrote since (here a thread does it as lines come)."""
 
     def discard(self) -> None:
         """End a child the test no longer needs (after a failure)."""
@@ -201,10 +200,16 @@ class Child:
                 reports.busy += 1
             elif line[0] == "lost":
                 reports.lost += 1
-        last = self.lines[-1] if self.lines else ["spawned"]
-        where = ("start-up" if last[0] in ("spawned", "ready") and len(self.lines) <= 1
-                 else f"mid-{last[1]}" if last[0] == "try" else "between calls")
+            elif line[0] == "error":
+                reports.errors.append(line)
+        where = self.where_killed()
         reports.landed[where] = reports.landed.get(where, 0) + 1
+
+    def where_killed(self) -> str:
+        """Where the kill landed, from the last line: start-up, ``mid-KIND`` of a call, or between calls."""
+        last = self.lines[-1] if self.lines else ["spawned"]
+        return ("start-up" if last[0] in ("spawned", "ready") and len(self.lines) <= 1
+                else f"mid-{last[1]}" if last[0] == "try" else "between calls")
 
 
 def plan_kill(child: Child, rng: random.Random) -> None:
@@ -242,13 +247,18 @@ def runs_of(session_id: str, rows: list[Message]) -> list[tuple[UserMessage, Blo
     return pairs
 
 
-def owner_is_dead(owner: str) -> bool:
-    """The children are dead at a check point: by pid on one host, by host id across hosts."""
-    return owner.startswith(CRASH_HOST) or not owner_is_alive(owner)
+def owner_died(run: RunRecord) -> bool:
+    """The run's owner is a dead process of this host (the file backends' check)."""
+    return not owner_is_alive(run.owner)
 
 
-def check_store(store: SessionStore, reports: Reports) -> dict[str, int]:
-    """Every invariant a store left by killed hosts must hold; returns counts by run outcome."""
+def check_store(store: SessionStore, reports: Reports, *, owner_gone: Callable[[RunRecord], bool] = owner_died,
+                closed_because: tuple[str, ...] = ("died",)) -> dict[str, int]:
+    """Every invariant a store left by killed hosts must hold; returns counts by run outcome.
+
+    ``owner_gone`` says whether an open run's owner is dead; ``closed_because``: words one
+    of which the error of a run closed for a dead owner carries.
+    """
     records = {r.session_id: r for r in all_sessions(store)}
     assert reports.sessions <= set(records), f"reported sessions lost: {reports.sessions - set(records)}"
     open_runs = {run.session_id: run for run in store.open_runs()}
@@ -260,6 +270,7 @@ def check_store(store: SessionStore, reports: Reports) -> dict[str, int]:
         rows = store.read_messages(session_id)
         assert record.message_count == len(rows), (session_id, record.message_count, len(rows))
         last_text = None
+        last_start = 0
         for user, answer in runs_of(session_id, rows):
             run_id = user.run_id
             assert run_id not in seen_runs, f"run {run_id} in {session_id} and {seen_runs.get(run_id)}"
@@ -269,6 +280,9 @@ def check_store(store: SessionStore, reports: Reports) -> dict[str, int]:
             seen_tags.add(user.content)
             run = store.get_run(run_id)
             assert run is not None and run.session_id == session_id and run.prompt == user.content, run
+            # In order: a session runs one turn at a time, so its runs' rows follow their starts.
+            assert run.started_at_ms >= last_start, (session_id, run_id)
+            last_start = run.started_at_ms
             if run.status == "completed":
                 assert answer.stop_reason != "cancelled" and text_of(answer), answer
                 last_text = text_of(answer)
@@ -282,7 +296,7 @@ def check_store(store: SessionStore, reports: Reports) -> dict[str, int]:
                 # Closed for a dead owner: the input kept, an empty cancelled answer.
                 assert run.status == "interrupted", run
                 assert answer.blocks == [] and answer.stop_reason == "cancelled", answer
-                assert run.error is not None and ("died" in run.error or "lease" in run.error), run.error
+                assert run.error is not None and any(word in run.error for word in closed_because), run.error
                 counts["interrupted"] += 1
         # The record agrees with its rows: the answer shown is the last one completed.
         assert record.last_assistant_text == last_text, (session_id, record.last_assistant_text, last_text)
@@ -292,7 +306,7 @@ def check_store(store: SessionStore, reports: Reports) -> dict[str, int]:
         else:
             # Cut off between begin and commit, not yet swept: no rows, a dead owner.
             assert record.active_run_id == open_run.run_id and open_run.run_id not in seen_runs
-            assert owner_is_dead(open_run.owner), open_run
+            assert owner_gone(open_run), open_run
             assert open_run.prompt in known_tags
             counts["open"] += 1
     lost = {run_id: report for run_id, report in reports.done.items() if run_id not in seen_runs}
@@ -305,38 +319,43 @@ def check_store(store: SessionStore, reports: Reports) -> dict[str, int]:
 async def free_and_use(root: Path, backend: str, reports: Reports, round_no: int) -> int:
     """A new host on the realm: no session may be busy, and a turn on each one succeeds."""
     async with open_service(REALM, state_root=root, backend=backend) as service:
-        sessions = await service.list_sessions(limit=1000)
-        busy = [s.session_id for s in sessions if s.is_active]
-        assert not busy, f"sessions still busy after a new host started: {busy}"
-        for summary in sessions:
-            tag = f"parent-{round_no}-{summary.session_id}"
-            reports.parent_tags.add(tag)
-            result = await service.start_turn(summary.session_id, tag)
-            assert result.text == f"Mock reply to: {tag}"
-            reports.done[result.run_id] = (summary.session_id, tag, result.text)
-        return len(sessions)
+        return await use_every_session(service, reports, round_no)
 
 
-def open_checked_store(root: Path, backend: str) -> SessionStore:
-    realm = open_realm(REALM, state_root=root, backend=backend)
-    return open_store(backend, sqlite_path=realm.paths.sessions_sqlite_path, jsonl_dir=realm.paths.sessions_jsonl_dir,
-                      database_url=realm.database_url, realm_id=REALM)
+async def use_every_session(service: SessionService, reports: Reports, round_no: int) -> int:
+    """On a host that just started: no session is busy, and a turn on each one succeeds."""
+    sessions = await service.list_sessions(limit=1000)
+    busy = [s.session_id for s in sessions if s.is_active]
+    assert not busy, f"sessions still busy after a new host started: {busy}"
+    for summary in sessions:
+        tag = f"parent-{round_no}-{summary.session_id}"
+        reports.parent_tags.add(tag)
+        result = await service.start_turn(summary.session_id, tag)
+        assert result.text == f"Mock reply to: {tag}"
+        reports.done[result.run_id] = (summary.session_id, tag, result.text)
+    return len(sessions)
 
 
 def checkpoint(root: Path, backend: str, reports: Reports, round_no: int) -> dict[str, int]:
-    store = open_checked_store(root, backend)
+    paths = open_realm(REALM, state_root=root, backend=backend).paths
+    return check_and_use(
+        lambda: open_store(backend, sqlite_path=paths.sessions_sqlite_path, jsonl_dir=paths.sessions_jsonl_dir),
+        lambda: trio.run(free_and_use, root, backend, reports, round_no), reports)
+
+
+def check_and_use(store_of: Callable[[], SessionStore], use: Callable[[], int], reports: Reports,
+                  **check: Any) -> dict[str, int]:
+    """The store checked as the killed hosts left it, then ``use`` (a new host turning every session),
+    then checked again: the new host closed every run left open and lost none."""
+    store = store_of()
     try:
-        before = check_store(store, reports)
-        # Across hosts a dead owner is known only by its lease: wait it out, then no session may stay busy.
-        expiry = max((run.lease_expires_at_ms for run in store.open_runs()
-                      if not run.owner.rpartition(":")[0] == host_id()), default=0)
-        time.sleep(max(0.0, expiry / 1000 - time.time()) + 0.05)
+        before = check_store(store, reports, **check)
     finally:
         store.close()
-    used = trio.run(free_and_use, root, backend, reports, round_no)
-    store = open_checked_store(root, backend)
+    used = use()
+    store = store_of()
     try:
-        after = check_store(store, reports)
+        after = check_store(store, reports, **check)
         assert store.open_runs() == []
     finally:
         store.close()
@@ -347,69 +366,101 @@ def checkpoint(root: Path, backend: str, reports: Reports, round_no: int) -> dic
     return {**after, "swept": before["open"]}
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "jsonl", "postgres"])
-def test_sigkill_mid_turn_loses_and_duplicates_nothing(backend: str, tmp_path: Path, request: pytest.FixtureRequest,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    across_hosts = backend == "postgres"
-    if across_hosts:  # each child a host of its own on one database; a lease short enough to wait out
-        monkeypatch.setenv("RKAT_DATABASE_URL", request.getfixturevalue("postgres_migrated_url"))
-        monkeypatch.setenv("RKAT_LEASE_SECS", str(CROSS_HOST_LEASE_SECS))
-    seed = int(os.environ.get("RKAT_CRASH_SEED") or int.from_bytes(os.urandom(4), "big"))
-    print(f"\n[{backend}] seed {seed} (RKAT_CRASH_SEED={seed} replays the kill schedule)")
-    rng = random.Random(seed)
-    root = tmp_path / "root"
-    reports = Reports()
+@dataclass
+class LoopOutcome:
+    """What a crash loop did: kills, hosts started, runs a new host closed, the last check's counts."""
+
+    kills: int = 0
+    spawned: int = 0
+    swept: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+    #: Seconds from each host's spawn to its ``ready`` (hosts killed before it are left out).
+    start_ups: list[float] = field(default_factory=list)
+
+
+def crash_loop(new_child: Callable[[int, list[Child]], Child], check: Callable[[int], dict[str, int]],
+               reports: Reports, rng: random.Random, *, at_once: int, kills: int = KILLS,
+               check_every: int = CHECK_EVERY) -> LoopOutcome:
+    """Keep ``at_once`` hosts running, kill each at its planned instant and start another in its
+    place (``new_child(number, running)``); every ``check_every`` kills, kill the rest too and run
+    ``check(kills so far)``; stop after the check point that reaches ``kills``."""
     began = time.monotonic()
-    trio.run(free_and_use, root, backend, reports, 0)  # the realm exists before the children race
     children: list[Child] = []
-    kills = spawned = swept = 0
-    next_check = CHECK_EVERY
+    out = LoopOutcome()
+    next_check = check_every
     try:
         while True:
-            while len(children) < CHILDREN:
-                children.append(Child(root, backend, rng.getrandbits(32), tmp_path / f"child-{spawned}.err",
-                                      host_id=f"{CRASH_HOST}{spawned}" if across_hosts else None))
+            while len(children) < at_once:
+                children.append(new_child(out.spawned, children))
                 plan_kill(children[-1], rng)
-                spawned += 1
+                out.spawned += 1
             now = time.monotonic()
             for child in list(children):
+                child.poll()
                 if child.kill_at is None and child.ready_at is not None:
                     child.kill_at = child.ready_at + child.kill_after_ready
                 if child.kill_at is not None and now >= child.kill_at:
                     child.kill()
+                    if child.ready_at is not None:
+                        out.start_ups.append(child.ready_at - child.started)
                     child.report_into(reports)
                     children.remove(child)
-                    kills += 1
+                    out.kills += 1
                 elif child.ready_at is None and now - child.started > READY_WAIT:
                     child.kill()
                     raise AssertionError(f"a child never got ready: {child.err_path.read_text()[-3000:]}")
-            if kills >= next_check:
-                # A check point: the other child dies too (it counts), then the store is checked.
+            if out.kills >= next_check:
+                # A check point: the other children die too (they count), then the store is checked.
                 for child in children:
                     child.kill()
                     child.report_into(reports)
-                    kills += 1
+                    out.kills += 1
                 children.clear()
-                counts = checkpoint(root, backend, reports, kills)
-                swept += counts["swept"]
-                next_check += CHECK_EVERY
-                if kills >= KILLS:
+                out.counts = check(out.kills)
+                out.swept += out.counts["swept"]
+                next_check += check_every
+                if out.kills >= kills:
                     break
             time.sleep(0.005)
     finally:
         for child in children:
             child.discard()
-    elapsed = time.monotonic() - began
-    completed = counts["completed"]
-    print(f"[{backend}] {kills} SIGKILLs in {elapsed:.1f} s ({CHILDREN} hosts at a time, {spawned} started); "
-          f"where they landed: {dict(sorted(reports.landed.items()))}")
-    print(f"[{backend}] runs completed {completed} (reported {len(reports.done)}, "
+    out.elapsed = time.monotonic() - began
+    return out
+
+
+def report_and_judge(label: str, out: LoopOutcome, reports: Reports, hosts: str) -> None:
+    """Print the figures of a crash loop, and fail it if its kills proved little."""
+    counts, completed = out.counts, out.counts["completed"]
+    print(f"[{label}] {out.kills} SIGKILLs in {out.elapsed:.1f} s ({hosts}, {out.spawned} started); "
+          f"where they landed: {dict(sorted(reports.landed.items()))}; "
+          f"a host's start-up took {statistics.median(out.start_ups or [0]):.2f} s (median)")
+    print(f"[{label}] runs completed {completed} (reported {len(reports.done)}, "
           f"committed but cut before the report {counts['completed unreported']}); "
-          f"closed as interrupted {counts['interrupted']} (by the live hosts {counts['interrupted'] - swept}, "
-          f"by a new host at the check points {swept}); "
+          f"closed as interrupted {counts['interrupted']} (by the live hosts {counts['interrupted'] - out.swept}, "
+          f"by a new host at the check points {out.swept}); "
           f"SESSION_BUSY between live hosts {reports.busy}; leases lost by a stalled host {reports.lost}; "
           f"sessions {len(reports.sessions)}")
     # The test proves little unless most kills cut a call short and the hosts met each other's runs.
     mid_call = sum(n for where, n in reports.landed.items() if where.startswith("mid-"))
-    assert mid_call >= KILLS // 2, reports.landed
-    assert counts["interrupted"] > 0 and completed > kills
+    assert mid_call >= out.kills // 2, reports.landed
+    assert counts["interrupted"] > 0 and completed > out.kills
+
+
+def crash_seed(label: str) -> random.Random:
+    """The kill schedule's generator: a fresh seed, printed, or ``RKAT_CRASH_SEED``'s."""
+    seed = int(os.environ.get("RKAT_CRASH_SEED") or int.from_bytes(os.urandom(4), "big"))
+    print(f"\n[{label}] seed {seed} (RKAT_CRASH_SEED={seed} replays the kill schedule)")
+    return random.Random(seed)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "jsonl"])
+def test_sigkill_mid_turn_loses_and_duplicates_nothing(backend: str, tmp_path: Path) -> None:
+    rng = crash_seed(backend)
+    root = tmp_path / "root"
+    reports = Reports()
+    trio.run(free_and_use, root, backend, reports, 0)  # the realm exists before the children race
+    out = crash_loop(lambda n, _: Child(root, backend, rng.getrandbits(32), tmp_path / f"child-{n}.err"),
+                     lambda kills: checkpoint(root, backend, reports, kills), reports, rng, at_once=CHILDREN)
+    report_and_judge(backend, out, reports, f"{CHILDREN} hosts at a time")
