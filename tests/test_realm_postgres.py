@@ -159,3 +159,17 @@ def test_resolved_paths_of_a_postgres_realm_name_its_database_not_files(tmp_path
     assert paths["database"] == realm.database.display() and postgres_server.password not in str(paths)
     assert set(open_realm("files", state_root=tmp_path).resolved_paths() or {}) >= {"config_path",
                                                                                     "sessions_sqlite_path"}
+
+
+def test_prune_never_removes_a_postgres_realm_even_one_marked_generated(tmp_path):
+    import json
+
+    from meerkat.realm_admin import prune_realms
+
+    root = tmp_path / "realm-0190"
+    root.mkdir()
+    (root / "realm_manifest.json").write_text(json.dumps({
+        "realm_id": "realm-0190", "backend": "postgres", "origin": "generated", "created_at": "1",
+        "database": {"host": "db", "port": 5432, "dbname": "rkat", "user": "rkat", "database_id": "x"}}))
+    assert prune_realms(tmp_path, older_than_s=0) == []
+    assert root.exists()
