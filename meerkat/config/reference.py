@@ -73,9 +73,10 @@ EFFECTS: dict[str, str] = {
     "mock.token_delay_ms": "Pause between the offline mock model's tokens.",
     "mock.first_token_latency_ms": "Pause before the offline mock model's first token.",
     "storage.postgres.pool_size": "Most connections one host keeps to a postgres realm's database for its "
-                                  "sessions (1-100). Read when the host opens the realm, so a change applies "
-                                  "from each host's next start; all hosts together must stay under the server's "
-                                  "`max_connections` (see [deployment.md](deployment.md)). Ignored by file realms.",
+                                  "sessions and config (1-100; live events use a few more). Read when the host "
+                                  "opens the realm, so a change applies from each host's next start; all hosts "
+                                  "together must stay under the server's `max_connections` (see "
+                                  "[deployment.md](deployment.md)). Ignored by file realms.",
 }
 
 
