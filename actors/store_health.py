@@ -25,6 +25,7 @@ import trio
 from meerkat.dburl import scrub_secrets
 from meerkat.errors import MeerkatError
 from meerkat.realm import read_manifest
+from meerkat.store.wal_index import truncated_wal_index
 
 if TYPE_CHECKING:
     from meerkat.store.postgres_realms import DatabaseProbe
@@ -87,6 +88,9 @@ async def _problems(service: "SessionService", deep: bool, probe: "DatabaseProbe
             problems.append(f"session database {database} is missing")
         elif database.stat().st_size == 0:
             problems.append(f"session database {database} is empty (zero bytes): its sessions are gone from it")
+        shm_problem = truncated_wal_index(database)
+        if shm_problem is not None:  # reading the store now would kill this process (SIGBUS): report first
+            return [*problems, shm_problem]
     if realm.backend == "jsonl" and not paths.sessions_jsonl_dir.is_dir():
         problems.append(f"session directory {paths.sessions_jsonl_dir} is missing")
     problems.extend(await _store_read_problems(service))

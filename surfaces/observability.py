@@ -75,12 +75,30 @@ def add_observability_arguments(parser: argparse.ArgumentParser, *, metrics: boo
                             "message and session_id/run_id/realm_id when known); default: %(default)s")
 
 
+def enable_crash_reports() -> None:
+    """Make a fatal signal loud: the Python stacks of every thread go to stderr before the process dies.
+
+    Python code cannot survive a SIGBUS or SIGSEGV, but it need not die silently. The
+    one known way for rkat: SQLite maps the database's ``-shm`` file (the WAL index),
+    and truncating it under a running process makes that process's next database
+    access a SIGBUS (docs/security.md). The report names the store call it died in.
+    Written to the real stderr descriptor, also when the log is JSON lines.
+    """
+    import faulthandler
+
+    stream = sys.__stderr__
+    if stream is not None and not faulthandler.is_enabled():
+        faulthandler.enable(file=stream, all_threads=True)
+
+
 def setup_logging(program: str, level: str, log_format: str, *, json_stderr: bool = True) -> None:
     """Configure the root logger: ``level`` to stderr, as text or JSON lines.
 
     With JSON and ``json_stderr`` (servers), whatever else the program writes to
-    stderr becomes JSON lines too; the CLI keeps its stderr for people.
+    stderr becomes JSON lines too; the CLI keeps its stderr for people. Fatal
+    signals are reported too (:func:`enable_crash_reports`).
     """
+    enable_crash_reports()
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         from meerkat.observability.logs import JsonFormatter, JsonLines

@@ -54,6 +54,7 @@ from .eventlog import EventPage, InputRecord
 from . import sqlite_history
 from .query import labels_match, page
 from .revisions import ForkRequest, RevisionCommit, TranscriptRewrite
+from .wal_index import truncated_wal_index
 
 __all__ = ["SqliteStore", "SCHEMA_VERSION", "MIGRATIONS"]
 
@@ -588,6 +589,9 @@ class SqliteStore:
         with self._checkpoint_lock:
             if self._conn is None:
                 return
+            truncated = truncated_wal_index(self.path)
+            if truncated is not None:  # touching the database now would be this process's SIGBUS: say why first
+                raise StoreError(truncated)
             try:
                 if self._checkpoint_conn is None:
                     self._checkpoint_conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000,
