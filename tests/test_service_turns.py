@@ -13,7 +13,11 @@ from meerkat.errors import (
     SessionBusy,
     SessionNotFound,
 )
+from meerkat.testing import FakeProviderServer, Reply
+from meerkat.testing.fake_server import serve_fake_provider_server
 from meerkat.transcript import BlockAssistantMessage, ToolResultsMessage, UserMessage
+
+from provider_cases import clear_keys
 
 SLOW = {"reply_words": 400, "token_delay_ms": 5}
 
@@ -226,22 +230,46 @@ async def test_bad_create_params_name_the_field(service):
     assert await service.list_sessions() == []
 
 
-async def test_concurrent_sessions_run_in_parallel(service):
-    ids = [(await service.create_session("s", run_immediately=False)).session_id for _ in range(20)]
+class GatedVendor(FakeProviderServer):
+    """A fake Anthropic that answers no call until ``expected`` calls are waiting at once."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__(default=Reply(text="together"))
+        self.expected = expected
+        self.waiting = 0
+        self.all_waiting = trio.Event()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            self.waiting += 1
+            if self.waiting >= self.expected:
+                self.all_waiting.set()
+            await self.all_waiting.wait()
+        await super().__call__(scope, receive, send)
+
+
+async def test_concurrent_sessions_run_in_parallel(service, monkeypatch):
+    # The vendor holds every call until all 20 are in flight: sessions run one after another
+    # would never get an answer. (A wall-clock bound here failed on a loaded machine.)
+    clear_keys(monkeypatch)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    vendor = GatedVendor(expected=20)
     results = {}
+    async with trio.open_nursery() as servers:
+        monkeypatch.setenv("RKAT_ANTHROPIC_BASE_URL", await servers.start(serve_fake_provider_server, vendor))
+        ids = [(await service.create_session("s", model="claude-sonnet-4-6", run_immediately=False)).session_id
+               for _ in range(20)]
 
-    async def one(sid):
-        results[sid] = await service.start_turn(sid, f"hello {sid}",
-                                                provider_params={"first_token_latency_ms": 100, "reply": sid})
+        async def one(sid):
+            results[sid] = await service.start_turn(sid, f"hello {sid}")
 
-    with trio.fail_after(5):
-        start = trio.current_time()
-        async with trio.open_nursery() as nursery:
-            for sid in ids:
-                nursery.start_soon(one, sid)
-        elapsed = trio.current_time() - start
-    assert {sid: r.text for sid, r in results.items()} == {sid: sid for sid in ids}
-    assert elapsed < 20 * 0.1  # they overlapped rather than ran one after another
+        with trio.fail_after(120):  # a safety net against a hang, not a measurement
+            async with trio.open_nursery() as nursery:
+                for sid in ids:
+                    nursery.start_soon(one, sid)
+        servers.cancel_scope.cancel()
+    assert {sid: r.text for sid, r in results.items()} == {sid: "together" for sid in ids}
+    assert len(vendor.requests) == 20
 
 
 async def test_bad_turn_and_subscribe_params_name_the_field(service):
