@@ -80,7 +80,10 @@ class RealmSupervisor(LeaseKeeping, ConfigGenerations):
         self._nursery: trio.Nursery | None = None
         self._config = None
         self._config_stamp = None
-        self.io = StoreIO()
+        # A database server runs calls side by side, one per pooled connection: batched into
+        # two threads, every session's commit would wait behind the others' round trips.
+        pool = getattr(getattr(store, "database", None), "pool", None)
+        self.io = StoreIO(workers=pool.max_size, max_batch=1) if pool is not None else StoreIO()
         #: How this process reaches other processes' runs on the realm (and they ours).
         self.coordinator = coordinator or open_coordinator(realm, self)
         #: Other processes may share the realm: leases, coordination and fresh reads apply.
