@@ -64,56 +64,25 @@ CHILDREN = 2
 #: Seconds a child may take to start its host before the test gives up on it (a safety net, not a measure).
 READY_WAIT = 30.0
 
+#: A host: the realm's sessions, then tests/crash_turn_loop.py's turns until it is killed.
 CHILD = r'''
-import json, os, random, sys
+import os, random, sys
 
 import trio
 
 import actors
-from meerkat.errors import LeaseLost, SessionBusy
+
+sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
+from crash_turn_loop import say, turn_loop
 
 root, backend, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
-pid = os.getpid()
-
-
-def say(*parts):
-    # One write of one short line: a kill can cut the child before or after it, never inside.
-    os.write(1, (json.dumps(parts) + "\n").encode())
 
 
 async def main():
-    rng = random.Random(seed)
     async with actors.open_service("crash-turns", state_root=root, backend=backend) as service:
         say("ready")
         sessions = [s.session_id for s in await service.list_sessions(limit=1000)]
-        i = 0
-        while True:
-            i += 1
-            tag = f"t-{pid}-{i}"
-            kind = rng.choices(("create", "quick", "stream"), weights=(2, 5, 3))[0]
-            if kind == "create" or not sessions:
-                say("try", "create", tag)
-                result = await service.create_session(tag, labels={"crash": "turns"})
-                sessions.append(result.session_id)
-            else:
-                session_id = rng.choice(sessions)
-                say("try", kind, tag)
-                try:
-                    if kind == "quick":
-                        result = await service.start_turn(session_id, tag)
-                    else:
-                        stream = await service.start_turn_streaming(session_id, tag, provider_params={
-                            "reply_words": rng.randint(4, 30), "token_delay_ms": rng.choice((1, 2))})
-                        async for _ in stream:
-                            pass
-                        result = await stream.result()
-                except SessionBusy:
-                    say("busy", tag)
-                    continue
-                except LeaseLost:  # this host stalled past its lease and another one closed the run
-                    say("lost", tag)
-                    continue
-            say("done", result.session_id, result.run_id, tag, result.text)
+        await turn_loop(service, sessions, random.Random(seed), f"t-{os.getpid()}", {"crash": "turns"})
 
 
 trio.run(main)
@@ -134,8 +103,6 @@ class Reports:
     landed: dict[str, int] = field(default_factory=dict)
     #: Prompts of the parent's own turns (the usability check).
     parent_tags: set[str] = field(default_factory=set)
-    #: Calls that failed otherwise than SESSION_BUSY (hosts that report them: test_crash_hosts.py).
-    errors: list[list[Any]] = field(default_factory=list)
 
 
 class Child:
@@ -200,8 +167,6 @@ class Child:
                 reports.busy += 1
             elif line[0] == "lost":
                 reports.lost += 1
-            elif line[0] == "error":
-                reports.errors.append(line)
         where = self.where_killed()
         reports.landed[where] = reports.landed.get(where, 0) + 1
 
