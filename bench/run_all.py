@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = ["turn_overhead", "observability_overhead", "idle_actors", "fanout", "concurrent_turns",
            "provider_overhead", "cli_startup",
            "mcp_roundtrip", "rpc_roundtrip", "rest_throughput", "multiprocess", "long_sessions",
-           "surface_turns", "history_fork", "postgres_store", "postgres_realm"]
+           "surface_turns", "history_fork", "postgres_store", "postgres_realm", "postgres_scaleout"]
 
 
 def main() -> int:
