@@ -475,6 +475,51 @@ async def test_the_live_link_shrugs_off_strangers(rest, rpc, root, backend):
     assert response["error"]["data"]["error_code"] == "REQUEST_CANCELLED", response
 
 
+async def test_the_database_channels_shrug_off_strangers(rest, rpc, backend, database_url):
+    """The postgres counterpart: garbage, forged requests and floods NOTIFYed on the realm's live channel and
+    on the owner's channel are ignored; the turn goes on unharmed and the real interrupt still stops it."""
+    if backend != "postgres":
+        pytest.skip("file realms have no database channels (the live link's strangers test is above)")
+    import psycopg
+
+    from meerkat.store.postgres_live import live_channel, owner_channel
+
+    session_id = rpc.result("session/create", {"prompt": "hello"})["session_id"]
+    request_id = await trio.to_thread.run_sync(start_slow_turn, rpc, session_id)
+    store = open_store("postgres", database_url=database_url, realm_id=REALM)
+    try:
+        run = store.get_run(store.get_session(session_id).active_run_id)
+    finally:
+        store.close()
+    flood = "x" * 7_900  # a NOTIFY payload's limit is 8,000 bytes
+    probes = {
+        owner_channel(REALM, run.owner): [
+            "not json", "", flood, '{"op": "interrupt"}', json.dumps({"op": "push", "session_id": session_id}),
+            json.dumps({"op": "interrupt", "session_id": session_id, "run_id": "run-that-is-not-running"}),
+            json.dumps({"op": "interrupt", "session_id": 7, "run_id": [run.run_id]})],
+        live_channel(REALM): ["", " ", flood, f"{session_id} run-that-is-not-running", f"no-such-session {run.run_id}",
+                              "\u00e9\u2603 \U0001f600"],
+    }
+
+    def notify_all() -> None:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for channel, payloads in probes.items():
+                for payload in payloads:
+                    conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+    await trio.to_thread.run_sync(notify_all)
+    await trio.sleep(0.5)  # time for every host to hear them
+    async with rest.client() as http:
+        read = (await http.get(f"/sessions/{session_id}")).json()
+        assert read["is_active"] is True  # nothing forged stopped it
+        stopped = await http.post(f"/sessions/{session_id}/interrupt")
+        assert stopped.json()["interrupted"] is True
+    _, response = await trio.to_thread.run_sync(rpc.until_response, request_id)
+    assert response["error"]["data"]["error_code"] == "REQUEST_CANCELLED", response
+    assert rpc.proc.poll() is None and "Traceback" not in rpc.stderr.decode(errors="replace")
+    assert "Traceback" not in rest.stderr()
+
+
 async def test_a_config_change_in_one_process_applies_to_the_next_session_of_another(rest, rpc):
     async with rest.client() as http:
         before = await http.post("/sessions", json={"prompt": "warm up"})  # the daemon has read its config
