@@ -155,7 +155,12 @@ def test_out_of_descriptors_keeps_serving_open_connections_and_logs_once(tmp_pat
         try:
             for _ in range(150):  # more than the server has descriptors for
                 flood.append(connect(server))
-            time.sleep(1.0)
+            # Wait until the server ran out (not a fixed pause: a loaded machine may take longer to
+            # accept 96 connections, and closing the flood first would leave nothing to log).
+            deadline = time.monotonic() + WAIT
+            while "cannot accept connections" not in server.stderr():
+                assert time.monotonic() < deadline, server.stderr()[-3000:]
+                time.sleep(0.05)
             first.sendall(b"GET /sessions HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert read_responses(first, 1).startswith(b"HTTP/1.1 200")
         finally:
