@@ -38,7 +38,7 @@ def _outage(server, dbname: str, *, on: bool) -> None:
 
 
 async def _wait_status(client, status: int, headers: dict[str, str] | None = None):
-    with trio.fail_after(30):
+    with trio.fail_after(45):
         while True:
             reply = await client.get("/health", headers=headers or {})
             if reply.status_code == status:
@@ -124,6 +124,9 @@ async def test_a_database_lost_mid_turn_fails_the_turn_cleanly_and_the_next_turn
                         if m.get("run_id") == failed_run]
 
             closed = [("user", "talk", None, None), ("block_assistant", None, [], "cancelled")]
+            # As a load balancer would: back in rotation once /health says so. After an outage this
+            # long (~15 s) the pool's reconnect backoff may keep it 503 for some seconds more.
+            await _wait_status(http, 200)
             after = (await http.get(f"/sessions/{sid}/history")).json()["messages"]
             assert after[:len(before)] == before and failed_rows(after) in ([], closed), after
             # Not left busy past the lease (3 s here); the host reconnected for the next turn.
