@@ -77,7 +77,7 @@ test: $(STAMP) $(SDK_STAMP) $(PG_STAMP)
 # For daily work: the Python suite without the crash loops, stress runs, multi-process
 # scenarios, browser tests and the deep fuzz run (each still runs in `make test` and CI).
 FAST_SKIP := test_crash_turns test_crash_hosts test_store_crash test_store_history_crash test_actor_stress \
-             test_multiprocess test_rest_console test_rest_fuzz
+             test_multiprocess test_postgres_replicas test_rest_console test_rest_fuzz
 test-fast: $(STAMP) $(SDK_STAMP) $(PG_STAMP)
 	$(BIN)/python -m pytest -q -x $(foreach t,$(FAST_SKIP),--ignore=tests/$(t).py)
 
