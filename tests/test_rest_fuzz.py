@@ -76,6 +76,14 @@ def server(tmp_path_factory, vendor_url):
         yield running
 
 
+@pytest.fixture
+def fresh_server(tmp_path, vendor_url):
+    """A server of its own: the stateful run's scenarios then meet only the state they made, the same each
+    time (the module's server holds whatever the time-bounded run before happened to create)."""
+    with RestServer("--realm", REALM, "--state-root", str(tmp_path), env=vendor_env(vendor_url)) as running:
+        yield running
+
+
 #: Refusals of schema-valid requests that depend on the server's state, each stated in the document's
 #: 400 description: (operation, a phrase of the error message). Anything else refused fails the run.
 _MODEL_RULES = ("cannot infer provider from model", "belongs to provider", "self-hosted model", "is not accepted by")
@@ -161,7 +169,7 @@ def test_openapi_fuzz(server, case):
     case.call_and_validate(base_url=server.url, timeout=30, checks=CHECKS)
 
 
-def test_openapi_stateful(server):
+def test_openapi_stateful(fresh_server):
     """Chains of linked calls (POST /sessions -> its id in every session route -> revisions, inputs...)."""
     steps: list[str] = []
 
@@ -171,7 +179,7 @@ def test_openapi_stateful(server):
             return super().step(input)
 
         def get_call_kwargs(self, case):
-            return {"base_url": server.url, "timeout": 30}
+            return {"base_url": fresh_server.url, "timeout": 30}
 
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
