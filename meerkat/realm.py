@@ -339,7 +339,7 @@ def _warn_if_sessions_are_gone(paths: RealmPaths, manifest: RealmManifest) -> No
     backend) would otherwise open as an empty realm without a word."""
     found = stored_backends(paths)
     database = paths.sessions_sqlite_path
-    if manifest.backend == "sqlite" and database.exists() and database.stat().st_size == 0:
+    if manifest.backend == "sqlite" and _stays_empty(database):
         log.error("session database %s of realm %s is empty (zero bytes): its sessions are gone; restore it "
                   "from a backup (the realm opens empty)", database, manifest.realm_id)
     elif manifest.backend == "sqlite" and not database.exists() and _older_than(manifest, 60):
@@ -350,6 +350,27 @@ def _warn_if_sessions_are_gone(paths: RealmPaths, manifest: RealmManifest) -> No
         log.error("realm %s: its manifest %s says backend %s, but its sessions are stored as %s: the manifest "
                   "was edited? (the realm opens without them)", manifest.realm_id, paths.manifest_path,
                   manifest.backend, " and ".join(found))
+
+
+#: How long a zero-byte session database may stay empty before it counts as emptied: the
+#: process that creates a realm makes the file, then writes its schema a moment later, and
+#: a second process opening the realm in between must not cry "sessions are gone".
+EMPTY_DATABASE_GRACE_SECS = 2.0
+
+
+def _stays_empty(database: Path) -> bool:
+    """Whether ``database`` exists and is still zero bytes after the grace period (this runs
+    in a worker thread, or in the CLI before any loop: the short wait blocks no session)."""
+    deadline = time.monotonic() + EMPTY_DATABASE_GRACE_SECS
+    while True:
+        try:
+            if database.stat().st_size > 0:
+                return False
+        except FileNotFoundError:
+            return False
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.05)
 
 
 def _check_manifest(existing: RealmManifest, realm_id: str, requested: Backend | None, path: Path) -> None:

@@ -46,3 +46,29 @@ def test_an_edited_manifest_is_reported(tmp_path):
     (directory / "realm_manifest.json").write_text(json.dumps({**manifest, "backend": "jsonl"}))
     listed = rkat("session", "list", "-r", "kept")
     assert "was edited?" in listed.err, listed.err
+
+
+def test_a_database_still_being_created_by_another_process_is_not_reported(tmp_path, caplog):
+    """Processes starting together on a new realm: the first has made the database file but
+    not yet written its schema when the second opens the realm. That is no damage."""
+    import sqlite3
+    import threading
+    import time
+
+    from meerkat.realm import open_realm
+
+    first = open_realm("fresh", state_root=tmp_path, backend="sqlite")
+    database = first.paths.sessions_sqlite_path
+    database.write_bytes(b"")
+
+    def write_schema_a_moment_later():
+        time.sleep(0.3)
+        with sqlite3.connect(database) as connection:
+            connection.execute("CREATE TABLE sessions (id TEXT)")
+
+    writer = threading.Thread(target=write_schema_a_moment_later)
+    writer.start()
+    with caplog.at_level("ERROR", logger="rkat.realm"):
+        open_realm("fresh", state_root=tmp_path, backend="sqlite")
+    writer.join()
+    assert "is empty" not in caplog.text, caplog.text
