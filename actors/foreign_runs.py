@@ -42,6 +42,13 @@ class ForeignRunWatch:
         """A session got a reader here."""
         self._read_sessions.add(session_id)
 
+    def follows(self, session_id: str) -> bool:
+        """Whether a subscriber here follows ``session_id`` (a turn's own stream does not count)."""
+        if session_id not in self._read_sessions:
+            return False
+        actor = self._host.live_actor(session_id)
+        return actor is not None and actor.has_readers()
+
     def readers(self) -> list[LocalSession]:
         """The actors with readers here; sessions that lost theirs are forgotten."""
         actors = [self._host.live_actor(sid) for sid in tuple(self._read_sessions)]

@@ -25,6 +25,8 @@ database call runs in a worker thread, from a small pool of its own.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
+from contextlib import aclosing
 from functools import partial
 from typing import Any, AsyncIterator, Callable, TypeVar
 
@@ -75,6 +77,10 @@ _CONNECT_OPTIONS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 3
                     "keepalives_count": 3}
 #: Longest a realm shutting down waits to write the events still queued for other hosts.
 FLUSH_GRACE = 2.0
+#: Longest a pinged run waits for the relay of an earlier one (which ends at its terminal event).
+RELAY_WAIT = 2.0
+#: Run ids of this host's own turns remembered, to ignore their pings (far more than run at once).
+OWN_RUNS_KEPT = 4096
 #: The live channel's payload that means "the config changed" (never a session id).
 CONFIG_PING = "@config"
 
@@ -95,8 +101,11 @@ class PostgresCoordinator(Coordinator):
         self._nursery: trio.Nursery | None = None
         #: Waiters for a session's next ping (followers, interrupters), set and dropped by the ping.
         self._pings: dict[str, trio.Event] = {}
-        #: Sessions whose pinged run is being looked up (one lookup at a time per session).
-        self._looking: set[str] = set()
+        #: Pinged runs of other hosts waiting to be relayed, per session, and the last one taken.
+        self._queued: dict[str, list[str]] = {}
+        self._relayed: dict[str, str] = {}
+        #: Runs this host broadcast lately: their pings come back here too, and mean nothing.
+        self._own_runs: OrderedDict[str, None] = OrderedDict()
         #: Set once the notification connection listens (tests and benches wait for it).
         self.listening = trio.Event()
 
@@ -219,24 +228,44 @@ class PostgresCoordinator(Coordinator):
         event = self._pings.pop(session_id, None)
         if event is not None:
             event.set()
-        actor = self._host.live_actor(session_id)
-        if actor is not None and run_id and actor.wants_foreign_events() and session_id not in self._looking:
-            self._looking.add(session_id)
-            self._host.nursery.start_soon(self._mirror_pinged, actor, run_id)
+        if run_id and run_id not in self._own_runs:
+            self._relay_soon(session_id, run_id)
 
-    async def _mirror_pinged(self, actor: LocalSession, run_id: str) -> None:
-        """Mirror the pinged run, even one that has ended since (a turn of a few milliseconds):
-        its events are still in ``live_events`` or in the log, and readers here never saw them."""
-        host = self._host
+    def _relay_soon(self, session_id: str, run_id: str) -> None:
+        """Relay ``run_id`` (another host's run, maybe ended already) into the session if it has
+        readers here, after the runs named before it: a turn of a few milliseconds, or several
+        in a row, reaches the readers whole and in order."""
+        actor = self._host.live_actor(session_id)
+        if actor is None or not self.foreign.follows(session_id) or self._relayed.get(session_id) == run_id:
+            return
+        queue = self._queued.get(session_id)
+        if queue is None:
+            self._queued[session_id] = [run_id]
+            self._host.nursery.start_soon(self._relay_queued, actor)
+        elif run_id not in queue:
+            queue.append(run_id)
+
+    async def _relay_queued(self, actor: LocalSession) -> None:
+        session_id, host = actor.session_id, self._host
         try:
-            run = await host.store_call(host.store.get_run, run_id)
+            if not await _free(actor):
+                return
+            # One relay for the whole queue: meanwhile nothing else moves the session's seq here
+            # (no pull of the running turn, no catching up from the store past runs still queued).
+            with actor.relaying():
+                while (queue := self._queued.get(session_id)) and actor.has_readers():
+                    run_id = self._relayed[session_id] = queue.pop(0)
+                    run = await host.store_call(host.store.get_run, run_id)
+                    if run is None or run.owner == host.owner or run.session_id != session_id:
+                        continue
+                    async with aclosing(self.follow(run, actor.last_seq)) as events:
+                        async for envelope in events:
+                            if not actor.relay(envelope):
+                                break
         except StoreError as exc:
-            log.warning("could not look up run %s: %s", run_id, exc)
-            run = None
+            log.warning("stopped relaying turns of session %s: %s", session_id, exc)
         finally:
-            self._looking.discard(actor.session_id)
-        if run is not None and run.owner != host.owner and run.session_id == actor.session_id:
-            actor.mirror(run, actor.last_seq)  # from what this process has: no catching up past the run
+            self._queued.pop(session_id, None)
 
     def _next_ping(self, session_id: str) -> trio.Event:
         event = self._pings.get(session_id)
@@ -270,6 +299,9 @@ class PostgresCoordinator(Coordinator):
         """Append the turn's events to ``live_events`` as it publishes them."""
         # In serve()'s own nursery when it runs, so its last flush comes after every publisher has
         # handed over what it holds.
+        self._own_runs[run_id] = None
+        while len(self._own_runs) > OWN_RUNS_KEPT:
+            self._own_runs.popitem(last=False)
         nursery = self._nursery or self._host.nursery
         nursery.start_soon(self.writer.publish, session_id, run_id, subscribe())
 
@@ -301,8 +333,9 @@ class PostgresCoordinator(Coordinator):
             if len(bodies) == FOLLOW_BATCH:
                 continue
             if not bodies and not await self._still_running(run.run_id):
-                async for envelope in self._logged_after(session_id, last):
-                    yield envelope
+                async with aclosing(self._logged_after(session_id, last)) as logged:
+                    async for envelope in logged:
+                        yield envelope
                 return
             with trio.move_on_after(FOLLOW_POLL):
                 await ping.wait()
@@ -352,3 +385,13 @@ class PostgresCoordinator(Coordinator):
             with trio.move_on_after(0.25):
                 await ping.wait()
 
+
+async def _free(actor: LocalSession) -> bool:
+    """Wait (briefly) until the actor relays nothing and runs no turn; False if it never does."""
+    with trio.move_on_after(RELAY_WAIT):
+        while not actor.wants_foreign_events():
+            if not actor.has_readers():
+                return False
+            await trio.sleep(0.005)
+        return True
+    return False

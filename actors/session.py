@@ -168,9 +168,12 @@ class SessionActor(TurnRunner, ForeignRuns, SessionInputs):
                 return
         self._bus = EventBus(self.session_id, last_seq=self._record.last_seq,
                              ring_size=sup.options.ring_size, subscriber_capacity=sup.options.subscriber_capacity)
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            await self._serve()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self._serve()
+        finally:
+            self._nursery = None  # closed: relays of other processes' turns must not start work here
         if not self._retired:
             self.retire(InternalError(f"session actor {self.session_id} stopped"))
 

@@ -103,10 +103,10 @@ def rkat(cli: Cli, *args: str, expect: int | None = 0) -> Any:
     return cli(*args, "-r", REALM, expect=expect)
 
 
-def start_slow_turn(rpc: RpcProcess, session_id: str) -> str:
+def start_slow_turn(rpc: RpcProcess, session_id: str, params: dict[str, Any] = SLOW) -> str:
     """Send ``turn/start`` for a long turn and return its request id once its first delta arrived."""
     request_id = rpc.request("turn/start", {"session_id": session_id, "prompt": "a long one",
-                                            "provider_params": SLOW})
+                                            "provider_params": params})
     while True:
         line = rpc.read()
         if line.get("method") == "session/event" and line["params"]["event"]["payload"]["type"] == "text_delta":
@@ -386,7 +386,10 @@ async def test_a_session_archived_elsewhere_is_gone_for_a_process_that_had_it_op
 async def test_mcp_and_another_rpc_process_see_and_stop_a_foreign_turn(rest, rpc, root, host_env):
     """The remaining surfaces' interrupts: rkat-mcp's tool, through the official MCP client, and a second rkat-rpc."""
     session_id = rpc.result("session/create", {"prompt": "hello"})["session_id"]
-    request_id = await trio.to_thread.run_sync(start_slow_turn, rpc, session_id)
+    # Slower than SLOW: the stream opened below replays the turn so far at once, and that must fit
+    # its 256-event queue however long rkat-mcp takes to start on a busy machine (25 s here).
+    request_id = await trio.to_thread.run_sync(start_slow_turn, rpc, session_id,
+                                               {"reply_words": 3000, "token_delay_ms": 100})
     server = StdioServerParameters(command=RKAT_MCP, args=["--realm", REALM, "--state-root", str(root)],
                                    env={**{k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
                                         **host_env("mcp")})

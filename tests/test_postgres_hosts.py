@@ -244,3 +244,27 @@ async def test_hosts_listen_again_after_losing_their_notification_connections(tm
             with pytest.raises(RequestCancelled):
                 await stream.result()
         assert result.interrupted and result.run_id == stream.run_id
+
+
+async def test_quick_turns_in_a_row_on_one_host_all_reach_a_follower_elsewhere_whole(tmp_path, postgres_url,
+                                                                                   monkeypatch):
+    """Turns that end before the follower has looked (a script of ``rkat run --resume`` calls)."""
+    async with host(tmp_path, postgres_url, "host-b", monkeypatch) as b:
+        async with host(tmp_path, postgres_url, "host-a", monkeypatch) as a:
+            session_id = (await a.create_session("first", provider_params={"reply_words": 2})).session_id
+            on_b = await b.subscribe(session_id)
+            results = [await a.start_turn(session_id, f"quick {i}", provider_params={"reply_words": 3})
+                       for i in range(4)]
+        seen: list = []
+        with trio.fail_after(15):
+            while sum(e.type == "run_completed" for e in seen) < len(results):
+                seen.append(await on_b.receive())
+        assert [e.seq for e in seen] == list(range(seen[0].seq, seen[-1].seq + 1))  # nothing missing
+        texts, text = [], ""
+        for envelope in seen:
+            if envelope.type == "text_delta":
+                text += envelope.payload.delta
+            elif envelope.type == "run_completed":
+                texts.append(text)
+                text = ""
+        assert texts == [r.text for r in results]
