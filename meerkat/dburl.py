@@ -94,6 +94,9 @@ def _split(url: str) -> tuple[str, str, str, str, list[tuple[str, str]]]:
     netloc, _, path = rest.partition("/")
     userinfo, at, hosts = netloc.rpartition("@")
     if not at:
+        if _password_spills(netloc, path, query):
+            raise InvalidParams("invalid database URL: percent-encode '/', '?', '#' and '@' in its user and "
+                                "password (%2F, %3F, %23, %40), or give the password in PGPASSWORD")
         userinfo, hosts = "", netloc
     user, _, password = userinfo.partition(":")
     try:
@@ -156,10 +159,37 @@ def redact_url(url: str) -> str:
     rest, _, query = rest.partition("?")
     netloc, slash, path = rest.partition("/")
     userinfo, at, hosts = netloc.rpartition("@")
+    if not at and _password_spills(netloc, path, query):
+        return _SPILLED
     user = userinfo.partition(":")[0] if at else ""
     shown = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k in _SHOWN_PARAMS]
     text = f"{scheme}{user + '@' if user else ''}{hosts if at else netloc}{slash}{path}"
     return f"{text}?{urlencode(shown)}" if shown else text
+
+
+#: What :func:`redact_url` shows for a URL whose password holds an unencoded ``/``, ``?`` or ``#``.
+_SPILLED = "<a postgresql:// URL whose user or password has an unencoded '/', '?' or '#'>"
+
+
+def _password_spills(netloc: str, path: str, query: str) -> bool:
+    """Whether a URL with no ``@`` before its first ``/`` or ``?`` may still hold a password.
+
+    ``postgresql://bob:pa/ss@host/db`` (a generated password with ``/``, ``?`` or
+    ``#``, not percent-encoded) splits at that character: what looks like
+    ``host:port`` and a database name is the user and the password. A real host
+    list has numeric ports, a database name no ``@``, and the query an ``@`` only
+    inside a value (``?user=a@b``); anything else is shown as a placeholder.
+    """
+    for host in netloc.split(","):
+        if host.startswith("["):
+            port = host.partition("]")[2].removeprefix(":")
+        else:
+            port = host.partition(":")[2]
+        if port and not port.isdigit():
+            return True
+    if "@" in path or "#" in netloc:
+        return True
+    return any("@" in pair.partition("=")[0] for pair in query.split("&"))
 
 
 def scrub_secrets(text: str, url: str | None) -> str:

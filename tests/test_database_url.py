@@ -76,3 +76,29 @@ def test_postgres_manifest_round_trips_and_requires_its_database(tmp_path):
         read_manifest(path)
     sqlite = RealmManifest("team", "sqlite", "explicit", "1700000000")
     assert "database" not in sqlite.to_dict()
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://bob:s3cr/et@db.example:5432/rkat",      # looks like host bob, port 's3cr'
+    "postgresql://bob:1234/s3cret@db.example/rkat",       # numeric start: host bob, port 1234, db 's3cret@...'
+    "postgresql://bob:s3cr?et@db.example/rkat",           # the query string starts inside the password
+    "postgresql://bob:s3cr?x=et@db.example/rkat",         # ... and looks like a parameter
+    "postgresql://bob:s3#cr/et@db.example/rkat",
+])
+def test_an_unencoded_slash_question_mark_or_hash_in_the_password_never_shows_it(url):
+    # A generated password (base64 has '/') pasted unencoded splits the URL where libpq
+    # splits it too: what looks like host, port or database is the user and password.
+    assert "s3cr" not in redact_url(url)
+    with pytest.raises(InvalidParams) as caught:
+        parse_database_url(url)
+    assert "s3cr" not in caught.value.message and "percent-encode" in caught.value.message
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://h/db?user=ann@corp", "postgresql://h/db?user=ann%40corp"),
+    ("postgresql://h1:5432,h2:5433/db", "postgresql://h1:5432,h2:5433/db"),
+    ("postgresql://[::1]:5432/db", "postgresql://[::1]:5432/db"),
+])
+def test_urls_without_userinfo_still_show_where_they_point(url, shown):
+    assert redact_url(url) == shown
+    parse_database_url(url)
