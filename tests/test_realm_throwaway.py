@@ -8,7 +8,7 @@ import subprocess
 import time
 
 from cli_process import Cli
-from rpc_process import RKAT_RPC, child_env
+from rpc_process import RKAT_RPC, RpcProcess, child_env
 from test_rest_server import RestServer
 
 from meerkat.client import MeerkatClient
@@ -43,19 +43,14 @@ def test_list_and_prune_crash_leftovers_but_never_a_realm_in_use(tmp_path):
     rkat = Cli(state, tmp_path)
     rkat("-r", "named", "run", "keep me")
     # A server killed with SIGKILL cannot clean up after itself.
-    crashed = subprocess.Popen([RKAT_RPC, "--state-root", str(state)], stdin=subprocess.PIPE,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env(state))
-    serving = subprocess.Popen([RKAT_RPC, "--state-root", str(state)], stdin=subprocess.PIPE,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env(state))
+    crashed = RpcProcess(state_root=state)
+    serving = RpcProcess(state_root=state)
     try:
-        deadline = time.monotonic() + 30
-        while len(_realm_dirs(state)) < 3 or not all(
-                (state / d / ".realm_in_use.lock").exists() for d in _realm_dirs(state) if d.startswith("realm-")):
-            assert time.monotonic() < deadline, _realm_dirs(state)
-            time.sleep(0.05)
-        time.sleep(0.5)  # the lock is taken before the stores open; let both servers finish starting
-        crashed.kill()
-        crashed.wait()
+        # Both have made and opened their realm once they answer (a fixed pause used to stand in for this).
+        crashed.result("initialize", {})
+        serving.result("initialize", {})
+        crashed.proc.kill()
+        crashed.proc.wait()
         listed = {r["realm_id"]: r for r in rkat("realm", "list", "--format", "json").json()}
         assert len(listed) == 3 and listed["named"]["origin"] == "explicit"
         generated = {rid: r for rid, r in listed.items() if r["origin"] == "generated"}
@@ -77,9 +72,10 @@ def test_list_and_prune_crash_leftovers_but_never_a_realm_in_use(tmp_path):
         assert "No such option '--realm'" in rkat("realm", "prune", "--realm", "team", expect=2).err
         assert "--isolated" not in rkat("realm", "list", "--help").out
     finally:
-        serving.stdin.close()
-        serving.wait(timeout=30)
-        crashed.stdin.close()
+        serving.close_stdin()
+        serving.wait()  # a clean exit: it removes its own realm
+        serving.stop()  # (closes the pipes)
+        crashed.stop()
     assert sorted(os.listdir(state)) == ["named"]  # the live server removed its own on exit
 
 
