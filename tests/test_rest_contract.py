@@ -146,6 +146,18 @@ def test_the_document_refuses_what_the_server_refuses(client, document, sid, sch
     _refused(client.request(*where, json=body), refusal)
 
 
+def test_a_row_may_leave_out_or_null_what_the_server_fills_in(client, document, sid):
+    # created_at: null was accepted (a null reads as left out) while the document called it invalid.
+    row = {"role": "user", "content": "replaced", "created_at": None, "run_id": None}
+    assert _component(document, "RowInput").is_valid(row)
+    fork = client.post(f"/sessions/{sid}/fork", json={"message_index": 0, "replacement": {"type": "message",
+                                                                                         "message": row}})
+    assert fork.status_code == 201, fork.text
+    assert not _component(document, "RowInput").is_valid({**row, "content": None})
+    _refused(client.post(f"/sessions/{sid}/fork", json={"message_index": 0, "replacement": {
+        "type": "message", "message": {**row, "content": None}}}), "content")
+
+
 def test_the_document_links_a_created_session_to_its_routes(document):
     links = document["paths"]["/sessions"]["post"]["responses"]["200"]["links"]
     assert links["ForkSession"] == {"operationId": "forkSession",

@@ -74,8 +74,11 @@ def _row_input(variant: dict[str, Any]) -> dict[str, Any]:
     properties = variant["properties"]
     if properties["role"] == {"enum": ["user"]}:
         properties = {**properties, "content": _PROMPT}  # checked as a prompt is: not empty
-    return {**variant, "properties": properties,
-            "required": [name for name in variant["required"] if name not in _SERVER_FILLED]}
+    required = [name for name in variant["required"] if name not in _SERVER_FILLED]
+    # The server reads a null as a key left out, so an optional key may be null.
+    properties = {name: schema if name in required else {"anyOf": [schema, {"type": "null"}]}
+                  for name, schema in properties.items()}
+    return {**variant, "properties": properties, "required": required}
 
 
 _ROW_INPUT = {"description": "A transcript row as a client sends it: a Message whose created_at (and stop_reason) "
