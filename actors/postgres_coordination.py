@@ -35,6 +35,7 @@ import trio
 from psycopg_pool import ConnectionPool
 
 from meerkat import observability
+from meerkat.dburl import redact_url, scrub_secrets
 from meerkat.errors import StoreError
 from meerkat.events import TERMINAL_EVENT_TYPES, EventEnvelope, decode_envelope
 from meerkat.store import RunRecord
@@ -139,15 +140,19 @@ class PostgresCoordinator(Coordinator):
             pool.open(wait=True, timeout=10)
         except Exception as exc:
             pool.close()
-            raise StoreError(f"postgres realm {self._realm_id}: cannot open the live connections: "
-                             f"{type(exc).__name__}") from None
+            raise self._error("cannot open the live-event connections", exc) from None
         return pool
+
+    def _error(self, what: str, exc: BaseException) -> StoreError:
+        """A StoreError naming the database (never its password), what failed and why."""
+        detail = scrub_secrets(str(exc).strip() or type(exc).__name__, self._url)
+        return StoreError(f"postgres realm {self._realm_id} at {redact_url(self._url)}: {what}: {detail}")
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(connection, *args)`` in a worker thread, in one transaction of a pooled connection."""
         pool = self._pool
         if pool is None:
-            raise StoreError(f"postgres realm {self._realm_id}: the live connections are not open")
+            raise StoreError(f"postgres realm {self._realm_id}: the live-event connections are not open")
 
         def call() -> T:
             with pool.connection() as conn:
@@ -156,7 +161,7 @@ class PostgresCoordinator(Coordinator):
         try:
             return await trio.to_thread.run_sync(call)
         except psycopg.Error as exc:
-            raise StoreError(f"postgres realm {self._realm_id}: live events: {type(exc).__name__}") from None
+            raise self._error("live events", exc) from None
 
     # -- notifications -------------------------------------------------------------
 
@@ -174,8 +179,7 @@ class PostgresCoordinator(Coordinator):
                 conn = await trio.to_thread.run_sync(self._connect_listener)
             except psycopg.Error as exc:
                 if not started:
-                    raise StoreError(f"postgres realm {self._realm_id}: cannot listen for notifications: "
-                                     f"{type(exc).__name__}") from None
+                    raise self._error("cannot listen for notifications", exc) from None
                 # One line per outage, not one a second: the polls cover followers meanwhile.
                 log.log(logging.DEBUG if lost else logging.WARNING,
                         "postgres realm %s: cannot listen for notifications (%s); retrying every %s s",
