@@ -8,7 +8,8 @@ realm's live channel for every session in it. The rows of a run that ended are
 deleted :data:`DELETE_GRACE` seconds after its terminal event (followers still
 reading them then read the committed log); rows that owners which died left
 behind go with a sweep every :data:`SWEEP_INTERVAL` seconds. A write that fails
-loses nothing committed: followers fall back on the log when the run ends.
+is tried again with the next batch (a bounded backlog); what a long outage
+drops loses nothing committed: followers fall back on the log when the run ends.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ log = logging.getLogger("rkat.realm")
 BATCH_WINDOW = 0.01
 #: Events that are written at once, without waiting for the window.
 BATCH_ROWS = 256
+#: Unwritten events kept for the next write after a failed one (the newest, in a long outage).
+RETRY_ROWS = 16 * BATCH_ROWS
+#: Seconds between retries while writes fail.
+RETRY_DELAY = 0.2
 #: Seconds a finished run's live rows stay for followers still reading them (then: the log).
 DELETE_GRACE = 5.0
 #: Seconds between sweeps of rows left by owners that died, and their age before they go.
@@ -93,6 +98,8 @@ class LiveEventWriter:
             if self._outbox and len(self._outbox) < BATCH_ROWS and wait > 0:
                 with trio.move_on_after(wait):
                     await self._outbox_full.wait()
+            if self._write_failing:  # the database is in trouble: retry the backlog calmly
+                await trio.sleep(RETRY_DELAY)
             last_write = trio.current_time()
             await self.flush()
 
@@ -107,10 +114,18 @@ class LiveEventWriter:
             return
         try:
             await self._db(_write, self._realm_id, rows, due)
-        except StoreError as exc:  # followers elsewhere catch up from the committed log
+        except StoreError as exc:
             log.log(logging.DEBUG if self._write_failing else logging.WARNING,
                     "could not write live events for other hosts: %s", exc)
             self._write_failing = True
+            # Kept for the next write, in order: followers read live rows after their cursor, so a
+            # batch lost while later ones land would be a gap they show as stream_truncated (one
+            # pool timeout on a busy host was enough). Bounded: in a long outage the oldest go, and
+            # followers catch up from the committed log when the run ends.
+            self._outbox = (rows + self._outbox)[-RETRY_ROWS:]
+            self._ended = [(now, run_id) for run_id in due] + self._ended
+            if self._outbox:
+                self._outbox_ready.set()
         else:
             if self._write_failing:
                 log.warning("postgres realm %s: writing live events for other hosts again", self._realm_id)

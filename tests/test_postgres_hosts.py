@@ -21,7 +21,7 @@ import pytest
 import trio
 
 from actors import HostOptions, SessionService, open_service, postgres_live_writer
-from meerkat.errors import RequestCancelled, SessionBusy
+from meerkat.errors import RequestCancelled, SessionBusy, StoreError
 from meerkat.events import TERMINAL_EVENT_TYPES
 
 REALM = "shared-realm"
@@ -268,3 +268,36 @@ async def test_quick_turns_in_a_row_on_one_host_all_reach_a_follower_elsewhere_w
                 texts.append(text)
                 text = ""
         assert texts == [r.text for r in results]
+
+
+async def test_a_live_write_that_fails_once_is_retried_so_a_follower_sees_no_gap(tmp_path, postgres_url,
+                                                                                  monkeypatch):
+    """One failed live write on the owner (a pool timeout on a busy host) costs followers nothing:
+    the batch goes out with the next one, so they get every event, not a stream_truncated gap."""
+    async with host(tmp_path, postgres_url, "host-a", monkeypatch) as a, \
+            host(tmp_path, postgres_url, "host-b", monkeypatch) as b:
+        session_id = (await a.create_session("first", provider_params={"reply_words": 3})).session_id
+        writer = a.supervisor.coordinator.writer
+        real_db, failed = writer._db, []
+
+        async def fails_once(fn, *args):
+            rows = args[1]
+            if not failed and any(b'"run_started"' in row.body for row in rows):  # the second turn's first batch
+                failed.append([row.seq for row in rows])
+                raise StoreError("postgres realm shared-realm: live events: PoolTimeout")
+            return await real_db(fn, *args)
+
+        monkeypatch.setattr(writer, "_db", fails_once)
+        on_b = await b.subscribe(session_id)
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                received_b: list = []
+
+                async def follow_b() -> None:
+                    received_b.extend(await _until_terminal(on_b))
+
+                nursery.start_soon(follow_b)
+                stream = await a.start_turn_streaming(session_id, "second", provider_params=SLOW)
+                received_a = await _until_terminal(stream)
+        assert failed and failed[0][0] == received_a[0].seq  # the turn's first batch was the one that failed
+        assert [(e.seq, e.type) for e in received_b] == [(e.seq, e.type) for e in received_a]
