@@ -562,3 +562,26 @@ async def test_a_streaming_rkat_run_is_stopped_from_the_daemon(rest, root, tmp_p
         if owner.poll() is None:
             owner.kill()
             owner.communicate()
+
+
+async def test_an_rpc_event_stream_follows_a_turn_run_by_another_process(rpc, root, host_env):
+    """``session/stream_open`` on one rkat-rpc, a turn on another: the stream carries it live, owner's seqs."""
+    session_id = rpc.result("session/create", {"prompt": "hello"})["session_id"]
+    follower = RpcProcess("--realm", REALM, state_root=root, env=child_env(root, **host_env("follower")))
+    try:
+        stream_id = follower.result("session/stream_open", {"session_id": session_id})["stream_id"]
+        events, response = await trio.to_thread.run_sync(
+            rpc.call, "turn/start", {"session_id": session_id, "prompt": "followed",
+                                     "provider_params": {"reply_words": 30, "token_delay_ms": 5}})
+        assert "result" in response, response
+        owner_events = [n["params"]["event"] for n in events if n.get("method") == "session/event"]
+        streamed: list[dict[str, Any]] = []
+        while not streamed or streamed[-1]["event"]["payload"]["type"] != "run_completed":
+            message = await trio.to_thread.run_sync(follower.read)
+            assert message.get("method") == "session/stream_event", message
+            streamed.append(message["params"])
+        assert {p["stream_id"] for p in streamed} == {stream_id}
+        assert [p["event"]["seq"] for p in streamed] == [e["seq"] for e in owner_events]
+        assert [p["event"]["event_id"] for p in streamed] == [e["event_id"] for e in owner_events]
+    finally:
+        follower.stop()
