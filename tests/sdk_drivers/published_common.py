@@ -22,7 +22,12 @@ LOGS = []
 
 
 def realm(name, backend="sqlite"):
-    """``connect()`` arguments for realm ``name`` under the scratch state root."""
+    """``connect()`` arguments for realm ``name`` under the scratch state root.
+
+    ``DRIVER_REALM_BACKEND`` overrides the backend (``published_postgres.py`` runs
+    the multi-process scenarios on a postgres realm, its URL in ``RKAT_DATABASE_URL``).
+    """
+    backend = os.environ.get("DRIVER_REALM_BACKEND", backend)
     return {"realm_id": name, "realm_backend": backend, "state_root": str(WORK / "state")}
 
 
