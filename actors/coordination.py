@@ -31,7 +31,7 @@ module imports upwards.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, AsyncIterator, Callable, ContextManager, Protocol, TypeVar
+from typing import Any, AsyncGenerator, Callable, ContextManager, Protocol, TypeVar
 
 import trio
 
@@ -131,7 +131,7 @@ class Coordinator(ABC):
         return None, None
 
     @abstractmethod
-    def follow(self, run: RunRecord, after_seq: int) -> AsyncIterator[EventEnvelope]:
+    def follow(self, run: RunRecord, after_seq: int) -> AsyncGenerator[EventEnvelope, None]:
         """Another process's running ``run``: the session's events after ``after_seq`` as its owner
         numbers them, ending after the next terminal event or when the owner can't be reached."""
 
@@ -157,7 +157,7 @@ class ProcessLocalCoordinator(Coordinator):
 
     shared = False
 
-    async def follow(self, run: RunRecord, after_seq: int) -> AsyncIterator[EventEnvelope]:
+    async def follow(self, run: RunRecord, after_seq: int) -> AsyncGenerator[EventEnvelope, None]:
         """Nothing: no other process runs turns here."""
         return
         yield  # pragma: no cover - an async generator

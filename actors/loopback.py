@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import AsyncGenerator, Callable
 
 import trio
 
@@ -78,7 +78,7 @@ class LoopbackCoordinator(Coordinator):
                 self._live_started = True
         return self.live.endpoint, self.live.token
 
-    def follow(self, run: RunRecord, after_seq: int) -> AsyncIterator[EventEnvelope]:
+    def follow(self, run: RunRecord, after_seq: int) -> AsyncGenerator[EventEnvelope, None]:
         """The run's events from its owner's live link."""
         return follow_run(run, after_seq)
 

@@ -28,7 +28,7 @@ import logging
 from collections import OrderedDict
 from contextlib import aclosing
 from functools import partial
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any, AsyncGenerator, Callable, TypeVar
 
 import psycopg
 import trio
@@ -74,7 +74,7 @@ RECONNECT_DELAY = 1.0
 POOL_TIMEOUT = 5.0
 #: Fail a connection attempt after 10 s; notice a peer gone silent (a network cut) within about a minute,
 #: so the listening connection is replaced rather than waited on forever.
-_CONNECT_OPTIONS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+_CONNECT_OPTIONS: dict[str, Any] = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
                     "keepalives_count": 3}
 #: Longest a realm shutting down waits to write the events still queued for other hosts.
 FLUSH_GRACE = 2.0
@@ -316,7 +316,7 @@ class PostgresCoordinator(Coordinator):
         self.foreign.note_reader(session_id)
         self.foreign.poke()
 
-    async def follow(self, run: RunRecord, after_seq: int) -> AsyncIterator[EventEnvelope]:
+    async def follow(self, run: RunRecord, after_seq: int) -> AsyncGenerator[EventEnvelope, None]:
         """The run's events from ``live_events`` as they arrive, then from the log once it has ended."""
         session_id, last = run.session_id, after_seq
         while True:
@@ -349,7 +349,7 @@ class PostgresCoordinator(Coordinator):
         current = await host.store_call(host.store.get_run, run_id)
         return current is not None and current.status == "running"
 
-    async def _logged_after(self, session_id: str, after_seq: int) -> AsyncIterator[EventEnvelope]:
+    async def _logged_after(self, session_id: str, after_seq: int) -> AsyncGenerator[EventEnvelope, None]:
         """The committed log's events after ``after_seq`` up to the next terminal one."""
         host = self._host
         while True:

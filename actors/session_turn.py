@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
@@ -126,9 +126,12 @@ class TurnRunner:
     def _catch_up(self, store_last_seq: int, *, except_for: Subscription | None = None) -> None:
         raise NotImplementedError  # provided by SessionActor
 
-    # Provided by the sibling mixins (annotations only: a stub here would shadow them in the MRO).
-    _let_relays_finish: Callable[[], Awaitable[None]]  # ForeignRuns
-    _drain_inbox_soon: Callable[[], None]  # SessionInputs
+    # Provided by the sibling mixins: declared for the type checker only, since a stub that
+    # exists at run time would shadow them in the MRO.
+    if TYPE_CHECKING:
+        async def _let_relays_finish(self) -> None: ...  # ForeignRuns
+
+        def _drain_inbox_soon(self) -> None: ...  # SessionInputs
 
     def _start_turn(self, message: StartTurn, inputs: list[InputRecord] | None = None) -> None:
         if self._archived:
