@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import aclosing
 from functools import partial
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncGenerator, AsyncIterator
 
 from meerkat.errors import ErrorCode, InvalidParams, SessionNotFound, StaleCursor, error_from_code
 from meerkat.events import EventEnvelope
@@ -97,7 +97,7 @@ class LiveSessionAPI:
         return page.latest
 
     async def follow_events(self, session_id: str, *, after_seq: int = 0,
-                            follow: bool = True) -> AsyncIterator[EventEnvelope]:
+                            follow: bool = True) -> AsyncGenerator[EventEnvelope, None]:
         """The session's events after ``after_seq``: from the durable log, then (``follow``) live.
 
         Without ``follow`` it ends after the logged events (archived sessions
@@ -160,7 +160,7 @@ class LiveSessionAPI:
         await self._sup.deliver(session_id, message)
         return _outcome(record, await message.reply.wait())
 
-    async def send_external_event(self, session_id: str, event_type: str, payload: Any, *,
+    async def send_external_event(self, session_id: str, event_type: str | None, payload: Any, *,
                                   blocks: list[dict[str, Any]] | None = None,
                                   idempotency_key: str | None = None) -> InputOutcome:
         """Queue an external event: it runs as a turn of its own once the session is free.

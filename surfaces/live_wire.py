@@ -217,7 +217,7 @@ def _state_root_realms(root: Path) -> list[tuple[str, str]]:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except OSError:
         return []
-    found = []
+    found: list[tuple[str, str]] = []
     for entry in entries:
         if not entry.is_dir():
             continue

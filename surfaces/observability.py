@@ -58,6 +58,7 @@ def serve_metrics(address: tuple[str, int], program: str) -> str:
     metrics = process_metrics()
     server, _thread = start_http_server(address[1], addr=address[0], registry=metrics.registry)
     host, port = server.server_address[:2]
+    host = host.decode() if isinstance(host, bytes) else host
     url = f"http://{f'[{host}]' if ':' in str(host) else host}:{port}/metrics"
     print(f"{program}: metrics on {url}", file=sys.stderr, flush=True)
     return url

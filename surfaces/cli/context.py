@@ -117,7 +117,7 @@ def service_for(ctx: click.Context, *, read_only: bool = False) -> AsyncContextM
             and not stored_backends(paths):
         if read_only and not _in_database(options):
             return _read_only(dataclasses.replace(options, backend="memory", database_url=None), options)
-        if not read_only and explicit_state_root(ctx) is None:
+        if not read_only and explicit_state_root(ctx) is None and options.state_root is not None:
             start_project_dir(Path(options.state_root))
     return options.open_service()
 

@@ -81,7 +81,9 @@ def _explain_unquoted_prompt(exc: click.UsageError) -> None:
     """``rkat run tell me a story`` fails on extra arguments; say that the prompt wants quotes."""
     command = exc.ctx.command.name if exc.ctx is not None else None
     if command in PROMPT_COMMANDS and exc.message.startswith("Got unexpected extra argument"):
-        exc.message += ". A prompt of several words needs quotes: rkat run \"Tell me a story\""
+        # click prints exc.message as it is when the exception reaches it; its stubs mark the
+        # attribute Final, but amending it is how the hint joins click's own error line.
+        exc.message += ". A prompt of several words needs quotes: rkat run \"Tell me a story\""  # type: ignore[misc]
 
 
 def main() -> None:

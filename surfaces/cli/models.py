@@ -28,7 +28,7 @@ def _key_state(provider: str) -> str:
 
 
 def _rows(catalog: dict[str, Any]) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for entry in catalog["providers"]:
         provider, default = entry["provider"], entry.get("default_model_id")
         key = _key_state(provider)

@@ -45,7 +45,8 @@ _BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: applicatio
 _BUSY_RESPONSE = _BUSY_RESPONSE.replace(
     b"Content-Length: 99", b"Content-Length: %d" % len(_BUSY_RESPONSE.split(b"\r\n\r\n", 1)[1]))
 
-Asgi = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+#: An ASGI application (scope, receive, send); loose on purpose: Quart and hypercorn each type it their own way.
+Asgi = Callable[[Any, Any, Any], Awaitable[None]]
 
 
 class _Connection(TCPServer):

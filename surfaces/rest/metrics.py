@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from quart import Response
 from quart_trio import QuartTrio
 
 from meerkat import observability
 from surfaces.observability import process_metrics
+
+if TYPE_CHECKING:
+    from werkzeug.datastructures import Headers
 
 __all__ = ["add_metrics_route", "note_trace_context"]
 
@@ -23,7 +26,7 @@ def add_metrics_route(app: QuartTrio) -> None:
         return Response(metrics.render(), content_type=CONTENT_TYPE_LATEST)
 
 
-def note_trace_context(headers: Mapping[str, str]) -> None:
+def note_trace_context(headers: Mapping[str, str] | Headers) -> None:
     """Keep a W3C ``traceparent`` (and ``tracestate``) for the turn this request starts.
 
     Set for every request, to None without the header: a keep-alive connection may

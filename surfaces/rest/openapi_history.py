@@ -19,7 +19,7 @@ _BODY = {"type": "string", "minLength": 1, "maxLength": MAX_BODY_CHARS}
 _REASON = {"description": "Why: {kind, note?} (a bare string is taken as the kind).",
            "oneOf": [_NAME, {"type": "object", "properties": {"kind": _NAME, "note": _TEXT},
                              "required": ["kind"]}]}
-_BLOCK = {"type": "object", "properties": {"type": {"enum": ["user_content_block", "assistant_block"]},
+_BLOCK: dict[str, Any] = {"type": "object", "properties": {"type": {"enum": ["user_content_block", "assistant_block"]},
                                           "block": {"type": "object"}, "block_index": _INT},
           "required": ["type", "block", "block_index"]}
 _REPLACEMENT = {

@@ -147,11 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         trio.run(_serve, options, input_fd, output_fd, args.max_line_bytes, args.eof_grace)
     except BaseException as caught:  # noqa: BLE001 - nurseries wrap the one error an operator can fix
-        exc = single_error(caught)
-        if isinstance(exc, MeerkatError):  # the realm could not be opened (corrupt config.toml, bad backend...)
-            print(f"rkat-rpc: error: {exc.message}", file=sys.stderr)
+        error = single_error(caught)
+        if isinstance(error, MeerkatError):  # the realm could not be opened (corrupt config.toml, bad backend...)
+            print(f"rkat-rpc: error: {error.message}", file=sys.stderr)
             return 2
-        if isinstance(exc, KeyboardInterrupt):
+        if isinstance(error, KeyboardInterrupt):
             return 130
         raise
     return 0
