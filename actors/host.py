@@ -88,7 +88,7 @@ class Host:
             await supervisor.run(task_status=task_status)
         finally:
             self._services.pop(key, None)
-            supervisor.store.close()
+            await _close_store(supervisor.store)
             if in_use is not None:
                 release_in_use(in_use)
             if throwaway:
@@ -97,6 +97,23 @@ class Host:
     def statistics(self) -> HostStatistics:
         """One entry per realm served."""
         return HostStatistics(realms=tuple(s.statistics() for s in self._services.values()))
+
+
+#: Longest a realm's shutdown waits for its store to close (a PostgreSQL pool returning its
+#: connections to a database in trouble); the host's other realms go on meanwhile.
+STORE_CLOSE_SECS = 10.0
+
+
+async def _close_store(store: SessionStore) -> None:
+    """Close ``store`` off the event loop's thread: a PostgreSQL pool's close waits on the
+    network, and the loop serves the host's other realms. Shielded, since this runs while the
+    realm is being cancelled, and bounded so a dead database cannot hold shutdown."""
+    if not store.blocking:
+        store.close()
+        return
+    with trio.CancelScope(shield=True):
+        with trio.move_on_after(STORE_CLOSE_SECS):
+            await trio.to_thread.run_sync(store.close, abandon_on_cancel=True)
 
 
 async def _remove_throwaway(realm: RealmHandle) -> None:
