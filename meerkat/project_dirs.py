@@ -31,7 +31,9 @@ from typing import Iterator
 
 __all__ = ["git_work_tree_root", "project_dir", "project_state_root", "workspace_context", "trusted_state_dir"]
 
-log = logging.getLogger("rkat.realm")
+#: Not "rkat.realm": what opening a realm warns about is about its store (rkat doctor reports
+#: those as store problems), while a skipped .rkat is about where the CLI looks.
+log = logging.getLogger("rkat.project")
 
 STATE_DIR = ".rkat"
 

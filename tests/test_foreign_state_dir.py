@@ -126,3 +126,17 @@ def test_another_users_state_dir_at_the_git_root_is_not_used(tmp_path):
     assert "belongs to another user" in done.stderr
     assert list((planted / "realms").iterdir()) == []  # before, the git root's .rkat was used whoever owned it
     assert any(data_root.iterdir())
+
+
+def test_doctor_reports_an_ignored_state_dir_apart_from_the_store(tmp_path):
+    # The warning about a skipped .rkat is about where the CLI looks, not about the realm's store:
+    # doctor printed "store FAILED: ignoring ..." for a store that was fine.
+    env, _ = _user_env(tmp_path)
+    shared = _shared_dir(tmp_path / "tmp")
+    planted = _stale_state_dir(shared)
+    planted.chmod(0o777)
+    _run(shared, env, "run", "--model", "mock", "hi")  # a realm in the user's data directory
+    done = _run(shared, env, "doctor")
+    assert "others may write to it" in done.stderr and str(planted) in done.stderr, done.stderr
+    store = next(line for line in done.stdout.splitlines() if line.strip().startswith("store"))
+    assert "FAILED" not in store and "ok" in store, done.stdout
