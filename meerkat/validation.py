@@ -87,12 +87,15 @@ def validate_page(limit: Any, offset: Any) -> tuple[int, int]:
     return limit, offset
 
 
-def validate_cursor(after_seq: Any) -> int | None:
-    """None, or an event seq (an int in ``0..MAX_STORED_INT``) to resume after."""
+def validate_cursor(after_seq: Any, field: str = "after_seq") -> int | None:
+    """None, or an event seq (an int in ``0..MAX_STORED_INT``) to resume after.
+
+    ``field`` names it as the client sent it (``cursor.sequence``, a query parameter).
+    """
     if after_seq is not None and (not isinstance(after_seq, int) or isinstance(after_seq, bool)
                                   or not 0 <= after_seq <= MAX_STORED_INT):
-        raise InvalidParams(f"after_seq must be an integer between 0 and {MAX_STORED_INT}, got {after_seq!r}",
-                            details={"field": "after_seq"})
+        raise InvalidParams(f"{field} must be an integer between 0 and {MAX_STORED_INT}, got {after_seq!r}",
+                            details={"field": field})
     return after_seq
 
 

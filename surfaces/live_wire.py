@@ -21,6 +21,7 @@ from meerkat.providers.catalog import CONTRACT_VERSION
 from meerkat.realm import MANIFEST_FILE, read_manifest
 from meerkat.store.eventlog import InputRecord
 from meerkat.transcript import rfc3339_from_ms
+from meerkat.validation import validate_cursor
 
 if TYPE_CHECKING:
     from actors import SessionService
@@ -84,9 +85,9 @@ def cursor_sequence(value: Any, session_id: str) -> int:
         return 0
     if not isinstance(value, dict):
         raise InvalidParams("cursor must be an object {scope, sequence}")
-    sequence = value.get("sequence")
-    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
-        raise InvalidParams(f"cursor.sequence must be a non-negative integer, got {sequence!r}")
+    sequence = validate_cursor(value.get("sequence"), "cursor.sequence")
+    if sequence is None:
+        raise InvalidParams("cursor.sequence must be a non-negative integer, got None")
     scope = value.get("scope")
     if scope is not None and scope_session_id(scope) != session_id:
         raise InvalidParams("cursor.scope names another session than scope")

@@ -144,3 +144,32 @@ def test_cli_refuses_max_tokens_past_u32(tmp_path):
     cli("run", "--model", "mock", "--max-tokens", str(MAX_OUTPUT_TOKENS), "hi")
     refused = cli("config", "patch", "--json", json.dumps({"retry": {"connect_timeout_ms": 10**15}}), expect=2)
     assert "retry.connect_timeout_ms" in refused.err, refused.err
+
+
+async def test_a_cursor_past_the_store_range_is_named_as_the_client_sent_it(server, tmp_path):
+    # The range error named `after_seq`, a name none of these requests uses.
+    async with server.client() as http:
+        session = (await http.post("/sessions", json={"prompt": "x", "model": "mock"})).json()["session_id"]
+        for path, params, headers, name in [
+            ("/events", {"session_id": session, "after": MAX_STORED_INT + 1}, {}, "`after`"),
+            (f"/sessions/{session}/events", {"after": MAX_STORED_INT + 1}, {}, "`after`"),
+            (f"/sessions/{session}/events", {}, {"Last-Event-ID": str(MAX_STORED_INT + 1)}, "Last-Event-ID"),
+        ]:
+            reply = await http.get(path, params=params, headers=headers)
+            assert reply.status_code == 400 and reply.json()["code"] == "INVALID_PARAMS", reply.text
+            assert name in reply.json()["error"] and "after_seq" not in reply.json()["error"], reply.json()
+        await http.delete(f"/sessions/{session}")
+    rpc = RpcProcess(state_root=tmp_path)
+    try:
+        rpc.result("initialize", {})
+        session = rpc.result("session/create", {"prompt": "x", "model": "mock"})["session_id"]
+        scope = {"type": "session", "session_id": session}
+        error = rpc.error("events/list_since", {"scope": scope, "cursor": {"scope": scope,
+                                                                           "sequence": MAX_STORED_INT + 1}})
+        assert error["code"] == -32602 and "cursor.sequence" in error["message"], error
+        assert "after_seq" not in error["message"], error
+        page = rpc.result("events/list_since", {"scope": scope, "cursor": {"scope": scope,
+                                                                           "sequence": MAX_STORED_INT}})
+        assert page["events"] == []
+    finally:
+        rpc.stop()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from quart import Response, request
 
 from meerkat.errors import InvalidParams
-from meerkat.validation import json_kind
+from meerkat.validation import json_kind, validate_cursor
 from surfaces import live_wire
 
 from .requests import int_query, json_object
@@ -64,7 +64,7 @@ def add_live_routes(app: "QuartTrio", state: "RestState", locate: Any) -> None:
         if scope != "session":
             raise InvalidParams(f"scope {scope!r} is not supported: this host has session scopes only")
         session_id = locate(_session_query())
-        after = int_query(request, "after") or 0
+        after = validate_cursor(int_query(request, "after"), "query parameter `after`") or 0
         return json_response(await live_wire.list_since_wire(service, session_id, after, int_query(request, "limit")))
 
     @app.get("/events/latest_cursor")

@@ -15,6 +15,7 @@ from typing import Any
 from quart import Request
 
 from meerkat.errors import ErrorCode, InvalidParams, MeerkatError, error_from_code
+from meerkat.validation import validate_cursor
 from meerkat.views import session_id_from_ref
 from surfaces.json_input import decode_json
 from surfaces.session_params import require_object
@@ -111,6 +112,7 @@ def _cursor(text: str, what: str) -> int:
         seq = -1
     if seq < 0:
         raise InvalidParams(f"{what} must be an event seq (an integer >= 0), got {text!r}")
+    validate_cursor(seq, what)  # past the stores' range too, named as the client sent it
     return seq
 
 
