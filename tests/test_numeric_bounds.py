@@ -173,3 +173,21 @@ async def test_a_cursor_past_the_store_range_is_named_as_the_client_sent_it(serv
         assert page["events"] == []
     finally:
         rpc.stop()
+
+
+@pytest.mark.parametrize("model, param, value", [
+    ("claude-sonnet-4-6", "max_output_tokens", MAX_OUTPUT_TOKENS + 1),
+    ("claude-sonnet-4-6", "thinking_budget_tokens", 10**20),
+    ("gemini-3-flash-preview", "top_k", MAX_OUTPUT_TOKENS + 1),
+    ("gpt-5.5", "max_output_tokens", 10**20),
+])
+async def test_provider_params_of_hosted_models_have_upper_bounds_too(server, model, param, value):
+    # Before, these were stored on the session and sent on to the vendor whatever their size.
+    async with server.client() as http:
+        reply = await http.post("/sessions", json={"prompt": "x", "model": model, "provider_params": {param: value}})
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["code"] == "INVALID_PARAMS" and param in reply.json()["error"], reply.json()
+        catalog = (await http.get("/models/catalog")).json()
+    schemas = [entry["profile"]["params_schema"]["properties"] for provider in catalog["providers"]
+               for entry in provider["models"] if entry["id"] == model]
+    assert schemas and schemas[0][param]["maximum"] == MAX_OUTPUT_TOKENS, schemas

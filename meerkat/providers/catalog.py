@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from meerkat.validation import MAX_OUTPUT_TOKENS, MAX_STORED_INT
+
 __all__ = ["CONTRACT_VERSION", "ModelEntry", "CATALOG", "PROVIDER_DEFAULTS", "PROVIDER_PARAMS", "find_model",
            "params_for", "params_json_schema", "self_hosted_aliases", "self_hosted_default", "catalog_wire"]
 
@@ -53,9 +55,12 @@ class ModelEntry:
 
 # -- provider_params each model accepts (name -> JSON Schema fragment) ----------
 
+#: Token counts and top_k are u32 on the vendors' wire, as the turn's ``max_tokens`` is.
+_U32 = MAX_OUTPUT_TOKENS
+_I64 = MAX_STORED_INT
 _TEMPERATURE_2 = {"temperature": {"type": "number", "minimum": 0, "maximum": 2}}
 _SAMPLING = {"top_p": {"type": "number", "minimum": 0, "maximum": 1},
-             "max_output_tokens": {"type": "integer", "minimum": 1},
+             "max_output_tokens": {"type": "integer", "minimum": 1, "maximum": _U32},
              "stop_sequences": {"type": "array", "items": {"type": "string"}}}
 _REASONING_SWITCH = {"reasoning": {"type": "string", "enum": ["emit", "off"]}}
 
@@ -63,7 +68,7 @@ ANTHROPIC_PARAMS: dict[str, Any] = {
     # Current Claude models (and the SDK) take no temperature/top_p/top_k: effort steers them.
     **{k: v for k, v in _SAMPLING.items() if k != "top_p"}, **_REASONING_SWITCH,
     "reasoning_effort": {"type": "string", "enum": ["low", "medium", "high", "xhigh", "max"]},
-    "thinking_budget_tokens": {"type": "integer", "minimum": 1024},
+    "thinking_budget_tokens": {"type": "integer", "minimum": 1024, "maximum": _U32},
 }
 OPENAI_PARAMS: dict[str, Any] = {
     # The Responses API takes no stop sequences.
@@ -74,14 +79,14 @@ OPENAI_PARAMS: dict[str, Any] = {
 }
 GEMINI_PARAMS: dict[str, Any] = {
     **_TEMPERATURE_2, **_SAMPLING, **_REASONING_SWITCH,
-    "top_k": {"type": "integer", "minimum": 1},
-    "thinking_budget_tokens": {"type": "integer", "minimum": -1},
+    "top_k": {"type": "integer", "minimum": 1, "maximum": _U32},
+    "thinking_budget_tokens": {"type": "integer", "minimum": -1, "maximum": _U32},
     "thinking_level": {"type": "string", "enum": ["minimal", "low", "medium", "high"]},
 }
 SELF_HOSTED_PARAMS: dict[str, Any] = {
     **_TEMPERATURE_2, **_SAMPLING, **_REASONING_SWITCH,
-    "top_k": {"type": "integer", "minimum": 0},
-    "seed": {"type": "integer"},
+    "top_k": {"type": "integer", "minimum": 0, "maximum": _U32},
+    "seed": {"type": "integer", "minimum": -_I64 - 1, "maximum": _I64},
     "reasoning_effort": {"type": "string", "enum": ["none", "minimal", "low", "medium", "high", "xhigh"]},
     "extra_body": {"type": "object"},
 }
