@@ -13,8 +13,8 @@ pick up a directory someone else could have made or filled (git's
   ``/tmp/.rkat`` would otherwise capture every run under ``/tmp``). Finding the
   git work tree obeys the same boundaries, so a planted ``/tmp/.git`` does not
   make ``/tmp`` a project either.
-* A ``.rkat`` is used only when it is a directory the current user owns and it is
-  not world-writable; when it sits in a world-writable directory (possible only
+* A ``.rkat`` is used only when it is a directory the current user owns (and so is
+  the entry itself when it is a symlink) and it is not world-writable; when it sits in a world-writable directory (possible only
   when that is the working directory itself) it must not be group-writable either.
   Anything else is skipped with a warning naming it.
 * When the project's own ``.rkat`` is untrusted, the CLI does not use it:
@@ -92,8 +92,13 @@ def trusted_state_dir(path: Path, *, warn: bool = True) -> bool:
     status = _status(path)
     if status is None or not stat.S_ISDIR(status.st_mode):
         return False
-    if status.st_uid != os.getuid():
-        why = f"it belongs to another user (uid {status.st_uid})"
+    try:
+        entry = path.lstat()  # the entry itself, as git checks: a link another user made is theirs
+    except OSError:
+        return False
+    owner = entry.st_uid if entry.st_uid != os.getuid() else status.st_uid
+    if owner != os.getuid():
+        why = f"it belongs to another user (uid {owner})"
     elif status.st_mode & stat.S_IWOTH or (status.st_mode & stat.S_IWGRP and _world_writable(_status(path.parent))):
         why = f"others may write to it (mode {stat.S_IMODE(status.st_mode):o})"
     else:

@@ -140,3 +140,18 @@ def test_doctor_reports_an_ignored_state_dir_apart_from_the_store(tmp_path):
     assert "others may write to it" in done.stderr and str(planted) in done.stderr, done.stderr
     store = next(line for line in done.stdout.splitlines() if line.strip().startswith("store"))
     assert "FAILED" not in store and "ok" in store, done.stdout
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="making a link another user owns needs root")
+def test_a_link_another_user_planted_is_not_followed(tmp_path):
+    # Ownership is of the entry itself (git's rule too): a symlink /tmp/.rkat that another user made
+    # pointed the CLI at any directory of the user's (/etc, another project's .rkat) and passed the check.
+    env, data_root = _user_env(tmp_path)
+    shared = _shared_dir(tmp_path / "tmp")
+    target = _stale_state_dir(tmp_path / "elsewhere")  # the user's own, 0755: trusted where it is
+    (shared / ".rkat").symlink_to(target)
+    os.lchown(shared / ".rkat", NOBODY, NOBODY)
+    done = _run(shared, env, "run", "--model", "mock", "hi")
+    assert "belongs to another user" in done.stderr and str(shared / ".rkat") in done.stderr, done.stderr
+    assert list((target / "realms").iterdir()) == []
+    assert any(data_root.iterdir())
