@@ -69,10 +69,12 @@ class Subscription:
 
     # -- bus side --
 
-    def _offer(self, envelope: EventEnvelope) -> None:
+    def _offer(self, envelope: EventEnvelope, replay: bool = False) -> None:
         queue = self._queue
         gap = queue[0] if queue and isinstance(queue[0], _Gap) else None
-        if len(queue) - (gap is not None) >= self._capacity:
+        # A replay is queued whole, as subscribe() queues a cursor's: it is what the session
+        # already had, not a live stream outrunning the reader, so nothing owed is dropped for it.
+        if not replay and len(queue) - (gap is not None) >= self._capacity:
             # Full: drop the oldest event, so the reader keeps the newest ones
             # (the run's terminal event included) behind one marker at the front.
             self._dropped += 1
@@ -239,14 +241,17 @@ class EventBus:
         self._deliver(envelope)
         return envelope
 
-    def publish_envelope(self, envelope: EventEnvelope) -> None:
+    def publish_envelope(self, envelope: EventEnvelope, *, replay: bool = False) -> None:
         """Publish an event another process numbered (a turn it runs on this session).
 
         Its ``seq`` is kept, so every process's subscribers see one numbering;
-        callers only pass envelopes newer than :attr:`last_seq`.
+        callers only pass envelopes newer than :attr:`last_seq`. ``replay``: the
+        other process published it before this one followed the turn (a backlog);
+        subscribers queue it past their capacity, as they queue a cursor's replay,
+        rather than drop older events for it behind a ``stream_truncated`` marker.
         """
         self.last_seq = envelope.seq
-        self._deliver(envelope)
+        self._deliver(envelope, replay)
 
     def publish_missing(self, count: int, *, except_for: "Subscription | None" = None) -> None:
         """Tell every subscriber ``count`` events were never seen here (a ``stream_truncated`` marker)."""
@@ -255,11 +260,11 @@ class EventBus:
             if subscriber is not except_for:
                 subscriber._offer(marker)
 
-    def _deliver(self, envelope: EventEnvelope) -> None:
+    def _deliver(self, envelope: EventEnvelope, replay: bool = False) -> None:
         self._ring.append(envelope)
         self._published += 1
         for subscriber in tuple(self._subscribers):
-            subscriber._offer(envelope)
+            subscriber._offer(envelope, replay)
 
     def subscribe(self, *, after_seq: int | None = None, capacity: int | None = None,
                   until_terminal: bool = False, relay: bool = False) -> Subscription:

@@ -31,6 +31,7 @@ module imports upwards.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, AsyncGenerator, Callable, ContextManager, Protocol, TypeVar
 
 import trio
@@ -43,9 +44,28 @@ from .messages import SessionMessage
 from .options import HostOptions
 from .storeio import StoreIO
 
-__all__ = ["Coordinator", "CoordinationHost", "LocalSession", "ProcessLocalCoordinator"]
+__all__ = ["Backlog", "BACKLOG", "LIVE", "Coordinator", "CoordinationHost", "LocalSession", "ProcessLocalCoordinator"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """A mark in :meth:`Coordinator.follow`'s stream: the events after it are a backlog (``True``:
+    the owner had published them before the follow began) or live (``False``).
+
+    A subscriber here that joined mid-turn was not owed a backlog (it asked for what comes from
+    now on), so relaying one must not push it past its queue into a ``stream_truncated`` marker:
+    it is delivered like a cursor's replay (see :meth:`actors.bus.EventBus.publish_envelope`).
+    """
+
+    open: bool
+
+
+#: The events that follow were published before the follow began.
+BACKLOG = Backlog(True)
+#: The events that follow come as the owner publishes them.
+LIVE = Backlog(False)
 
 
 class LocalSession(Protocol):
@@ -64,8 +84,9 @@ class LocalSession(Protocol):
     def follow(self, after_seq: int) -> Subscription | None:
         """The session's events after ``after_seq`` for another process, ending after a terminal event."""
 
-    def relay(self, envelope: EventEnvelope) -> bool:
-        """Publish an event of another process's turn here; False: drop the source."""
+    def relay(self, envelope: EventEnvelope, *, backlog: bool = False) -> bool:
+        """Publish an event of another process's turn here (``backlog``: one it published before
+        we followed it); False: drop the source."""
 
     def relaying(self) -> ContextManager[None]:
         """Held while another process's turn is being relayed into this session."""
@@ -131,9 +152,12 @@ class Coordinator(ABC):
         return None, None
 
     @abstractmethod
-    def follow(self, run: RunRecord, after_seq: int) -> AsyncGenerator[EventEnvelope, None]:
+    def follow(self, run: RunRecord, after_seq: int) -> AsyncGenerator[EventEnvelope | Backlog, None]:
         """Another process's running ``run``: the session's events after ``after_seq`` as its owner
-        numbers them, ending after the next terminal event or when the owner can't be reached."""
+        numbers them, ending after the next terminal event or when the owner can't be reached.
+
+        A :class:`Backlog` item says whether the events after it are a backlog (the owner had
+        published them before the follow began) or live."""
 
     @abstractmethod
     async def interrupt(self, run: RunRecord, timeout: float) -> bool | None:
@@ -157,7 +181,7 @@ class ProcessLocalCoordinator(Coordinator):
 
     shared = False
 
-    async def follow(self, run: RunRecord, after_seq: int) -> AsyncGenerator[EventEnvelope, None]:
+    async def follow(self, run: RunRecord, after_seq: int) -> AsyncGenerator[EventEnvelope | Backlog, None]:
         """Nothing: no other process runs turns here."""
         return
         yield  # pragma: no cover - an async generator

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import aclosing
 from pathlib import Path
 from typing import AsyncGenerator, Callable
 
@@ -21,9 +22,10 @@ import trio
 
 from meerkat.events import EventEnvelope
 from meerkat.store import RunRecord
+from meerkat.transcript import now_ms
 
 from .bus import Subscription
-from .coordination import CoordinationHost, Coordinator
+from .coordination import BACKLOG, LIVE, Backlog, CoordinationHost, Coordinator
 from .foreign_runs import ForeignRunWatch
 from .live import LiveServer, follow_run, interrupt_run, push_events
 from .watchers import Watcher, WatchRegistry
@@ -78,9 +80,19 @@ class LoopbackCoordinator(Coordinator):
                 self._live_started = True
         return self.live.endpoint, self.live.token
 
-    def follow(self, run: RunRecord, after_seq: int) -> AsyncGenerator[EventEnvelope, None]:
-        """The run's events from its owner's live link."""
-        return follow_run(run, after_seq)
+    async def follow(self, run: RunRecord, after_seq: int) -> AsyncGenerator[EventEnvelope | Backlog, None]:
+        """The run's events from its owner's live link. Those it had published before we asked (the
+        owner's ring replays them first) are the :data:`BACKLOG`: the owner is on this machine, so
+        its event timestamps and our clock are one clock."""
+        asked_ms = now_ms()
+        yield BACKLOG
+        backlog = True
+        async with aclosing(follow_run(run, after_seq)) as events:
+            async for envelope in events:
+                if backlog and envelope.timestamp_ms > asked_ms:
+                    backlog = False
+                    yield LIVE
+                yield envelope
 
     async def interrupt(self, run: RunRecord, timeout: float) -> bool | None:
         """Ask the owner over its live link."""

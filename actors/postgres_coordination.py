@@ -52,7 +52,7 @@ from meerkat.store.postgres_live import (
 from meerkat.transcript import now_ms
 
 from .bus import Subscription
-from .coordination import CoordinationHost, Coordinator, LocalSession
+from .coordination import BACKLOG, LIVE, Backlog, CoordinationHost, Coordinator, LocalSession
 from .foreign_runs import ForeignRunWatch
 from .messages import Interrupt
 from .postgres_live_writer import LiveEventWriter
@@ -263,8 +263,11 @@ class PostgresCoordinator(Coordinator):
                     if run is None or run.owner == host.owner or run.session_id != session_id:
                         continue
                     async with aclosing(self.follow(run, actor.last_seq)) as events:
-                        async for envelope in events:
-                            if not actor.relay(envelope):
+                        backlog = False
+                        async for item in events:
+                            if isinstance(item, Backlog):
+                                backlog = item.open
+                            elif not actor.relay(item, backlog=backlog):
                                 break
         except StoreError as exc:
             log.warning("stopped relaying turns of session %s: %s", session_id, exc)
@@ -316,9 +319,15 @@ class PostgresCoordinator(Coordinator):
         self.foreign.note_reader(session_id)
         self.foreign.poke()
 
-    async def follow(self, run: RunRecord, after_seq: int) -> AsyncGenerator[EventEnvelope, None]:
-        """The run's events from ``live_events`` as they arrive, then from the log once it has ended."""
+    async def follow(self, run: RunRecord, after_seq: int) -> AsyncGenerator[EventEnvelope | Backlog, None]:
+        """The run's events from ``live_events`` as they arrive, then from the log once it has ended.
+
+        What is already written when the follow begins (read without waiting for a ping, the
+        log's tail included) comes after :data:`BACKLOG`; what comes after the first wait, after
+        :data:`LIVE`."""
         session_id, last = run.session_id, after_seq
+        yield BACKLOG
+        backlog = True
         while True:
             ping = self._next_ping(session_id)
             try:
@@ -341,6 +350,9 @@ class PostgresCoordinator(Coordinator):
                     async for envelope in logged:
                         yield envelope
                 return
+            if backlog:
+                backlog = False
+                yield LIVE
             with trio.move_on_after(FOLLOW_POLL):
                 await ping.wait()
 

@@ -26,6 +26,7 @@ from meerkat.store import RunRecord
 from meerkat.views import InterruptResult
 
 from .bus import EventBus, Subscription
+from .coordination import Backlog
 from .messages import Interrupt
 from .session_host import SessionHost
 
@@ -91,10 +92,14 @@ class ForeignRuns:
         assert self._bus is not None
         try:
             async with aclosing(self._supervisor.coordinator.follow(run, self._bus.last_seq)) as events:
-                async for envelope in events:
-                    if not self.relay(envelope):
+                backlog = False
+                async for item in events:
+                    if isinstance(item, Backlog):
+                        backlog = item.open
+                        continue
+                    if not self.relay(item, backlog=backlog):
                         break
-                    if envelope.type in TERMINAL_EVENT_TYPES:
+                    if item.type in TERMINAL_EVENT_TYPES:
                         break
         except Exception:  # losing the relay must not take the session's actor down
             log.exception("relay of run %s into session %s failed", run.run_id, self.session_id)
@@ -112,8 +117,12 @@ class ForeignRuns:
             self._relays -= 1
             self.notice_store_change()
 
-    def relay(self, envelope: EventEnvelope) -> bool:
+    def relay(self, envelope: EventEnvelope, *, backlog: bool = False) -> bool:
         """Publish an event of another process's turn, unless it is old news or a turn of ours runs.
+
+        ``backlog``: the other process published it before we followed its turn. Readers here
+        joined mid-turn and were not owed it, so it is queued for them like a replay, never
+        counted as lost (see :meth:`EventBus.publish_envelope`).
 
         Returns False for an event that does not follow this session's numbering (another
         session's, or a seq far past the last one): the link that sent it is dropped, so a
@@ -132,7 +141,7 @@ class ForeignRuns:
             return True  # old news: this process published it already
         if envelope.seq > bus.last_seq + 1:
             bus.publish_missing(envelope.seq - bus.last_seq - 1)
-        bus.publish_envelope(envelope)
+        bus.publish_envelope(envelope, replay=backlog)
         return True
 
     def notice_archived_elsewhere(self) -> None:

@@ -39,6 +39,9 @@ REALM = "shared"
 RKAT_MCP = str(Path(sys.executable).with_name("rkat-mcp"))
 #: A mock turn long enough (about 60 s) that only an interrupt ends it early.
 SLOW = {"reply_words": 3000, "token_delay_ms": 20}
+#: Seconds within which an interrupt must have stopped a SLOW turn of another process: half the owner's
+#: default lease (RKAT_LEASE_SECS, 10 s), so a stop by lease expiry fails, and far short of the turn's own end.
+INTERRUPTED_WITHIN = 5.0
 
 
 @pytest.fixture(scope="module", params=["sqlite", "jsonl", "postgres"])
@@ -114,6 +117,14 @@ def start_slow_turn(rpc: RpcProcess, session_id: str, params: dict[str, Any] = S
         assert "id" not in line, f"the turn ended before streaming: {line}"
 
 
+def read_deltas(rpc: RpcProcess, count: int) -> None:
+    """Read the running turn's event notifications until ``count`` more text deltas have come."""
+    while count:
+        line = rpc.read()
+        assert "id" not in line, f"the turn ended early: {line}"
+        count -= line["params"]["event"]["payload"]["type"] == "text_delta"
+
+
 def events_until_response(rpc: RpcProcess, request_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     notes, response = rpc.until_response(request_id)
     return [n["params"]["event"] for n in notes if n.get("method") == "session/event"], response
@@ -176,8 +187,10 @@ async def test_a_turn_in_one_process_makes_the_session_busy_everywhere(rest, rpc
         ended = time.monotonic() - asked
         assert response["error"]["data"]["error_code"] == "REQUEST_CANCELLED", response
         assert events[-1]["payload"]["type"] == "run_failed"
-        # The issue's bound: a foreign turn stops within one second of the interrupt (it would run ~60 s).
-        assert answered < 1.0 and ended < 1.0, (answered, ended)
+        # Stopped by the interrupt, not by the owner's lease running out (10 s) nor by the turn ending
+        # (~60 s). Issue 8's 1 s is a speed figure, measured by bench/multiprocess.py (milliseconds there):
+        # a wall-clock bound this tight here failed on a loaded CI machine.
+        assert answered < INTERRUPTED_WITHIN and ended < INTERRUPTED_WITHIN, (answered, ended)
         after = (await http.get(f"/sessions/{session_id}")).json()
         assert after["is_active"] is False
         assert after["message_count"] == 4  # the interrupted turn keeps the prompt and the partial answer
@@ -386,19 +399,21 @@ async def test_a_session_archived_elsewhere_is_gone_for_a_process_that_had_it_op
 async def test_mcp_and_another_rpc_process_see_and_stop_a_foreign_turn(rest, rpc, root, host_env):
     """The remaining surfaces' interrupts: rkat-mcp's tool, through the official MCP client, and a second rkat-rpc."""
     session_id = rpc.result("session/create", {"prompt": "hello"})["session_id"]
-    # Slower than SLOW: the stream opened below replays the turn so far at once, and that must fit
-    # its 256-event queue however long rkat-mcp takes to start on a busy machine (25 s here).
-    request_id = await trio.to_thread.run_sync(start_slow_turn, rpc, session_id,
-                                               {"reply_words": 3000, "token_delay_ms": 100})
+    request_id = await trio.to_thread.run_sync(start_slow_turn, rpc, session_id)
     server = StdioServerParameters(command=RKAT_MCP, args=["--realm", REALM, "--state-root", str(root)],
                                    env={**{k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
                                         **host_env("mcp")})
     async with Client(server) as mcp:
+        # rkat-mcp follows the turn only once a stream is opened below: by then the turn has published
+        # more than the stream's 256-event queue holds (as it has when rkat-mcp is slow to start).
+        await trio.to_thread.run_sync(read_deltas, rpc, 300)
         read = await mcp.call_tool("meerkat_read", {"session_id": session_id})
         assert json.loads(read.content[0].text)["state"]["is_active"] is True
         busy = await mcp.call_tool("meerkat_resume", {"session_id": session_id, "prompt": "me too"})
         assert busy.is_error and json.loads(busy.content[0].text)["code"] == "SESSION_BUSY"
-        # An MCP event stream opened now follows the rpc process's turn too (replayed from the owner's ring).
+        # An MCP event stream opened now follows the rpc process's turn too, from its start: what the turn
+        # published before rkat-mcp followed it comes as a replay (however long rkat-mcp took to start,
+        # more than the stream's 256-event queue holds included), with no stream_truncated marker.
         opened = json.loads((await mcp.call_tool("meerkat_event_stream_open", {
             "session_id": session_id})).content[0].text)
         with trio.fail_after(30):

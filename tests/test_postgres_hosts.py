@@ -301,3 +301,32 @@ async def test_a_live_write_that_fails_once_is_retried_so_a_follower_sees_no_gap
                 received_a = await _until_terminal(stream)
         assert failed and failed[0][0] == received_a[0].seq  # the turn's first batch was the one that failed
         assert [(e.seq, e.type) for e in received_b] == [(e.seq, e.type) for e in received_a]
+
+
+def _live_seqs(url: str, run_id: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM rkat.live_events WHERE run_id = %s", (run_id,)).fetchone()[0]
+
+
+async def test_a_subscriber_joining_a_long_turn_elsewhere_gets_it_whole_without_a_false_gap(tmp_path, postgres_url,
+                                                                                         monkeypatch):
+    """A subscriber with no cursor wants the events from now on. Joining a turn another host has run for a
+    while (more events so far than a subscriber's queue holds), it gets that turn from its start, as a
+    replay, and never a ``stream_truncated`` marker: none of the events it was owed was lost."""
+    capacity = 16
+    async with host(tmp_path, postgres_url, "host-a", monkeypatch) as a, \
+            host(tmp_path, postgres_url, "host-b", monkeypatch, subscriber_capacity=capacity) as b:
+        session_id = (await a.create_session("first", provider_params={"reply_words": 3})).session_id
+        stream = await a.start_turn_streaming(session_id, "long", provider_params={"reply_words": 2000,
+                                                                                   "token_delay_ms": 20})
+        on_a = [await stream.__anext__()]
+        with trio.fail_after(30):  # the turn is well past the queue's size, and its events are on the table
+            while len(on_a) < 3 * capacity:
+                on_a.append(await stream.__anext__())
+            while await trio.to_thread.run_sync(_live_seqs, postgres_url, stream.run_id) < 3 * capacity:
+                await trio.sleep(0.02)
+            on_b = await b.subscribe(session_id)
+            received = [await on_b.receive() for _ in range(3 * capacity)]
+        await a.interrupt(session_id)
+        assert [(e.seq, e.type) for e in received] == [(e.seq, e.type) for e in on_a]
+        assert received[0].type == "run_started"
