@@ -34,6 +34,10 @@ CONFIG_PAST_BOUNDS = [
     ({"retry": {"max_retries": 10**9}}, "retry.max_retries"),
     ({"tools": {"default_timeout_secs": 1e12}}, "tools.default_timeout_secs"),
     ({"mock": {"token_delay_ms": 1e12}}, "mock.token_delay_ms"),
+    ({"agent": {"temperature": 1e300}}, "agent.temperature"),
+    ({"limits": {"max_turn_duration": "99999999999999999999999h"}}, "limits.max_turn_duration"),
+    ({"limits": {"max_duration": "1e400"}}, "limits.max_duration"),  # a bare number of seconds: inf
+    ({"budget": {"max_duration": "inf"}}, "budget.max_duration"),
 ]
 
 

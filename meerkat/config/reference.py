@@ -41,8 +41,8 @@ EFFECTS: dict[str, str] = {
     "limits.budget": "Token budget of a session when `budget.max_tokens` is unset.",
     "limits.max_duration": "Accepted for compatibility (a duration, checked when written); not enforced yet.",
     "limits.max_turn_duration": "Longest one whole turn may take: every model call, retry and tool call "
-                                "of one run (\"90s\", \"5m\", \"1h30m\"); past it the run fails naming "
-                                "this key.",
+                                "of one run (\"90s\", \"5m\", \"1h30m\"; at most \"365d\", as every duration key); past it "
+                                "the run fails naming this key.",
     "limits.max_sessions": "Accepted for compatibility (> 0); not enforced yet.",
     "limits.event_retention": "Events the durable log keeps per session (unset: 10,000); older ones are "
                               "pruned.",

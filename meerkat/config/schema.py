@@ -67,7 +67,8 @@ class AgentConfig(_Section, frozen=True, kw_only=True):
     model: str = ""
     max_tokens_per_turn: Annotated[int, _most(MAX_OUTPUT_TOKENS)] = 16384
     system_prompt: str | None = None
-    temperature: float | None = None
+    #: At most 2, the most any provider takes (the catalog's params_schema).
+    temperature: Annotated[float, _most(2.0)] | None = None
     max_turns: _SmallCount = 100
     budget_warning_threshold: float = 0.8
     #: Passed through to the provider untouched (e.g. ``reasoning_effort``).
