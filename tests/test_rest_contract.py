@@ -79,7 +79,7 @@ def test_inject_context_content_null_and_text_of_another_type_are_refused(client
 
 def test_an_event_cursor_past_64_bits_is_invalid_params_not_a_500(client, sid):
     # after=921339901206586327040 reached SQLite and came back as 500 INTERNAL_ERROR.
-    _refused(client.get("/events", params={"session_id": sid, "after": MAX_STORED_INT + 1}), "after_seq")
+    _refused(client.get("/events", params={"session_id": sid, "after": MAX_STORED_INT + 1}), "query parameter `after`")
     assert client.get("/events", params={"session_id": sid, "after": MAX_STORED_INT}).status_code == 200
 
 
