@@ -195,3 +195,20 @@ async def test_provider_params_of_hosted_models_have_upper_bounds_too(server, mo
     schemas = [entry["profile"]["params_schema"]["properties"] for provider in catalog["providers"]
                for entry in provider["models"] if entry["id"] == model]
     assert schemas and schemas[0][param]["maximum"] == MAX_OUTPUT_TOKENS, schemas
+
+
+def test_rpc_answers_a_number_too_large_to_decode_to_its_request_id(tmp_path):
+    # Valid JSON with a 5,000-digit integer or 1e400 was a parse error to id null: the client,
+    # waiting on its own id, never got an answer.
+    rpc = RpcProcess(state_root=tmp_path)
+    try:
+        rpc.result("initialize", {})
+        big = "9" * 5000
+        for request_id, params in ((7, f'{{"limit": {big}}}'), ("call-8", '{"limit": 1e400}')):
+            rpc.send_raw(f'{{"jsonrpc": "2.0", "id": {json.dumps(request_id)}, "method": "session/list", '
+                         f'"params": {params}}}\n'.encode())
+            _, answer = rpc.until_response(request_id)
+            assert answer["error"]["code"] == -32602 and "out of range" in answer["error"]["message"], answer
+        assert rpc.result("session/list", {})["sessions"] == []  # still serving
+    finally:
+        rpc.stop()

@@ -10,6 +10,8 @@ would then report the name instead of the numeric code it is known to report.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -74,11 +76,33 @@ def _valid_id(value: Any) -> bool:
     return value is None or (isinstance(value, (int, float, str)) and not isinstance(value, bool))
 
 
+class _Unreadable:
+    """An integer literal too long to turn into an int (only its request's id matters here)."""
+
+
+def _out_of_range(line: bytes, exc: msgspec.DecodeError) -> Invalid:
+    """Answer valid JSON with a number past what the decoder takes (a 5,000-digit integer, ``1e400``)
+    to its request's id: an answer to id null leaves a client waiting on its own id forever."""
+    try:
+        message = json.loads(line, parse_int=lambda text: int(text) if len(text) <= 64 else _Unreadable(),
+                             parse_float=float)
+    except (ValueError, RecursionError):
+        return Invalid(None, json_parse_error(exc))
+    request_id = message.get("id") if isinstance(message, dict) else None
+    if not _valid_id(request_id) or isinstance(request_id, float) and not math.isfinite(request_id):
+        return Invalid(None, json_parse_error(exc))
+    where = str(exc).partition(" - at ")[2]  # msgspec's "Number out of range - at `$[...]`"
+    return Invalid(request_id, protocol_error(ErrorCode.INVALID_PARAMS,
+                                              f"Invalid params: a number is out of range (at {where or 'the line'})"))
+
+
 def classify(line: bytes) -> Incoming:
     """Sort one line: a request, a notification, a response to us, or something invalid."""
     try:
         message = _decoder.decode(line)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        if isinstance(exc, msgspec.DecodeError) and "out of range" in str(exc):
+            return _out_of_range(line, exc)
         return Invalid(None, json_parse_error(exc))
     if isinstance(message, list):
         return Invalid(None, protocol_error(ErrorCode.INVALID_REQUEST,
