@@ -67,3 +67,30 @@ def test_deep_check_finds_a_corrupt_page(tmp_path):
     path.write_bytes(bytes(data))
     problems = _sqlite_quick_check(str(path))
     assert problems and all(str(path) in problem for problem in problems), problems
+
+
+
+def test_a_checkpoint_never_writes_into_an_emptied_database(tmp_path):
+    """The daemon checkpoints every 0.25 s. Into a database file emptied behind it, SQLite would
+    copy the WAL's pages and make a partial database that /health then calls ok (seen as a
+    flaky 200 in test_health_reports_a_damaged_store): the checkpoint refuses instead."""
+    from meerkat.errors import StoreError
+    from meerkat.store import SessionRecord
+    from meerkat.store.sqlite import SqliteStore
+
+    def record(n):
+        return SessionRecord(session_id=f"01936f8a-0000-7000-8000-00000000000{n}", created_at_ms=1,
+                             updated_at_ms=1, model="mock", provider="mock")
+
+    database = tmp_path / "sessions.sqlite3"
+    store = SqliteStore(database)
+    try:
+        store.create_session(record(1), [])
+        store.checkpoint()  # the daemon's checkpoint connection is open from then on
+        store.create_session(record(2), [])  # pages waiting in the WAL
+        database.write_bytes(b"")
+        with pytest.raises(StoreError, match="emptied"):
+            store.checkpoint()
+        assert database.stat().st_size == 0
+    finally:
+        store.close()

@@ -592,6 +592,9 @@ class SqliteStore:
             truncated = truncated_wal_index(self.path)
             if truncated is not None:  # touching the database now would be this process's SIGBUS: say why first
                 raise StoreError(truncated)
+            emptied = self._emptied_under_us()
+            if emptied is not None:
+                raise StoreError(emptied)
             try:
                 if self._checkpoint_conn is None:
                     self._checkpoint_conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000,
@@ -599,6 +602,23 @@ class SqliteStore:
                 self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             except sqlite3.Error as exc:
                 raise self._error(exc) from exc
+
+    def _emptied_under_us(self) -> str | None:
+        """A problem when the open database file was deleted or emptied behind this store.
+
+        An open sqlite database in WAL mode is never zero bytes (its header is written when the
+        journal mode is set). Checkpointing into an emptied or re-created file would copy only
+        the pages the WAL holds, making a partial database that passes for healthy: the damage
+        must stay visible (``/health``, ``rkat doctor``) until someone restores the realm.
+        """
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return f"session database {self.path} was deleted while open: not checkpointing into a new file"
+        if size == 0:
+            return (f"session database {self.path} was emptied (zero bytes) while open: not checkpointing "
+                    f"into it (restore the realm from a backup)")
+        return None
 
     def close(self) -> None:
         with self._checkpoint_lock:
