@@ -14,7 +14,7 @@ import msgspec
 
 from meerkat.errors import ErrorCode, MeerkatError, error_from_code
 
-__all__ = ["decode_json", "json_parse_error"]
+__all__ = ["decode_json", "json_parse_error", "number_out_of_range"]
 
 _decoder = msgspec.json.Decoder()
 #: JSON has numbers, not ints and floats: ``770.0`` is the integer 770 to JSON Schema (so to the OpenAPI
@@ -41,6 +41,15 @@ def json_parse_error(exc: Exception, what: str = "Parse error") -> MeerkatError:
     return error_from_code(ErrorCode.PARSE_ERROR, f"{what}: {reason}")
 
 
+def number_out_of_range(exc: Exception) -> MeerkatError | None:
+    """INVALID_PARAMS when ``exc`` is msgspec refusing a number of valid JSON as out of its range (a
+    5,000-digit integer, ``1e400``): the document is well formed, one value is not usable."""
+    if not isinstance(exc, msgspec.DecodeError) or " out of range" not in str(exc):
+        return None
+    where = str(exc).partition(" - at ")[2]  # msgspec's "Integer value out of range - at `$[...]`"
+    return error_from_code(ErrorCode.INVALID_PARAMS, f"a number is out of range (at {where or 'the document'})")
+
+
 def decode_json(data: bytes | str, what: str = "Parse error", *, integral_floats_as_int: bool = False) -> Any:
     """The JSON value in ``data``; raises PARSE_ERROR (a :class:`MeerkatError`) if there is none.
 
@@ -50,4 +59,4 @@ def decode_json(data: bytes | str, what: str = "Parse error", *, integral_floats
     try:
         return (_integral_decoder if integral_floats_as_int else _decoder).decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise json_parse_error(exc, what) from None
+        raise (number_out_of_range(exc) or json_parse_error(exc, what)) from None

@@ -212,3 +212,13 @@ def test_rpc_answers_a_number_too_large_to_decode_to_its_request_id(tmp_path):
         assert rpc.result("session/list", {})["sessions"] == []  # still serving
     finally:
         rpc.stop()
+
+
+async def test_rest_a_number_too_large_to_decode_is_invalid_params(server):
+    # Valid JSON, a value out of range: INVALID_PARAMS as rkat-rpc answers it, not "malformed JSON body".
+    async with server.client() as http:
+        for number in ("9" * 5000, "1e400"):
+            reply = await http.post("/sessions", content=f'{{"prompt": "x", "model": "mock", "max_tokens": {number}}}',
+                                    headers={"Content-Type": "application/json"})
+            assert reply.status_code == 400 and reply.json()["code"] == "INVALID_PARAMS", reply.text
+            assert "malformed" not in reply.json()["error"], reply.text

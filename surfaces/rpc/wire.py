@@ -19,7 +19,7 @@ import msgspec
 
 from meerkat.errors import ErrorCode, MeerkatError, error_from_code
 from meerkat.events import EventEnvelope
-from surfaces.json_input import json_parse_error
+from surfaces.json_input import json_parse_error, number_out_of_range
 
 __all__ = ["Request", "Notification", "Response", "Invalid", "Incoming", "classify", "encode_result",
            "encode_error", "encode_request", "encode_event", "protocol_error"]
@@ -80,7 +80,7 @@ class _Unreadable:
     """An integer literal too long to turn into an int (only its request's id matters here)."""
 
 
-def _out_of_range(line: bytes, exc: msgspec.DecodeError) -> Invalid:
+def _out_of_range(line: bytes, exc: Exception, error: MeerkatError) -> Invalid:
     """Answer valid JSON with a number past what the decoder takes (a 5,000-digit integer, ``1e400``)
     to its request's id: an answer to id null leaves a client waiting on its own id forever."""
     try:
@@ -91,9 +91,7 @@ def _out_of_range(line: bytes, exc: msgspec.DecodeError) -> Invalid:
     request_id = message.get("id") if isinstance(message, dict) else None
     if not _valid_id(request_id) or isinstance(request_id, float) and not math.isfinite(request_id):
         return Invalid(None, json_parse_error(exc))
-    where = str(exc).partition(" - at ")[2]  # msgspec's "Number out of range - at `$[...]`"
-    return Invalid(request_id, protocol_error(ErrorCode.INVALID_PARAMS,
-                                              f"Invalid params: a number is out of range (at {where or 'the line'})"))
+    return Invalid(request_id, error)
 
 
 def classify(line: bytes) -> Incoming:
@@ -101,8 +99,9 @@ def classify(line: bytes) -> Incoming:
     try:
         message = _decoder.decode(line)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-        if isinstance(exc, msgspec.DecodeError) and "out of range" in str(exc):
-            return _out_of_range(line, exc)
+        out_of_range = number_out_of_range(exc)
+        if out_of_range is not None:
+            return _out_of_range(line, exc, out_of_range)
         return Invalid(None, json_parse_error(exc))
     if isinstance(message, list):
         return Invalid(None, protocol_error(ErrorCode.INVALID_REQUEST,
