@@ -66,28 +66,34 @@ class Subscription:
         self._delivered = 0
         self._dropped = 0
         self._since_yield = 0
+        #: How many queued items, from the front, are a replay (never dropped, not in the capacity).
+        self._replayed = 0
 
     # -- bus side --
 
     def _offer(self, envelope: EventEnvelope, replay: bool = False) -> None:
         queue = self._queue
-        gap = queue[0] if queue and isinstance(queue[0], _Gap) else None
-        # A replay is queued whole, as subscribe() queues a cursor's: it is what the session
-        # already had, not a live stream outrunning the reader, so nothing owed is dropped for it.
-        if not replay and len(queue) - (gap is not None) >= self._capacity:
-            # Full: drop the oldest event, so the reader keeps the newest ones
-            # (the run's terminal event included) behind one marker at the front.
-            self._dropped += 1
-            observability.events_dropped(1)
-            if gap is not None:
-                queue.popleft()
-                queue.popleft()
-                gap.dropped += 1
-                queue.appendleft(gap)
-            else:
-                queue.popleft()
-                queue.appendleft(_Gap(1))
-        queue.append(envelope)
+        if replay:
+            # A replay is queued whole, as subscribe() queues a cursor's: it is what the session
+            # already had, not a live stream outrunning the reader. What is queued up to it is kept
+            # out of the capacity, so later live events do not push it out either.
+            queue.append(envelope)
+            self._replayed = len(queue)
+        else:
+            head = self._replayed  # the oldest live event, or the marker in front of the live ones
+            first_live = queue[head] if len(queue) > head else None
+            gap = first_live if isinstance(first_live, _Gap) else None
+            if len(queue) - head - (gap is not None) >= self._capacity:
+                # Full: drop the oldest live event, so the reader keeps the newest ones (the
+                # run's terminal event included) behind one marker in front of them.
+                self._dropped += 1
+                observability.events_dropped(1)
+                if gap is not None:
+                    del queue[head + 1]
+                    gap.dropped += 1
+                else:
+                    queue[head] = _Gap(1)
+            queue.append(envelope)
         if self._until_terminal and envelope.type in TERMINAL_EVENT_TYPES:
             self._end()
         self._wake()
@@ -108,6 +114,7 @@ class Subscription:
         """The next envelope if one is queued; trio.WouldBlock, or trio.EndOfChannel at the end."""
         if self._queue:
             item = self._queue.popleft()
+            self._replayed = max(0, self._replayed - 1)
             self._delivered += 1
             if isinstance(item, _Gap):
                 return lag_marker(self._bus.session_id, item.dropped)
@@ -169,6 +176,7 @@ class Subscription:
         if not logged or not queue or not isinstance(queue[0], _Gap):
             return
         queue.popleft()
+        self._replayed = 0
         last = logged[-1].seq
         rest = [item for item in queue if isinstance(item, _Gap) or item.seq == 0 or item.seq > last]
         queue.clear()

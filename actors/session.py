@@ -118,7 +118,12 @@ class SessionActor(TurnRunner, ForeignRuns, SessionInputs):
     def notice_store_change(self) -> None:
         """Another process changed the session: reload its record (when no turn of ours runs)."""
         if self._nursery is not None and not self._retired:
-            self._nursery.start_soon(self._reload_record)
+            try:
+                self._nursery.start_soon(self._reload_record)
+            except RuntimeError:
+                # Closed, and run() not back yet to say so: a relay in the coordinator's nursery
+                # ended as the actor stopped (nothing left here to reload for).
+                pass
 
     async def _reload_record(self) -> None:
         sup = self._supervisor

@@ -84,9 +84,12 @@ class ForeignRuns:
         if self._nursery is None or not self.wants_foreign_events():
             return
         assert self._bus is not None
+        try:
+            self._nursery.start_soon(self._mirror, run)
+        except RuntimeError:
+            return  # the actor is stopping (its nursery closed, run() not back yet to say so)
         self._catch_up(last_committed_seq)
-        self._relays += 1
-        self._nursery.start_soon(self._mirror, run)
+        self._relays += 1  # before _mirror runs: start_soon only schedules it
 
     async def _mirror(self, run: RunRecord) -> None:
         assert self._bus is not None
