@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 
 from cli_process import Cli
 from rpc_process import RKAT_RPC, RpcProcess, child_env

@@ -16,7 +16,6 @@ import platform
 import time
 import tomllib
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import asyncclick as click
