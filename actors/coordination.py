@@ -91,6 +91,9 @@ class LocalSession(Protocol):
     def relaying(self) -> ContextManager[None]:
         """Held while another process's turn is being relayed into this session."""
 
+    async def replay_committed(self, upto_seq: int) -> None:
+        """Publish the committed events up to ``upto_seq`` this process never saw, read from the log."""
+
     def has_readers(self) -> bool:
         """Whether someone in this process follows the session."""
 

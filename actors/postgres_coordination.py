@@ -262,6 +262,9 @@ class PostgresCoordinator(Coordinator):
                     run = await host.store_call(host.store.get_run, run_id)
                     if run is None or run.owner == host.owner or run.session_id != session_id:
                         continue
+                    # Runs before this one whose pings never came here (a lost notification):
+                    # their events from the log, so this run's live rows follow on without a gap.
+                    await actor.replay_committed(run.seq_start)
                     async with aclosing(self.follow(run, actor.last_seq)) as events:
                         backlog = False
                         async for item in events:

@@ -132,8 +132,12 @@ class SessionActor(TurnRunner, ForeignRuns, SessionInputs):
         except MeerkatError as exc:
             log.warning("could not reload session %s: %s", self.session_id, exc)
             return
-        if record is not None:
-            self._adopt(record)
+        if record is None:
+            return
+        if self._running is None and self._relays == 0:
+            # Turns another process committed since our last event: their events, not a marker.
+            await self.replay_committed(record.last_seq)
+        self._adopt(record)
 
     def _adopt(self, record: SessionRecord, stamp: tuple[int, ...] | None = None) -> None:
         """Take a record read from the store as this actor's view, unless a turn of ours owns it.

@@ -7,6 +7,9 @@ through the realm's :class:`actors.coordination.Coordinator`:
 * mirroring: another process's running turn is copied into this session's bus
   with the owner's seq, pulled (:meth:`ForeignRuns.mirror`) or pushed to us
   (:meth:`ForeignRuns.relay` under :meth:`ForeignRuns.relaying`);
+* catching up: turns another process committed before this one followed them
+  (their pings still on the way) are read back from the session's event log,
+  so readers here get those events whole rather than a ``stream_truncated`` marker;
 * stopping: an interrupt or ``turn/stop_run`` for a run another process owns
   asks the owner, falling back on the store's interrupt flag and the lease.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import aclosing, contextmanager
+from functools import partial
 from typing import Any, Iterator
 
 import trio
@@ -40,6 +44,9 @@ log = logging.getLogger("rkat.session")
 MAX_RELAY_SEQ_JUMP = 1_000_000
 #: Longest a turn that just took the lease waits for the previous turn's relayed events.
 RELAY_DRAIN_SECS = 1.0
+#: Most committed events read back from the log for readers here in one catch-up; an older
+#: part of a longer gap reaches them as a ``stream_truncated`` marker counting it.
+LOG_CATCH_UP_MAX = 1024
 
 
 class ForeignRuns:
@@ -85,15 +92,16 @@ class ForeignRuns:
             return
         assert self._bus is not None
         try:
-            self._nursery.start_soon(self._mirror, run)
+            self._nursery.start_soon(self._mirror, run, last_committed_seq)
         except RuntimeError:
             return  # the actor is stopping (its nursery closed, run() not back yet to say so)
-        self._catch_up(last_committed_seq)
         self._relays += 1  # before _mirror runs: start_soon only schedules it
 
-    async def _mirror(self, run: RunRecord) -> None:
+    async def _mirror(self, run: RunRecord, last_committed_seq: int) -> None:
         assert self._bus is not None
         try:
+            await self.replay_committed(last_committed_seq)
+            self._catch_up(last_committed_seq)
             async with aclosing(self._supervisor.coordinator.follow(run, self._bus.last_seq)) as events:
                 backlog = False
                 async for item in events:
@@ -109,6 +117,35 @@ class ForeignRuns:
         finally:
             self._relays -= 1
         self.notice_store_change()
+
+    async def replay_committed(self, upto_seq: int) -> None:
+        """Publish committed events this process never saw, up to ``upto_seq``, read from the log.
+
+        Another process's quick turns can commit before their pings reach us: the
+        store then shows a seq past this bus's. Readers here are owed those
+        events, so they get them (as a backlog: queued past their capacity, at
+        most :data:`LOG_CATCH_UP_MAX`) rather than a ``stream_truncated`` marker.
+        Nothing is read without readers; what the log no longer holds (pruned, or
+        an unreadable store) is left for :meth:`_catch_up` to count as missing.
+        """
+        bus = self._bus
+        if bus is None or upto_seq <= bus.last_seq or not self.has_readers():
+            return
+        sup = self._supervisor
+        after = max(bus.last_seq, upto_seq - LOG_CATCH_UP_MAX)
+        self._relays += 1  # nothing else publishes another process's events here meanwhile
+        try:
+            page = await sup.store_call(partial(sup.store.read_events, self.session_id, after_seq=after,
+                                                limit=upto_seq - after))
+        except MeerkatError as exc:
+            log.warning("could not read the events of session %s after seq %d from its log: %s",
+                        self.session_id, after, exc)
+            return
+        finally:
+            self._relays -= 1
+        for envelope in page.events if page is not None else ():
+            if envelope.seq > upto_seq or not self.relay(envelope, backlog=True):
+                break
 
     @contextmanager
     def relaying(self) -> Iterator[None]:

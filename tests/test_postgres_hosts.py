@@ -23,6 +23,7 @@ import trio
 from actors import HostOptions, SessionService, open_service, postgres_live_writer
 from meerkat.errors import RequestCancelled, SessionBusy, StoreError
 from meerkat.events import TERMINAL_EVENT_TYPES
+from meerkat.ids import new_uuid7
 
 REALM = "shared-realm"
 #: Slow enough that a turn is still running while another host reacts to it.
@@ -246,11 +247,6 @@ async def test_hosts_listen_again_after_losing_their_notification_connections(tm
         assert result.interrupted and result.run_id == stream.run_id
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known race, about 1 run in 8: a run that commits before its ping is taken has its live rows "
-    "deleted, so the follower's read after its seq finds only the next run's rows (or nothing, and "
-    "the relay's end catches up from the store): those events reach the subscriber as an honest "
-    "stream_truncated marker, not whole. Two fixes tried (fill gaps from the log) did not close it."))
 async def test_quick_turns_in_a_row_on_one_host_all_reach_a_follower_elsewhere_whole(tmp_path, postgres_url,
                                                                                    monkeypatch):
     """Turns that end before the follower has looked (a script of ``rkat run --resume`` calls)."""
@@ -265,14 +261,50 @@ async def test_quick_turns_in_a_row_on_one_host_all_reach_a_follower_elsewhere_w
             while sum(e.type == "run_completed" for e in seen) < len(results):
                 seen.append(await on_b.receive())
         assert [e.seq for e in seen] == list(range(seen[0].seq, seen[-1].seq + 1))  # nothing missing
-        texts, text = [], ""
-        for envelope in seen:
-            if envelope.type == "text_delta":
-                text += envelope.payload.delta
-            elif envelope.type == "run_completed":
-                texts.append(text)
-                text = ""
-        assert texts == [r.text for r in results]
+        assert _texts_per_run(seen) == [r.text for r in results]
+
+
+def _texts_per_run(events: list) -> list[str]:
+    """The text each run streamed, in order, from a list of events holding whole runs."""
+    texts, text = [], ""
+    for envelope in events:
+        if envelope.type == "text_delta":
+            text += envelope.payload.delta
+        elif envelope.type == "run_completed":
+            texts.append(text)
+            text = ""
+    return texts
+
+
+async def test_turns_whose_pings_never_came_reach_a_follower_elsewhere_whole_from_the_log(
+        tmp_path, postgres_url, monkeypatch):
+    """Notifications lost on the way (or taken after their run committed): the follower gets
+    those runs' events from the committed log when it next hears of the session, before the next
+    run's, never a ``stream_truncated`` marker for events the database holds."""
+    async with host(tmp_path, postgres_url, "host-b", monkeypatch) as b:
+        async with host(tmp_path, postgres_url, "host-a", monkeypatch) as a:
+            coordinator = b.supervisor.coordinator
+            real_relay_soon, heard = coordinator._relay_soon, set()
+            boundary: list[str] = []  # run ids are UUIDv7: those older than the boundary lose their pings
+
+            def loses_the_pings_of_older_runs(session: str, run_id: str) -> None:
+                if boundary and run_id > boundary[0]:
+                    heard.add(run_id)
+                    real_relay_soon(session, run_id)
+
+            monkeypatch.setattr(coordinator, "_relay_soon", loses_the_pings_of_older_runs)
+            session_id = (await a.create_session("first", provider_params={"reply_words": 2})).session_id
+            on_b = await b.subscribe(session_id)
+            first = await a.start_turn(session_id, "quick 0", provider_params={"reply_words": 3})
+            boundary.append(new_uuid7())
+            second = await a.start_turn(session_id, "quick 1", provider_params={"reply_words": 3})
+        seen: list = []
+        with trio.fail_after(15):
+            while sum(e.type == "run_completed" for e in seen) < 2:
+                seen.append(await on_b.receive())
+        assert heard == {second.run_id}  # only the second run's pings came
+        assert [e.seq for e in seen] == list(range(seen[0].seq, seen[-1].seq + 1))  # nothing missing
+        assert seen[0].type == "run_started" and _texts_per_run(seen) == [first.text, second.text]
 
 
 async def test_a_live_write_that_fails_once_is_retried_so_a_follower_sees_no_gap(tmp_path, postgres_url,
