@@ -240,7 +240,11 @@ class EventBus:
     @property
     def reader_count(self) -> int:
         """How many subscribers read in this process (relays to other processes left out)."""
-        return sum(1 for s in self._subscribers if not s.relay)
+        return self.readers_besides(None)
+
+    def readers_besides(self, subscription: "Subscription | None") -> int:
+        """:attr:`reader_count`, leaving ``subscription`` out."""
+        return sum(1 for s in self._subscribers if not s.relay and s is not subscription)
 
     def publish(self, payload: AgentEvent) -> EventEnvelope:
         """Assign the next seq, keep the event in the ring, offer it to every subscriber."""
@@ -249,7 +253,8 @@ class EventBus:
         self._deliver(envelope)
         return envelope
 
-    def publish_envelope(self, envelope: EventEnvelope, *, replay: bool = False) -> None:
+    def publish_envelope(self, envelope: EventEnvelope, *, replay: bool = False,
+                         except_for: "Subscription | None" = None) -> None:
         """Publish an event another process numbered (a turn it runs on this session).
 
         Its ``seq`` is kept, so every process's subscribers see one numbering;
@@ -257,9 +262,11 @@ class EventBus:
         other process published it before this one followed the turn (a backlog);
         subscribers queue it past their capacity, as they queue a cursor's replay,
         rather than drop older events for it behind a ``stream_truncated`` marker.
+        ``except_for``: a subscriber not offered it (a turn's own stream, which
+        starts with that turn).
         """
         self.last_seq = envelope.seq
-        self._deliver(envelope, replay)
+        self._deliver(envelope, replay, except_for)
 
     def publish_missing(self, count: int, *, except_for: "Subscription | None" = None) -> None:
         """Tell every subscriber ``count`` events were never seen here (a ``stream_truncated`` marker)."""
@@ -268,11 +275,13 @@ class EventBus:
             if subscriber is not except_for:
                 subscriber._offer(marker)
 
-    def _deliver(self, envelope: EventEnvelope, replay: bool = False) -> None:
+    def _deliver(self, envelope: EventEnvelope, replay: bool = False,
+                 except_for: "Subscription | None" = None) -> None:
         self._ring.append(envelope)
         self._published += 1
         for subscriber in tuple(self._subscribers):
-            subscriber._offer(envelope, replay)
+            if subscriber is not except_for:
+                subscriber._offer(envelope, replay)
 
     def subscribe(self, *, after_seq: int | None = None, capacity: int | None = None,
                   until_terminal: bool = False, relay: bool = False) -> Subscription:

@@ -118,7 +118,7 @@ class ForeignRuns:
             self._relays -= 1
         self.notice_store_change()
 
-    async def replay_committed(self, upto_seq: int) -> None:
+    async def replay_committed(self, upto_seq: int, *, except_for: Subscription | None = None) -> None:
         """Publish committed events this process never saw, up to ``upto_seq``, read from the log.
 
         Another process's quick turns can commit before their pings reach us: the
@@ -127,9 +127,12 @@ class ForeignRuns:
         most :data:`LOG_CATCH_UP_MAX`) rather than a ``stream_truncated`` marker.
         Nothing is read without readers; what the log no longer holds (pruned, or
         an unreadable store) is left for :meth:`_catch_up` to count as missing.
+        ``except_for``: a subscriber that is not a reader of those events (a turn's
+        own stream, which starts with that turn).
         """
         bus = self._bus
-        if bus is None or upto_seq <= bus.last_seq or not self.has_readers():
+        if (bus is None or upto_seq <= bus.last_seq or not self.has_readers()
+                or not bus.readers_besides(except_for)):
             return
         sup = self._supervisor
         after = max(bus.last_seq, upto_seq - LOG_CATCH_UP_MAX)
@@ -144,7 +147,7 @@ class ForeignRuns:
         finally:
             self._relays -= 1
         for envelope in page.events if page is not None else ():
-            if envelope.seq > upto_seq or not self.relay(envelope, backlog=True):
+            if envelope.seq > upto_seq or not self.relay(envelope, backlog=True, except_for=except_for):
                 break
 
     @contextmanager
@@ -157,12 +160,14 @@ class ForeignRuns:
             self._relays -= 1
             self.notice_store_change()
 
-    def relay(self, envelope: EventEnvelope, *, backlog: bool = False) -> bool:
+    def relay(self, envelope: EventEnvelope, *, backlog: bool = False,
+              except_for: Subscription | None = None) -> bool:
         """Publish an event of another process's turn, unless it is old news or a turn of ours runs.
 
         ``backlog``: the other process published it before we followed its turn. Readers here
         joined mid-turn and were not owed it, so it is queued for them like a replay, never
-        counted as lost (see :meth:`EventBus.publish_envelope`).
+        counted as lost (see :meth:`EventBus.publish_envelope`). ``except_for``: a subscriber
+        not offered it (a turn's own stream, which starts with that turn).
 
         Returns False for an event that does not follow this session's numbering (another
         session's, or a seq far past the last one): the link that sent it is dropped, so a
@@ -180,8 +185,8 @@ class ForeignRuns:
         if envelope.seq <= bus.last_seq:
             return True  # old news: this process published it already
         if envelope.seq > bus.last_seq + 1:
-            bus.publish_missing(envelope.seq - bus.last_seq - 1)
-        bus.publish_envelope(envelope, replay=backlog)
+            bus.publish_missing(envelope.seq - bus.last_seq - 1, except_for=except_for)
+        bus.publish_envelope(envelope, replay=backlog, except_for=except_for)
         return True
 
     def notice_archived_elsewhere(self) -> None:

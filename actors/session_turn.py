@@ -131,6 +131,8 @@ class TurnRunner:
     if TYPE_CHECKING:
         async def _let_relays_finish(self) -> None: ...  # ForeignRuns
 
+        async def replay_committed(self, upto_seq: int, *, except_for: Subscription | None = None) -> None: ...
+
         def _drain_inbox_soon(self) -> None: ...  # SessionInputs
 
     def _start_turn(self, message: StartTurn, inputs: list[InputRecord] | None = None) -> None:
@@ -219,6 +221,9 @@ class TurnRunner:
                 self._context = [r.content for r in rows if isinstance(r, SystemMessage)
                                  and (r.source is not None or r.instruction_activation is not None)]
             await self._let_relays_finish()
+            # Another process's turns that committed before their events reached readers here
+            # (a ping not taken yet): read back from the log, not a stream_truncated marker.
+            await self.replay_committed(fresh.last_seq, except_for=turn.subscription)
             self._catch_up(fresh.last_seq, except_for=turn.subscription)
             turn.numbering = True
             if turn.message.request.system_prompt is None and fresh.system_prompt != settings.system_prompt:
