@@ -175,13 +175,20 @@ class Subscription:
         queue = self._queue
         if not logged or not queue or not isinstance(queue[0], _Gap):
             return
-        queue.popleft()
-        self._replayed = 0
         last = logged[-1].seq
-        rest = [item for item in queue if isinstance(item, _Gap) or item.seq == 0 or item.seq > last]
+        old, replayed = list(queue), self._replayed  # the gap and the ring's replay lead the queue
+
+        def kept(items: list[EventEnvelope | _Gap]) -> list[EventEnvelope | _Gap]:
+            return [item for item in items if isinstance(item, _Gap) or item.seq == 0 or item.seq > last]
+
+        front, rest = kept(old[1:replayed]), kept(old[max(replayed, 1):])
         queue.clear()
         queue.extend(logged)
+        queue.extend(front)
         queue.extend(rest)
+        # The log's events and the ring's replay stay out of the capacity: live events
+        # arriving before the reader has caught up must not push them out.
+        self._replayed = len(logged) + len(front)
         self._wake()
 
     def close(self) -> None:
@@ -298,6 +305,9 @@ class EventBus:
                 subscription._queue.append(_Gap(missing))
             for envelope in self._replay_after(after_seq):
                 subscription._queue.append(envelope)
+            # A replay is what the session already had: queued whole, outside the capacity,
+            # so live events arriving before it is read do not push it out.
+            subscription._replayed = len(subscription._queue)
         if self._closed:
             subscription._closed = True
         else:

@@ -142,6 +142,27 @@ async def test_slow_subscriber_is_truncated_and_never_slows_the_turn(tmp_path):
         sub.close()
 
 
+@pytest.mark.parametrize("ring_size", [64, 16], ids=["from_the_ring", "from_the_log"])
+async def test_a_cursor_replay_longer_than_the_capacity_is_not_pushed_out_by_live_events(tmp_path, ring_size):
+    """Resuming 40-odd events back (from the ring, or past it from the log) with a queue of 8:
+    the replay is what the session already had, so a turn publishing before the reader reads
+    adds its events after it, and neither is lost behind a ``stream_truncated`` marker."""
+    async with running_service(tmp_path, "memory", subscriber_capacity=8, ring_size=ring_size) as service:
+        created = await service.create_session("x", provider_params={"reply_words": 35})
+        resumed = await service.subscribe(created.session_id, after_seq=1)
+        with trio.fail_after(5):
+            second = await service.start_turn(created.session_id, "go", provider_params={"reply_words": 2})
+        received = []
+        with trio.fail_after(5):
+            while sum(e.type == "run_completed" for e in received) < 2:  # the first turn's, then the second's
+                received.append(await resumed.receive())
+        resumed.close()
+        assert [e.type for e in received if e.seq == 0] == []
+        assert [e.seq for e in received] == list(range(2, received[-1].seq + 1))
+        assert "".join(e.payload.delta for e in received[-7:] if e.type == "text_delta") == second.text
+        assert resumed.statistics().dropped == 0
+
+
 async def test_idle_actor_hibernates_and_comes_back(tmp_path, backend):
     async with running_service(tmp_path, backend, idle_timeout=0.05) as service:
         created = await service.create_session("hello")
