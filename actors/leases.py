@@ -5,7 +5,9 @@ its lease (owner, expiry). The supervisor renews its turns' leases every
 ``lease_renew_interval``; a lease that is lost, or carries an interrupt request
 from another process, stops the turn. A run whose owner is dead (as the realm's
 coordinator judges) or whose lease expired is closed as interrupted: when a turn
-finds the session busy with it, at start, and in a periodic sweep.
+finds the session busy with it, at start, and in a periodic sweep. A run of this
+process whose commit failed (a store outage) is closed the same way as soon as
+the store answers again, not only once its lease has run out.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ __all__ = ["LeaseKeeping"]
 log = logging.getLogger("rkat.realm")
 T = TypeVar("T")
 
+#: Seconds between the first tries to close a run of ours whose commit failed, doubling up to the most.
+CLOSE_RETRY_FIRST = 0.2
+CLOSE_RETRY_MOST = 5.0
+
 
 class LeaseKeeping:
     """Mixin: leases of this process's turns, and other processes' stale runs."""
@@ -39,6 +45,7 @@ class LeaseKeeping:
     store: SessionStore
     coordinator: Coordinator
     _actors: dict[str, Any]
+    _nursery: trio.Nursery | None
 
     async def store_call(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError  # provided by RealmSupervisor
@@ -78,6 +85,36 @@ class LeaseKeeping:
             if (actor := self._actors.get(session_id)) is not None:
                 actor.notice_store_change()
         return closed
+
+    def close_after_failed_commit(self, session_id: str, run_id: str, error: str) -> None:
+        """A turn of ours could not commit ``run_id`` (the store failed): close it as soon as the store
+        answers again, so the session is not busy until its lease runs out (nobody renews it now)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(self._close_own_run, session_id, run_id, error)
+
+    async def _close_own_run(self, session_id: str, run_id: str, error: str) -> None:
+        reason = f"its owner {self.owner} could not commit it: {error}"
+        delay = CLOSE_RETRY_FIRST
+        while True:
+            try:
+                # owner_dead: nothing here runs it any more (its turn has ended), whatever its lease says.
+                closed = await self.store_call(partial(self.store.close_stale_run, session_id, run_id,
+                                                       now_ms=now_ms(), owner_dead=True, reason=reason))
+            except SessionNotFound:
+                return
+            except MeerkatError as exc:
+                log.debug("closing run %s after its failed commit: %s; trying again in %s s", run_id, exc, delay)
+                await trio.sleep(delay)
+                delay = min(2 * delay, CLOSE_RETRY_MOST)
+                continue
+            except Exception:  # not the store's answer: leave the run to the lease, keep the realm serving
+                log.exception("could not close run %s after its failed commit", run_id)
+                return
+            if closed:  # False: its commit went through after all, or another host closed it
+                log.warning("closed run %s of session %s as interrupted (%s)", run_id, session_id, reason)
+                if (actor := self._actors.get(session_id)) is not None:
+                    actor.notice_store_change()
+            return
 
     async def _close_stale_runs(self) -> None:
         """Close every run whose owner died or whose lease ran out (user input kept)."""

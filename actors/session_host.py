@@ -51,5 +51,8 @@ class SessionHost(Protocol):
     async def close_if_stale(self, session_id: str, run_id: str) -> bool:
         """Close a run whose owner died or whose lease ran out; whether it was closed."""
 
+    def close_after_failed_commit(self, session_id: str, run_id: str, error: str) -> None:
+        """Close a run of ours whose commit failed, once the store answers again."""
+
     def forget(self, actor: Any) -> None:
         """Drop a retiring actor from the table of live sessions."""

@@ -358,6 +358,9 @@ class TurnRunner:
                 log.exception("commit of run %s failed", turn.run_id)
             self._history = None
             self._wire.clear()
+            if not isinstance(exc, LeaseLost):  # still "running" in the store, with nobody renewing it
+                sup.close_after_failed_commit(self.session_id, turn.run_id,
+                                              exc.message if isinstance(exc, MeerkatError) else repr(exc))
             if outcome is None or isinstance(outcome, RequestCancelled):
                 outcome = exc if isinstance(exc, MeerkatError) else InternalError(f"commit failed: {exc!r}")
                 terminal = make_envelope(self.session_id, terminal_seq,

@@ -12,11 +12,13 @@ from meerkat.errors import (
     RequestCancelled,
     SessionBusy,
     SessionNotFound,
+    StoreError,
 )
 from meerkat.testing import FakeProviderServer, Reply
 from meerkat.testing.fake_server import serve_fake_provider_server
 from meerkat.transcript import BlockAssistantMessage, ToolResultsMessage, UserMessage
 
+from helpers import running_service
 from provider_cases import clear_keys
 
 SLOW = {"reply_words": 400, "token_delay_ms": 5}
@@ -289,3 +291,44 @@ async def test_bad_turn_and_subscribe_params_name_the_field(service):
     # nothing was written by the refused calls, and the session still works
     assert (await service.read_session(created.session_id)).message_count == 2
     assert (await service.start_turn(created.session_id, "fine")).text == "Mock reply to: fine"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+async def test_a_turn_whose_commit_failed_frees_its_session_once_the_store_answers(tmp_path, backend, monkeypatch):
+    """A store outage at the commit fails the turn with STORE_ERROR; the run, left ``running`` with
+    nobody renewing it, is closed by its owner as soon as the store answers again: the session takes
+    a new turn at once, not after its lease (60 s here) has run out."""
+    async with running_service(tmp_path, backend, lease_ttl=60.0) as service:
+        created = await service.create_session("first")
+        store = service.supervisor.store
+        real_commit, real_close, outage, tries = store.commit_run, store.close_stale_run, [True], []
+
+        def commit_fails(commit):
+            raise StoreError("the store is down (test)")
+
+        def close_fails_while_down(*args, **kwargs):
+            tries.append(outage[0])
+            if outage[0]:
+                raise StoreError("the store is down (test)")
+            return real_close(*args, **kwargs)
+
+        monkeypatch.setattr(store, "commit_run", commit_fails)
+        monkeypatch.setattr(store, "close_stale_run", close_fails_while_down)
+        with pytest.raises(StoreError, match="down"):
+            await service.start_turn(created.session_id, "lost")
+        monkeypatch.setattr(store, "commit_run", real_commit)
+        with trio.fail_after(10):  # the owner keeps trying to close the run while the store is down
+            while len(tries) < 2:
+                await trio.sleep(0.01)
+        outage[0] = False
+        with trio.fail_after(10):
+            while True:
+                try:
+                    result = await service.start_turn(created.session_id, "again")
+                    break
+                except SessionBusy:
+                    await trio.sleep(0.05)
+        assert result.text == "Mock reply to: again"
+        assert tries[:2] == [True, True] and tries[-1] is False
+        view = await service.read_session(created.session_id)
+        assert view.message_count >= 4 and view.last_assistant_text == "Mock reply to: again"
