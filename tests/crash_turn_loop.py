@@ -3,7 +3,8 @@
 Imported by the host processes, which report on stdout, one line per step:
 ``try KIND TAG`` before a call (the prompt TAG is unique), ``done SESSION RUN TAG
 TEXT`` right after the service returned, ``busy TAG`` when another host's run
-held the session, ``lost TAG`` when this host stalled past its lease and
+held the session (a new one too: a host that just listed it may begin a turn on it
+between its creation and its creator's first turn), ``lost TAG`` when this host stalled past its lease and
 another one closed its run. Any other error ends the host, which the test notices.
 """
 
@@ -31,7 +32,12 @@ async def turn_loop(service: Any, sessions: list[str], rng: random.Random, prefi
         kind = rng.choices(("create", "quick", "stream"), weights=(2, 5, 3))[0]
         if kind == "create" or not sessions:
             say("try", "create", tag)
-            result = await service.create_session(tag, labels=labels)
+            try:
+                result = await service.create_session(tag, labels=labels)
+            except SessionBusy as busy:
+                sessions.append(busy.session_id)
+                say("busy", tag)
+                continue
             sessions.append(result.session_id)
         else:
             session_id = rng.choice(sessions)
