@@ -353,6 +353,21 @@ def test_begin_run_is_a_compare_and_set(store: SessionStore) -> None:
     assert store.get_session("s1").active_run_id == "r2"
 
 
+def test_a_run_stamped_before_the_last_run_ended_starts_after_it(opener: Opener) -> None:
+    """A host stamps a run's start before its begin reaches the store: one that waited there
+    (or a host whose clock is behind) must not seem to start before the run that ended first."""
+    store = opener()
+    store.create_session(make_record("s1", 1000), [system_row()])
+    store.begin_run(make_run("r1", "s1", started=2000))
+    store.commit_run(make_commit("r1", "s1", run_rows("r1", "one"), finished=3000))
+    late = make_run("r2", "s1", started=1900)  # stamped before r1 began, taken after r1 ended
+    store.begin_run(late)
+    reopened = [opener()] if opener.backend != "memory" else []
+    for view in (store, *reopened):
+        assert view.get_run("r2").started_at_ms == 3000 == view.get_session("s1").updated_at_ms
+        assert view.get_run("r1").started_at_ms <= view.get_run("r2").started_at_ms
+
+
 def test_begin_run_on_other_sessions_is_independent(store: SessionStore) -> None:
     store.create_session(make_record("s1"), [])
     store.create_session(make_record("s2"), [])

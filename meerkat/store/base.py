@@ -270,9 +270,16 @@ class SessionStore(Protocol):
 
 
 def apply_begin(record: SessionRecord, run: RunRecord) -> None:
-    """Mark ``record`` busy with ``run`` (every backend applies a begin this way)."""
+    """Mark ``record`` busy with ``run`` (every backend applies a begin this way).
+
+    The run starts no earlier than the session's last change: a host stamps the
+    start before its begin reaches the store, so a begin that waited there (or one
+    from a host whose clock is behind) would otherwise seem to start before the run
+    that ended just before it. A session's runs are ordered by their starts.
+    """
+    run.started_at_ms = max(run.started_at_ms, record.updated_at_ms)
     record.active_run_id = run.run_id
-    record.updated_at_ms = max(record.updated_at_ms, run.started_at_ms)
+    record.updated_at_ms = run.started_at_ms
 
 
 def apply_commit(record: SessionRecord, commit: RunCommit, message_count: int, run: RunRecord | None) -> None:
