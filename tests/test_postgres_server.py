@@ -29,6 +29,8 @@ def test_a_fresh_database_answers_over_tcp_with_the_password(postgres_server: Po
         tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname NOT IN "
                               "('pg_catalog', 'information_schema')").fetchone()[0]
         backend_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        # Read while the connection is open: its backend process ends with it.
+        backend_uid = _uid_of(backend_pid)
         fsync = conn.execute("SHOW fsync").fetchone()[0]
     assert version >= 130000
     assert user == postgres_server.user
@@ -37,7 +39,7 @@ def test_a_fresh_database_answers_over_tcp_with_the_password(postgres_server: Po
     assert fsync == "off"  # test clusters only
     assert postgres_server.url(database) == postgres_url
     # PostgreSQL refuses root: when the tests run as root the server runs as an unprivileged user.
-    assert _uid_of(backend_pid) != 0
+    assert backend_uid != 0
 
 
 def test_tcp_needs_the_right_password(postgres_server: PostgresServer) -> None:
