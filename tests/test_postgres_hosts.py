@@ -256,12 +256,19 @@ async def test_quick_turns_in_a_row_on_one_host_all_reach_a_follower_elsewhere_w
             on_b = await b.subscribe(session_id)
             results = [await a.start_turn(session_id, f"quick {i}", provider_params={"reply_words": 3})
                        for i in range(4)]
-        seen: list = []
-        with trio.fail_after(15):
-            while sum(e.type == "run_completed" for e in seen) < len(results):
-                seen.append(await on_b.receive())
-        assert [e.seq for e in seen] == list(range(seen[0].seq, seen[-1].seq + 1))  # nothing missing
+        seen = await _whole_runs(on_b, len(results))
         assert _texts_per_run(seen) == [r.text for r in results]
+
+
+async def _whole_runs(events, runs: int) -> list:
+    """Events until the ``runs``-th ``run_completed`` (15 s at most), checked for gaps: every seq
+    from the first to the last, no ``stream_truncated`` marker (seq 0) among them."""
+    seen: list = []
+    with trio.fail_after(15):
+        while sum(e.type == "run_completed" for e in seen) < runs:
+            seen.append(await events.receive())
+    assert [e.seq for e in seen] == list(range(seen[0].seq, seen[-1].seq + 1)), [(e.seq, e.type) for e in seen]
+    return seen
 
 
 def _texts_per_run(events: list) -> list[str]:
@@ -298,12 +305,8 @@ async def test_turns_whose_pings_never_came_reach_a_follower_elsewhere_whole_fro
             first = await a.start_turn(session_id, "quick 0", provider_params={"reply_words": 3})
             boundary.append(new_uuid7())
             second = await a.start_turn(session_id, "quick 1", provider_params={"reply_words": 3})
-        seen: list = []
-        with trio.fail_after(15):
-            while sum(e.type == "run_completed" for e in seen) < 2:
-                seen.append(await on_b.receive())
+        seen = await _whole_runs(on_b, 2)
         assert heard == {second.run_id}  # only the second run's pings came
-        assert [e.seq for e in seen] == list(range(seen[0].seq, seen[-1].seq + 1))  # nothing missing
         assert seen[0].type == "run_started" and _texts_per_run(seen) == [first.text, second.text]
 
 
@@ -327,11 +330,7 @@ async def test_a_turn_on_host_b_after_one_of_host_a_it_never_heard_of_gives_read
         stream = await b.start_turn_streaming(session_id, "from b", provider_params={"reply_words": 3})
         own = await _until_terminal(stream)
         on_b_turn = await stream.result()
-        seen: list = []
-        with trio.fail_after(15):
-            while sum(e.type == "run_completed" for e in seen) < 2:
-                seen.append(await on_b.receive())
-        assert [e.seq for e in seen] == list(range(seen[0].seq, seen[-1].seq + 1))  # nothing missing
+        seen = await _whole_runs(on_b, 2)
         assert seen[0].type == "run_started" and _texts_per_run(seen) == [on_a.text, on_b_turn.text]
         assert own[0].type == "run_started" and _texts_per_run(own) == [on_b_turn.text]
         assert [e.event_id for e in own] == [e.event_id for e in seen[-len(own):]]
